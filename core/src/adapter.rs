@@ -1,0 +1,125 @@
+//! The adapter contract: what every broker implements. Behaviour is defined here once and
+//! checked by the conformance suite in `integration-tests/` against every adapter.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::capabilities::Capabilities;
+use crate::config::BrokerUrl;
+use crate::delivery::Delivery;
+use crate::error::Result;
+use crate::message::Message;
+
+/// Options for a consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerOptions {
+    /// Consumer group. Each group receives every message sent to the destination after the
+    /// group was first subscribed (fan-out); consumers of one group share them (competing
+    /// consumers). `None` means the adapter's default group for the destination.
+    pub group: Option<String>,
+    /// Most deliveries this consumer holds unsettled at once (prefetch); at least 1.
+    pub prefetch: usize,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        ConsumerOptions {
+            group: None,
+            prefetch: 64,
+        }
+    }
+}
+
+/// A connected broker: makes producers and consumers.
+///
+/// # Behavior
+/// - `capabilities` is fixed for the life of the backend and describes what its producers,
+///   consumers and deliveries can do. Requests outside it never reach the backend: the SDK
+///   refuses them with [`crate::ErrorKind::Unsupported`] first.
+/// - Destinations are created on first use where the broker allows it; otherwise a missing
+///   destination is [`crate::ErrorKind::NotFound`].
+/// - Each destination `d` has a dead-letter destination `d.dlq`
+///   ([`crate::dead_letter_destination`]) that can be consumed like any other.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Adapter name, e.g. `memory`.
+    fn name(&self) -> &'static str;
+
+    /// What this backend can do.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// A producer for `destination`.
+    async fn producer(&self, destination: &str) -> Result<Box<dyn ProducerBackend>>;
+
+    /// A consumer of `destination`. The group subscription exists once this returns: messages
+    /// sent afterwards reach it.
+    async fn consumer(
+        &self,
+        destination: &str,
+        options: &ConsumerOptions,
+    ) -> Result<Box<dyn ConsumerBackend>>;
+
+    /// Closes connections. Later calls fail with [`crate::ErrorKind::Closed`].
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends to one destination.
+///
+/// # Behavior
+/// - `send` returns once the broker has taken the message (publisher confirm, delivery report,
+///   HTTP 200); an `Ok` message is not lost by a broker restart where the broker persists.
+/// - Messages from one producer with the same ordering key are stored in send order.
+/// - Payload, headers and key arrive unchanged at consumers (headers within the declared limits).
+/// - Messages have passed [`Capabilities::check_send`] already.
+#[async_trait]
+pub trait ProducerBackend: Send + Sync + 'static {
+    /// Sends one message.
+    async fn send(&self, message: Message) -> Result<()>;
+
+    /// Sends at most [`Capabilities::max_batch`] messages. On partial failure the error names
+    /// the failed entries; entries it does not name were sent.
+    async fn send_batch(&self, messages: Vec<Message>) -> Result<()> {
+        for m in messages {
+            self.send(m).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Receives from one destination for one group.
+///
+/// # Behavior
+/// - `next` waits for a delivery; it never holds more than `prefetch` unsettled deliveries
+///   from this consumer at once (it waits for settlements instead).
+/// - At-least-once: a delivery that is nacked, dropped unsettled, or held past the broker's
+///   visibility timeout is delivered again with `attempt` increased.
+/// - After `close`, `next` returns `Ok(None)`; deliveries already handed out can still be
+///   settled, and those never settled are delivered again. Closing never dead-letters.
+#[async_trait]
+pub trait ConsumerBackend: Send + 'static {
+    /// The next delivery, or `None` once closed. Cancel-safe: dropping the future loses no
+    /// message.
+    async fn next(&mut self) -> Result<Option<Delivery>>;
+
+    /// Stops intake (graceful shutdown).
+    async fn close(&mut self) -> Result<()>;
+}
+
+/// Makes backends from URLs; registered per URL scheme.
+///
+/// # Behavior
+/// - Rejects unknown query keys with [`crate::ErrorKind::Config`] naming the accepted ones
+///   (see [`BrokerUrl::params`]).
+/// - An unreachable broker is a retryable [`crate::ErrorKind::Unavailable`] error whose
+///   address has secrets redacted.
+#[async_trait]
+pub trait Connector: Send + Sync + 'static {
+    /// URL schemes handled, e.g. `["amqp", "amqps"]`.
+    fn schemes(&self) -> &'static [&'static str];
+
+    /// Connects.
+    async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>>;
+}

@@ -1,0 +1,199 @@
+//! What an adapter can do, and the always-on check that refuses what it cannot.
+
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::Message;
+
+/// How a feature is provided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Not available: asking for it gives [`ErrorKind::Unsupported`].
+    No,
+    /// Provided by the broker itself.
+    Native,
+    /// Provided by brokerkit on top of the broker (declared so users know the cost).
+    Emulated,
+}
+
+impl Support {
+    /// Whether the feature is available at all.
+    pub fn is_available(self) -> bool {
+        !matches!(self, Support::No)
+    }
+}
+
+/// The capabilities of one adapter (as configured by its URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Largest payload accepted, in bytes.
+    pub max_payload_bytes: usize,
+    /// Largest batch sent in one request; bigger batches are split by the producer.
+    pub max_batch: usize,
+    /// Whether unsettled or nacked messages are delivered again (at-least-once).
+    pub redelivery: bool,
+    /// `nack` with a delay.
+    pub delayed_redelivery: Support,
+    /// Longest nack delay, where the broker has a limit.
+    pub max_delay: Option<Duration>,
+    /// Per-key ordering.
+    pub ordering_key: Support,
+    /// Dead-letter destinations.
+    pub dead_letter: Support,
+    /// Broker-side deduplication fed from the idempotency key.
+    pub native_dedup: bool,
+    /// Most headers per message, where limited.
+    pub max_headers: Option<usize>,
+    /// Most bytes of header names and values per message, where limited.
+    pub max_header_bytes: Option<usize>,
+    /// Several consumer groups each receive every message.
+    pub fan_out: bool,
+    /// Several consumers in one group share the messages.
+    pub competing_consumers: bool,
+}
+
+impl Capabilities {
+    /// Refuses a message the adapter cannot send, before any I/O.
+    pub fn check_send(&self, message: &Message) -> Result<()> {
+        let size = message.payload.len();
+        if size > self.max_payload_bytes {
+            return Err(Error::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "payload is {size} bytes; the maximum is {} bytes",
+                    self.max_payload_bytes
+                ),
+            ));
+        }
+        if message.key.is_some() && !self.ordering_key.is_available() {
+            return Err(Error::unsupported(
+                "this broker has no ordering key; send without a key",
+            ));
+        }
+        if let Some(max) = self.max_headers {
+            if message.headers.len() > max {
+                return Err(Error::new(
+                    ErrorKind::InvalidHeader,
+                    format!(
+                        "message has {} headers; this broker accepts at most {max}",
+                        message.headers.len()
+                    ),
+                ));
+            }
+        }
+        if let Some(max) = self.max_header_bytes {
+            let bytes = message.headers.encoded_len();
+            if bytes > max {
+                return Err(Error::new(
+                    ErrorKind::InvalidHeader,
+                    format!("headers take {bytes} bytes; this broker accepts at most {max}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a `nack` the adapter cannot honour.
+    pub fn check_nack(&self, delay: Option<Duration>) -> Result<()> {
+        if !self.redelivery {
+            return Err(Error::unsupported(
+                "this broker does not redeliver (at-most-once); nack is not available",
+            ));
+        }
+        let Some(delay) = delay.filter(|d| !d.is_zero()) else {
+            return Ok(());
+        };
+        if !self.delayed_redelivery.is_available() {
+            return Err(Error::unsupported(
+                "this broker has no delayed redelivery; nack without a delay",
+            ));
+        }
+        if let Some(max) = self.max_delay {
+            if delay > max {
+                return Err(Error::unsupported(format!(
+                    "nack delay of {delay:?} is longer than this broker's maximum of {max:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a dead-letter request the adapter cannot honour.
+    pub fn check_dead_letter(&self) -> Result<()> {
+        if self.dead_letter.is_available() {
+            Ok(())
+        } else {
+            Err(Error::unsupported("this broker has no dead-letter destination"))
+        }
+    }
+
+    /// Refuses a consumer group the adapter cannot honour.
+    pub fn check_group(&self, group: Option<&str>) -> Result<()> {
+        match group {
+            Some(_) if !self.fan_out && !self.competing_consumers => Err(Error::unsupported(
+                "this broker has no consumer groups; consume without a group",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::headers::Headers;
+
+    fn minimal() -> Capabilities {
+        Capabilities {
+            max_payload_bytes: 10,
+            max_batch: 1,
+            redelivery: false,
+            delayed_redelivery: Support::No,
+            max_delay: None,
+            ordering_key: Support::No,
+            dead_letter: Support::No,
+            native_dedup: false,
+            max_headers: Some(1),
+            max_header_bytes: Some(8),
+            fan_out: false,
+            competing_consumers: false,
+        }
+    }
+
+    #[test]
+    fn oversized_payload_names_both_sizes() {
+        let e = minimal().check_send(&Message::new(vec![0u8; 11])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PayloadTooLarge);
+        assert!(e.message().contains("11 bytes") && e.message().contains("10 bytes"));
+        assert!(minimal().check_send(&Message::new(Vec::new())).is_ok());
+    }
+
+    #[test]
+    fn unsupported_requests_are_refused() {
+        let c = minimal();
+        let kind = |r: Result<()>| r.unwrap_err().kind();
+        assert_eq!(kind(c.check_send(&Message::new("x").with_key("k"))), ErrorKind::Unsupported);
+        assert_eq!(kind(c.check_nack(None)), ErrorKind::Unsupported);
+        assert_eq!(kind(c.check_dead_letter()), ErrorKind::Unsupported);
+        assert_eq!(kind(c.check_group(Some("g"))), ErrorKind::Unsupported);
+        let h = Headers::new().with("a", "1").unwrap().with("b", "2").unwrap();
+        assert_eq!(kind(c.check_send(&Message::new("x").with_headers(h))), ErrorKind::InvalidHeader);
+        let h = Headers::new().with("abc", "123456").unwrap();
+        assert_eq!(kind(c.check_send(&Message::new("x").with_headers(h))), ErrorKind::InvalidHeader);
+    }
+
+    #[test]
+    fn delay_limits() {
+        let mut c = minimal();
+        c.redelivery = true;
+        assert!(c.check_nack(Some(Duration::ZERO)).is_ok());
+        assert_eq!(
+            c.check_nack(Some(Duration::from_secs(1))).unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        c.delayed_redelivery = Support::Emulated;
+        c.max_delay = Some(Duration::from_secs(5));
+        assert!(c.check_nack(Some(Duration::from_secs(5))).is_ok());
+        assert!(c.check_nack(Some(Duration::from_secs(6))).is_err());
+    }
+}

@@ -1,0 +1,243 @@
+//! The dead-letter envelope: why a message was dead-lettered, written as headers beside the
+//! original (unchanged) payload and headers, so it survives every transport.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::ErrorKind;
+use crate::headers::{Headers, MAX_VALUE_LEN};
+
+/// Envelope header names (all start with `dlq-`).
+pub mod names {
+    /// Human-readable reason.
+    pub const REASON: &str = "dlq-reason";
+    /// [`crate::ErrorKind::as_str`] of the failure, when known.
+    pub const ERROR_KIND: &str = "dlq-error-kind";
+    /// Delivery attempts made before dead-lettering.
+    pub const ATTEMPTS: &str = "dlq-attempts";
+    /// Destination the message was consumed from.
+    pub const ORIGINAL_DESTINATION: &str = "dlq-original-destination";
+    /// Consumer group that gave up, when there was one.
+    pub const ORIGINAL_GROUP: &str = "dlq-original-group";
+    /// First failure, milliseconds since the epoch.
+    pub const FIRST_FAILURE: &str = "dlq-first-failure-ms";
+    /// Last failure (the dead-lettering), milliseconds since the epoch.
+    pub const LAST_FAILURE: &str = "dlq-last-failure-ms";
+    /// JSON array of validation errors, each `{"pointer": "...", "reason": "..."}`.
+    pub const VALIDATION_ERRORS: &str = "dlq-validation-errors";
+}
+
+/// The name of `destination`'s dead-letter destination.
+pub fn dead_letter_destination(destination: &str) -> String {
+    format!("{destination}.dlq")
+}
+
+/// One schema violation: where (JSON pointer) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationIssue {
+    /// JSON pointer into the payload, e.g. `/total_cents`.
+    pub pointer: String,
+    /// What is wrong there.
+    pub reason: String,
+}
+
+/// Why the caller dead-letters a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterReason {
+    /// Human-readable reason.
+    pub reason: String,
+    /// Kind of the failure, when it came from an [`crate::Error`].
+    pub error_kind: Option<ErrorKind>,
+    /// Schema violations, when that was the failure.
+    pub validation_errors: Vec<ValidationIssue>,
+}
+
+impl DeadLetterReason {
+    /// A reason with just a text.
+    pub fn new(reason: impl Into<String>) -> Self {
+        DeadLetterReason {
+            reason: reason.into(),
+            error_kind: None,
+            validation_errors: Vec::new(),
+        }
+    }
+
+    /// Adds the error kind.
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.error_kind = Some(kind);
+        self
+    }
+
+    /// Adds schema violations.
+    pub fn with_validation_errors(mut self, errors: Vec<ValidationIssue>) -> Self {
+        self.validation_errors = errors;
+        self
+    }
+}
+
+impl From<&crate::Error> for DeadLetterReason {
+    fn from(e: &crate::Error) -> Self {
+        DeadLetterReason::new(e.to_string()).with_kind(e.kind())
+    }
+}
+
+/// The full envelope as found on a dead-lettered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterEnvelope {
+    /// Why.
+    pub reason: DeadLetterReason,
+    /// Delivery attempts made.
+    pub attempts: u32,
+    /// Where the message was consumed from.
+    pub original_destination: String,
+    /// The group that gave up.
+    pub original_group: Option<String>,
+    /// First failure time.
+    pub first_failure: SystemTime,
+    /// Last failure time.
+    pub last_failure: SystemTime,
+}
+
+fn millis(t: SystemTime) -> String {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+        .to_string()
+}
+
+fn from_millis(v: &str) -> Option<SystemTime> {
+    v.parse::<u64>()
+        .ok()
+        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// Makes free text a valid header value: control characters become spaces, long text is cut
+/// at a character boundary.
+pub fn sanitize_header_value(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
+        .collect();
+    if out.len() > MAX_VALUE_LEN {
+        let mut cut = MAX_VALUE_LEN;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out
+}
+
+impl DeadLetterEnvelope {
+    /// Writes the envelope into `headers`, replacing an earlier envelope.
+    pub fn write_to(&self, headers: &mut Headers) {
+        strip_envelope(headers);
+        let mut put = |name: &'static str, value: String| {
+            // Values are sanitized, names are constants: insertion cannot fail.
+            let _ = headers.insert(name, sanitize_header_value(&value));
+        };
+        put(names::REASON, self.reason.reason.clone());
+        if let Some(kind) = self.reason.error_kind {
+            put(names::ERROR_KIND, kind.as_str().to_string());
+        }
+        put(names::ATTEMPTS, self.attempts.to_string());
+        put(names::ORIGINAL_DESTINATION, self.original_destination.clone());
+        if let Some(g) = &self.original_group {
+            put(names::ORIGINAL_GROUP, g.clone());
+        }
+        put(names::FIRST_FAILURE, millis(self.first_failure));
+        put(names::LAST_FAILURE, millis(self.last_failure));
+        if !self.reason.validation_errors.is_empty() {
+            let list: Vec<serde_json::Value> = self
+                .reason
+                .validation_errors
+                .iter()
+                .map(|i| serde_json::json!({"pointer": i.pointer, "reason": i.reason}))
+                .collect();
+            put(names::VALIDATION_ERRORS, serde_json::Value::Array(list).to_string());
+        }
+    }
+
+    /// Reads an envelope from a dead-lettered message's headers; `None` if there is none.
+    pub fn read_from(headers: &Headers) -> Option<DeadLetterEnvelope> {
+        let reason = headers.get(names::REASON)?.to_string();
+        let validation_errors = headers
+            .get(names::VALIDATION_ERRORS)
+            .and_then(|v| serde_json::from_str::<Vec<serde_json::Value>>(v).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| ValidationIssue {
+                pointer: v["pointer"].as_str().unwrap_or_default().to_string(),
+                reason: v["reason"].as_str().unwrap_or_default().to_string(),
+            })
+            .collect();
+        let last = headers.get(names::LAST_FAILURE).and_then(from_millis)?;
+        Some(DeadLetterEnvelope {
+            reason: DeadLetterReason {
+                reason,
+                error_kind: headers.get(names::ERROR_KIND).and_then(ErrorKind::parse),
+                validation_errors,
+            },
+            attempts: headers.get(names::ATTEMPTS)?.parse().ok()?,
+            original_destination: headers.get(names::ORIGINAL_DESTINATION)?.to_string(),
+            original_group: headers.get(names::ORIGINAL_GROUP).map(str::to_string),
+            first_failure: headers
+                .get(names::FIRST_FAILURE)
+                .and_then(from_millis)
+                .unwrap_or(last),
+            last_failure: last,
+        })
+    }
+}
+
+/// Removes every `dlq-` header, giving back the original headers (used by redrive).
+pub fn strip_envelope(headers: &mut Headers) {
+    let envelope: Vec<String> = headers
+        .iter()
+        .filter(|(n, _)| n.to_ascii_lowercase().starts_with("dlq-"))
+        .map(|(n, _)| n.to_string())
+        .collect();
+    for n in envelope {
+        headers.remove(&n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trips_and_strips() {
+        let mut h = Headers::new().with("x-user", "1").unwrap();
+        let t0 = UNIX_EPOCH + Duration::from_millis(1_000);
+        let t1 = UNIX_EPOCH + Duration::from_millis(2_000);
+        let env = DeadLetterEnvelope {
+            reason: DeadLetterReason::new("bad\nthing")
+                .with_kind(ErrorKind::Validation)
+                .with_validation_errors(vec![ValidationIssue {
+                    pointer: "/total".into(),
+                    reason: "expected integer".into(),
+                }]),
+            attempts: 3,
+            original_destination: "orders".into(),
+            original_group: Some("billing".into()),
+            first_failure: t0,
+            last_failure: t1,
+        };
+        env.write_to(&mut h);
+        let back = DeadLetterEnvelope::read_from(&h).unwrap();
+        assert_eq!(back.reason.reason, "bad thing");
+        assert_eq!(back.reason.error_kind, Some(ErrorKind::Validation));
+        assert_eq!(back.reason.validation_errors, env.reason.validation_errors);
+        assert_eq!((back.attempts, back.first_failure, back.last_failure), (3, t0, t1));
+        assert_eq!(back.original_group.as_deref(), Some("billing"));
+        strip_envelope(&mut h);
+        assert_eq!(h, Headers::new().with("x-user", "1").unwrap());
+    }
+
+    #[test]
+    fn sanitize_cuts_on_char_boundary() {
+        let s = "é".repeat(MAX_VALUE_LEN);
+        let out = sanitize_header_value(&s);
+        assert!(out.len() <= MAX_VALUE_LEN && out.chars().all(|c| c == 'é'));
+    }
+}

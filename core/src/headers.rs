@@ -1,0 +1,392 @@
+//! Message headers: validated names and values, with typed accessors for the canonical ones.
+//!
+//! Canonical names follow CloudEvents binary mode where one exists (`ce-id` → `message-id`,
+//! `ce-type` → `event-type`, …) but without a prefix; each adapter documents how it maps them to
+//! its transport.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Longest header name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+/// Longest header value accepted, in bytes.
+pub const MAX_VALUE_LEN: usize = 8 * 1024;
+
+/// Canonical header names.
+pub mod names {
+    /// Unique id of this message.
+    pub const MESSAGE_ID: &str = "message-id";
+    /// Id shared by every message of one business flow.
+    pub const CORRELATION_ID: &str = "correlation-id";
+    /// Id of the message whose handling caused this one.
+    pub const CAUSATION_ID: &str = "causation-id";
+    /// Key under which the message is handled at most once.
+    pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+    /// Event type, e.g. `order.placed`.
+    pub const EVENT_TYPE: &str = "event-type";
+    /// Event schema version, a positive integer.
+    pub const EVENT_VERSION: &str = "event-version";
+    /// W3C trace context `traceparent`.
+    pub const TRACEPARENT: &str = "traceparent";
+    /// W3C trace context `tracestate`.
+    pub const TRACESTATE: &str = "tracestate";
+    /// MIME type of the payload.
+    pub const CONTENT_TYPE: &str = "content-type";
+    /// Send time, milliseconds since the Unix epoch.
+    pub const TIMESTAMP: &str = "timestamp";
+
+    /// Every canonical name.
+    pub const ALL: [&str; 10] = [
+        MESSAGE_ID,
+        CORRELATION_ID,
+        CAUSATION_ID,
+        IDEMPOTENCY_KEY,
+        EVENT_TYPE,
+        EVENT_VERSION,
+        TRACEPARENT,
+        TRACESTATE,
+        CONTENT_TYPE,
+        TIMESTAMP,
+    ];
+}
+
+/// A validated header name: 1 to [`MAX_NAME_LEN`] bytes of HTTP token characters
+/// (`A-Z a-z 0-9 ! # $ % & ' * + - . ^ _ \` | ~`). Comparison ignores ASCII case.
+#[derive(Clone, Debug, Eq)]
+pub struct HeaderName(Cow<'static, str>);
+
+impl HeaderName {
+    /// Validates `name`.
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Result<Self> {
+        let name = name.into();
+        validate_name(&name)?;
+        Ok(HeaderName(name))
+    }
+
+    /// The name as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for HeaderName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::new(ErrorKind::InvalidHeader, "header name is empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(Error::new(
+            ErrorKind::InvalidHeader,
+            format!(
+                "header name of {} bytes is longer than {MAX_NAME_LEN}",
+                name.len()
+            ),
+        ));
+    }
+    if let Some(pos) = name.bytes().position(|b| !is_token_byte(b)) {
+        return Err(Error::new(
+            ErrorKind::InvalidHeader,
+            format!(
+                "header name {name:?} has an invalid character at byte {pos}; \
+                 allowed: letters, digits and !#$%&'*+-.^_`|~"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_value(name: &str, value: &str) -> Result<()> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::new(
+            ErrorKind::InvalidHeader,
+            format!(
+                "value of header {name:?} is {} bytes, longer than {MAX_VALUE_LEN}",
+                value.len()
+            ),
+        ));
+    }
+    if let Some(pos) = value.bytes().position(|b| b.is_ascii_control() && b != b'\t') {
+        return Err(Error::new(
+            ErrorKind::InvalidHeader,
+            format!("value of header {name:?} has a control character at byte {pos}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Ordered message headers. Names are unique (ignoring ASCII case); values are UTF-8 text
+/// without control characters (tab allowed), at most [`MAX_VALUE_LEN`] bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers {
+    entries: Vec<(HeaderName, String)>,
+}
+
+impl Headers {
+    /// No headers.
+    pub fn new() -> Self {
+        Headers::default()
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value. Invalid names or values are errors.
+    pub fn insert(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Result<()> {
+        let name = HeaderName::new(name)?;
+        let value = value.into();
+        validate_value(name.as_str(), &value)?;
+        self.set_validated(name, value);
+        Ok(())
+    }
+
+    /// Builder form of [`Headers::insert`].
+    pub fn with(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Result<Self> {
+        self.insert(name, value)?;
+        Ok(self)
+    }
+
+    fn set_validated(&mut self, name: HeaderName, value: String) {
+        match self.entries.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.entries.push((name, value)),
+        }
+    }
+
+    fn set_canonical(&mut self, name: &'static str, value: String) -> Result<()> {
+        validate_value(name, &value)?;
+        self.set_validated(HeaderName(Cow::Borrowed(name)), value);
+        Ok(())
+    }
+
+    /// The value of `name`, ignoring ASCII case.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(n, _)| n.0.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Removes `name` and returns its value.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        let pos = self
+            .entries
+            .iter()
+            .position(|(n, _)| n.0.eq_ignore_ascii_case(name))?;
+        Some(self.entries.remove(pos).1)
+    }
+
+    /// Number of headers.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Total bytes of names and values.
+    pub fn encoded_len(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len())
+            .sum()
+    }
+
+    /// Iterates `(name, value)` in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The message id.
+    pub fn message_id(&self) -> Option<&str> {
+        self.get(names::MESSAGE_ID)
+    }
+    /// Sets the message id.
+    pub fn set_message_id(&mut self, id: impl Into<String>) -> Result<()> {
+        self.set_canonical(names::MESSAGE_ID, id.into())
+    }
+    /// The correlation id.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.get(names::CORRELATION_ID)
+    }
+    /// Sets the correlation id.
+    pub fn set_correlation_id(&mut self, id: impl Into<String>) -> Result<()> {
+        self.set_canonical(names::CORRELATION_ID, id.into())
+    }
+    /// The causation id.
+    pub fn causation_id(&self) -> Option<&str> {
+        self.get(names::CAUSATION_ID)
+    }
+    /// Sets the causation id.
+    pub fn set_causation_id(&mut self, id: impl Into<String>) -> Result<()> {
+        self.set_canonical(names::CAUSATION_ID, id.into())
+    }
+    /// The idempotency key.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.get(names::IDEMPOTENCY_KEY)
+    }
+    /// Sets the idempotency key.
+    pub fn set_idempotency_key(&mut self, key: impl Into<String>) -> Result<()> {
+        self.set_canonical(names::IDEMPOTENCY_KEY, key.into())
+    }
+    /// The event type.
+    pub fn event_type(&self) -> Option<&str> {
+        self.get(names::EVENT_TYPE)
+    }
+    /// Sets the event type.
+    pub fn set_event_type(&mut self, event_type: impl Into<String>) -> Result<()> {
+        self.set_canonical(names::EVENT_TYPE, event_type.into())
+    }
+    /// The event version; a value that is not a non-negative integer is an error.
+    pub fn event_version(&self) -> Result<Option<u32>> {
+        self.parse_number(names::EVENT_VERSION)
+    }
+    /// Sets the event version.
+    pub fn set_event_version(&mut self, version: u32) -> Result<()> {
+        self.set_canonical(names::EVENT_VERSION, version.to_string())
+    }
+    /// The W3C `traceparent`.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.get(names::TRACEPARENT)
+    }
+    /// Sets the W3C `traceparent`.
+    pub fn set_traceparent(&mut self, value: impl Into<String>) -> Result<()> {
+        self.set_canonical(names::TRACEPARENT, value.into())
+    }
+    /// The W3C `tracestate`.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.get(names::TRACESTATE)
+    }
+    /// Sets the W3C `tracestate`.
+    pub fn set_tracestate(&mut self, value: impl Into<String>) -> Result<()> {
+        self.set_canonical(names::TRACESTATE, value.into())
+    }
+    /// The payload's content type.
+    pub fn content_type(&self) -> Option<&str> {
+        self.get(names::CONTENT_TYPE)
+    }
+    /// Sets the payload's content type.
+    pub fn set_content_type(&mut self, value: impl Into<String>) -> Result<()> {
+        self.set_canonical(names::CONTENT_TYPE, value.into())
+    }
+    /// The send time; a value that is not milliseconds since the epoch is an error.
+    pub fn timestamp(&self) -> Result<Option<SystemTime>> {
+        Ok(self
+            .parse_number::<u64>(names::TIMESTAMP)?
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)))
+    }
+    /// Sets the send time (stored as milliseconds since the epoch).
+    pub fn set_timestamp(&mut self, at: SystemTime) -> Result<()> {
+        let ms = at
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| Error::new(ErrorKind::InvalidHeader, "timestamp is before 1970"))?
+            .as_millis();
+        self.set_canonical(names::TIMESTAMP, ms.to_string())
+    }
+
+    fn parse_number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidHeader,
+                    format!("header {name:?} should be a non-negative integer, got {v:?}"),
+                )
+            }),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = (&'a str, &'a str);
+    type IntoIter = Box<dyn Iterator<Item = (&'a str, &'a str)> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_accessors_round_trip() {
+        let mut h = Headers::new();
+        h.set_message_id("m1").unwrap();
+        h.set_correlation_id("c1").unwrap();
+        h.set_causation_id("m0").unwrap();
+        h.set_idempotency_key("k1").unwrap();
+        h.set_event_type("order.placed").unwrap();
+        h.set_event_version(2).unwrap();
+        h.set_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .unwrap();
+        h.set_tracestate("congo=t61rcWkgMzE").unwrap();
+        h.set_content_type("application/json").unwrap();
+        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        h.set_timestamp(at).unwrap();
+        assert_eq!(h.message_id(), Some("m1"));
+        assert_eq!(h.correlation_id(), Some("c1"));
+        assert_eq!(h.causation_id(), Some("m0"));
+        assert_eq!(h.idempotency_key(), Some("k1"));
+        assert_eq!(h.event_type(), Some("order.placed"));
+        assert_eq!(h.event_version().unwrap(), Some(2));
+        assert!(h.traceparent().unwrap().starts_with("00-"));
+        assert_eq!(h.tracestate(), Some("congo=t61rcWkgMzE"));
+        assert_eq!(h.content_type(), Some("application/json"));
+        assert_eq!(h.timestamp().unwrap(), Some(at));
+        assert_eq!(h.len(), names::ALL.len());
+    }
+
+    #[test]
+    fn names_are_case_insensitive_and_unique() {
+        let mut h = Headers::new();
+        h.insert("X-Tenant", "a").unwrap();
+        h.insert("x-tenant", "b").unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.get("X-TENANT"), Some("b"));
+        assert_eq!(h.remove("x-Tenant").as_deref(), Some("b"));
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn bad_names_and_values_are_errors_not_panics() {
+        let mut h = Headers::new();
+        for bad in ["", "a b", "a:b", "é", "a\nb"] {
+            let e = h.insert(bad.to_string(), "v").unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidHeader, "{bad:?}");
+        }
+        let long = "a".repeat(MAX_NAME_LEN + 1);
+        assert_eq!(
+            h.insert(long, "v").unwrap_err().kind(),
+            ErrorKind::InvalidHeader
+        );
+        let e = h.insert("ok", "line\r\nbreak").unwrap_err();
+        assert!(e.message().contains("control character at byte 4"), "{e}");
+        let e = h.insert("ok", "x".repeat(MAX_VALUE_LEN + 1)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidHeader);
+        assert!(h.insert("ok", "tab\tis fine").is_ok());
+        assert!(h.set_correlation_id("nul\0").is_err());
+    }
+
+    #[test]
+    fn malformed_typed_values_are_errors() {
+        let mut h = Headers::new();
+        h.insert(names::EVENT_VERSION, "two").unwrap();
+        h.insert(names::TIMESTAMP, "-5").unwrap();
+        assert_eq!(h.event_version().unwrap_err().kind(), ErrorKind::InvalidHeader);
+        assert_eq!(h.timestamp().unwrap_err().kind(), ErrorKind::InvalidHeader);
+    }
+}

@@ -1,0 +1,27 @@
+//! `brokerkit-core`: the message model, the adapter contract, capabilities and errors.
+//!
+//! Adapters (`adapters/*`) implement [`Backend`], [`ProducerBackend`], [`ConsumerBackend`] and
+//! [`Settle`]; applications use the `brokerkit` crate, which re-exports this one.
+#![warn(missing_docs)]
+
+pub mod adapter;
+pub mod capabilities;
+pub mod config;
+pub mod dead_letter;
+pub mod delivery;
+pub mod error;
+pub mod headers;
+pub mod message;
+
+pub use adapter::{Backend, Connector, ConsumerBackend, ConsumerOptions, ProducerBackend};
+pub use async_trait::async_trait;
+pub use bytes::Bytes;
+pub use capabilities::{Capabilities, Support};
+pub use config::{BrokerUrl, Params};
+pub use dead_letter::{
+    dead_letter_destination, DeadLetterEnvelope, DeadLetterReason, ValidationIssue,
+};
+pub use delivery::{Delivery, Settle, Settlement};
+pub use error::{Error, ErrorContext, ErrorKind, Result};
+pub use headers::{HeaderName, Headers};
+pub use message::Message;

@@ -1,0 +1,40 @@
+//! # brokerkit
+//!
+//! One API to publish and consume events, whatever the broker underneath: memory, RabbitMQ,
+//! NATS JetStream, Kafka, SQS/SNS, chosen by URL.
+//!
+//! ```
+//! # async fn demo() -> brokerkit::Result<()> {
+//! use brokerkit::{Broker, Message};
+//!
+//! let broker = Broker::connect("memory://").await?;
+//! let mut billing = broker.consumer("orders").group("billing").build().await?;
+//! let orders = broker.producer("orders").build().await?;
+//! orders.send(Message::new(r#"{"order_id":1}"#)).await?;
+//! let delivery = billing.next().await?.expect("a delivery");
+//! assert_eq!(delivery.attempt(), 1);
+//! delivery.ack().await?;
+//! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
+//! ```
+#![warn(missing_docs)]
+
+mod broker;
+mod consumer;
+pub mod memory;
+mod producer;
+pub mod registry;
+
+pub use brokerkit_core as core;
+pub use brokerkit_core::{
+    dead_letter_destination, Backend, BrokerUrl, Bytes, Capabilities, ConsumerBackend,
+    ConsumerOptions, DeadLetterEnvelope, DeadLetterReason, Delivery, Error, ErrorKind, Headers,
+    Message, ProducerBackend, Result, Support, ValidationIssue,
+};
+pub use broker::{Broker, ConsumerBuilder, ProducerBuilder, URL_ENV};
+pub use consumer::{Consumer, ShutdownHandle};
+pub use producer::Producer;
+pub use registry::Registry;
+
+/// Canonical header names.
+pub use brokerkit_core::headers::names as header_names;

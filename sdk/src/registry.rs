@@ -1,0 +1,64 @@
+//! URL scheme → adapter. Built-in adapters are listed here, each behind its cargo feature;
+//! this is the only place that knows which adapters are compiled in.
+
+use std::sync::Arc;
+
+use brokerkit_core::{Backend, BrokerUrl, Connector, Error, Result};
+
+/// Connectors by URL scheme.
+#[derive(Clone)]
+pub struct Registry {
+    connectors: Vec<Arc<dyn Connector>>,
+}
+
+impl Default for Registry {
+    /// Every adapter compiled into this build.
+    fn default() -> Self {
+        #[allow(unused_mut)]
+        let mut r = Registry::empty().with(crate::memory::MemoryConnector);
+        r
+    }
+}
+
+impl Registry {
+    /// A registry with no adapters.
+    pub fn empty() -> Self {
+        Registry {
+            connectors: Vec::new(),
+        }
+    }
+
+    /// Adds (or, for a scheme already present, replaces) a connector.
+    pub fn with(mut self, connector: impl Connector) -> Self {
+        let schemes = connector.schemes();
+        self.connectors
+            .retain(|c| !c.schemes().iter().any(|s| schemes.contains(s)));
+        self.connectors.push(Arc::new(connector));
+        self
+    }
+
+    /// Registered schemes, sorted.
+    pub fn schemes(&self) -> Vec<&'static str> {
+        let mut s: Vec<_> = self
+            .connectors
+            .iter()
+            .flat_map(|c| c.schemes().iter().copied())
+            .collect();
+        s.sort_unstable();
+        s
+    }
+
+    /// Connects to `url` with the adapter registered for its scheme.
+    pub async fn connect(&self, url: &str) -> Result<Arc<dyn Backend>> {
+        let url = BrokerUrl::parse(url)?;
+        let scheme = url.scheme();
+        let Some(c) = self.connectors.iter().find(|c| c.schemes().contains(&scheme)) else {
+            return Err(Error::config(format!(
+                "no adapter for scheme {scheme:?} in {url}; registered schemes: {} \
+                 (adapters are enabled by cargo features of the brokerkit crate)",
+                self.schemes().join(", ")
+            )));
+        };
+        c.connect(&url).await
+    }
+}
