@@ -1,0 +1,94 @@
+//! What each conformance case gets: a connected broker, unique names and receive helpers
+//! that time out instead of hanging.
+
+use std::future::Future;
+use std::time::Duration;
+
+use brokerkit::{Broker, Consumer, Delivery};
+
+/// Longest wait for a message that should arrive (real brokers included).
+pub const RECEIVE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Result of a case that did not fail.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every check held.
+    Passed,
+    /// The broker's capabilities say the case does not apply; the reason is printed.
+    Skipped(String),
+}
+
+/// The context of one case run.
+pub struct Ctx {
+    /// The broker under test.
+    pub broker: Broker,
+    /// Its URL (may hold secrets: do not print).
+    pub url: String,
+    case: &'static str,
+    run_id: String,
+}
+
+impl Ctx {
+    /// A destination name unique to this case and run.
+    pub fn dest(&self, suffix: &str) -> String {
+        format!("bk-{}-{}-{suffix}", self.case.replace('_', "-"), self.run_id)
+    }
+
+    /// The next delivery, failing the test after [`RECEIVE_TIMEOUT`].
+    pub async fn recv(&self, consumer: &mut Consumer) -> Delivery {
+        match tokio::time::timeout(RECEIVE_TIMEOUT, consumer.next()).await {
+            Ok(Ok(Some(d))) => d,
+            Ok(Ok(None)) => panic!("[{}] consumer ended while a delivery was expected", self.case),
+            Ok(Err(e)) => panic!("[{}] receive failed: {e}", self.case),
+            Err(_) => panic!(
+                "[{}] no delivery within {RECEIVE_TIMEOUT:?} on {}",
+                self.case,
+                consumer.destination()
+            ),
+        }
+    }
+
+    /// Asserts that nothing arrives within `wait`.
+    pub async fn expect_nothing(&self, consumer: &mut Consumer, wait: Duration) {
+        if let Ok(got) = tokio::time::timeout(wait, consumer.next()).await {
+            match got {
+                Ok(Some(d)) => panic!(
+                    "[{}] unexpected delivery (attempt {}): {:?}",
+                    self.case,
+                    d.attempt(),
+                    String::from_utf8_lossy(&d.message().payload)
+                ),
+                Ok(None) => {}
+                Err(e) => panic!("[{}] receive failed: {e}", self.case),
+            }
+        }
+    }
+}
+
+/// Connects to `url` and runs `case`; `None` skips with a printed reason.
+pub async fn run_case<F, Fut>(url: Option<String>, case: &'static str, f: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
+    let Some(url) = url else {
+        eprintln!("SKIP {case}: no broker URL configured for this suite");
+        return;
+    };
+    let broker = match Broker::connect(&url).await {
+        Ok(b) => b,
+        Err(e) => panic!("[{case}] cannot connect: {e}"),
+    };
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
+    let ctx = Ctx {
+        broker: broker.clone(),
+        url,
+        case,
+        run_id,
+    };
+    match f(ctx).await {
+        Outcome::Passed => {}
+        Outcome::Skipped(why) => eprintln!("SKIP {case} on {}: {why}", broker.adapter()),
+    }
+    let _ = broker.close().await;
+}

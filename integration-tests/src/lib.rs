@@ -1,0 +1,57 @@
+//! The conformance suite: one set of behaviour checks, written once, run against every
+//! adapter by URL. See `tests/conformance.rs` for the adapters it runs against and
+//! `BROKERKIT_TEST_URL` for pointing it at any broker.
+#![warn(missing_docs)]
+
+pub mod conformance;
+mod harness;
+
+pub use harness::{run_case, Ctx, Outcome, RECEIVE_TIMEOUT};
+
+/// Generates one `#[tokio::test]` per conformance case, for the broker at `$url`
+/// (an expression giving `Option<String>`; `None` skips with a printed reason).
+///
+/// ```ignore
+/// brokerkit_integration_tests::conformance_suite!(memory, Some("memory://".to_string()));
+/// ```
+#[macro_export]
+macro_rules! conformance_suite {
+    ($name:ident, $url:expr) => {
+        mod $name {
+            $crate::conformance_cases!(
+                $url;
+                send_receive_ack,
+                empty_payload,
+                headers_round_trip,
+                redelivery_after_drop,
+                nack_redelivers,
+                nack_with_delay,
+                dead_letter_envelope,
+                ordering_key,
+                competing_consumers,
+                fan_out_groups,
+                payload_limit,
+                batch_send,
+                prefetch_bound,
+                graceful_shutdown,
+                unsupported_is_refused,
+                bad_destination_name
+            );
+        }
+    };
+}
+
+/// Internal: one test per case name.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_cases {
+    ($url:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let url: Option<String> = $url;
+                $crate::run_case(url, stringify!($case), $crate::conformance::$case).await;
+            }
+        )*
+    };
+}
