@@ -123,7 +123,9 @@ impl Capabilities {
         if self.dead_letter.is_available() {
             Ok(())
         } else {
-            Err(Error::unsupported("this broker has no dead-letter destination"))
+            Err(Error::unsupported(
+                "this broker has no dead-letter destination",
+            ))
         }
     }
 
@@ -162,7 +164,9 @@ mod tests {
 
     #[test]
     fn oversized_payload_names_both_sizes() {
-        let e = minimal().check_send(&Message::new(vec![0u8; 11])).unwrap_err();
+        let e = minimal()
+            .check_send(&Message::new(vec![0u8; 11]))
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PayloadTooLarge);
         assert!(e.message().contains("11 bytes") && e.message().contains("10 bytes"));
         assert!(minimal().check_send(&Message::new(Vec::new())).is_ok());
@@ -172,14 +176,27 @@ mod tests {
     fn unsupported_requests_are_refused() {
         let c = minimal();
         let kind = |r: Result<()>| r.unwrap_err().kind();
-        assert_eq!(kind(c.check_send(&Message::new("x").with_key("k"))), ErrorKind::Unsupported);
+        assert_eq!(
+            kind(c.check_send(&Message::new("x").with_key("k"))),
+            ErrorKind::Unsupported
+        );
         assert_eq!(kind(c.check_nack(None)), ErrorKind::Unsupported);
         assert_eq!(kind(c.check_dead_letter()), ErrorKind::Unsupported);
         assert_eq!(kind(c.check_group(Some("g"))), ErrorKind::Unsupported);
-        let h = Headers::new().with("a", "1").unwrap().with("b", "2").unwrap();
-        assert_eq!(kind(c.check_send(&Message::new("x").with_headers(h))), ErrorKind::InvalidHeader);
+        let h = Headers::new()
+            .with("a", "1")
+            .unwrap()
+            .with("b", "2")
+            .unwrap();
+        assert_eq!(
+            kind(c.check_send(&Message::new("x").with_headers(h))),
+            ErrorKind::InvalidHeader
+        );
         let h = Headers::new().with("abc", "123456").unwrap();
-        assert_eq!(kind(c.check_send(&Message::new("x").with_headers(h))), ErrorKind::InvalidHeader);
+        assert_eq!(
+            kind(c.check_send(&Message::new("x").with_headers(h))),
+            ErrorKind::InvalidHeader
+        );
     }
 
     #[test]
@@ -188,7 +205,9 @@ mod tests {
         c.redelivery = true;
         assert!(c.check_nack(Some(Duration::ZERO)).is_ok());
         assert_eq!(
-            c.check_nack(Some(Duration::from_secs(1))).unwrap_err().kind(),
+            c.check_nack(Some(Duration::from_secs(1)))
+                .unwrap_err()
+                .kind(),
             ErrorKind::Unsupported
         );
         c.delayed_redelivery = Support::Emulated;

@@ -13,9 +13,16 @@ const REDACTED: &str = "***";
 /// Whether a query key names a secret whose value must never print.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "passwd", "credential", "sasl_password"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "password",
+        "secret",
+        "token",
+        "passwd",
+        "credential",
+        "sasl_password",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 /// `url` with its password and secret query values replaced by `***`.
@@ -28,7 +35,11 @@ pub fn redact_url(url: &Url) -> String {
         let pairs: Vec<(String, String)> = u
             .query_pairs()
             .map(|(k, v)| {
-                let v = if is_secret_key(&k) { REDACTED.into() } else { v.into_owned() };
+                let v = if is_secret_key(&k) {
+                    REDACTED.into()
+                } else {
+                    v.into_owned()
+                };
                 (k.into_owned(), v)
             })
             .collect();
@@ -208,8 +219,11 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(e.message().contains("\"colour\"") && e.message().contains("capacity"));
         let u = BrokerUrl::parse("memory://?capacity=lots").unwrap();
-        let e = u.params(&["capacity"]).unwrap()
-            .parse::<usize>("capacity", "a positive integer").unwrap_err();
+        let e = u
+            .params(&["capacity"])
+            .unwrap()
+            .parse::<usize>("capacity", "a positive integer")
+            .unwrap_err();
         assert!(e.message().contains("lots") && e.message().contains("positive integer"));
     }
 
@@ -224,7 +238,10 @@ mod tests {
     #[test]
     fn redact_text_hides_passwords_in_messages() {
         let t = "failed to connect to amqp://u:p4ss@host:5672/vh: refused";
-        assert_eq!(redact_text(t), "failed to connect to amqp://u:***@host:5672/vh: refused");
+        assert_eq!(
+            redact_text(t),
+            "failed to connect to amqp://u:***@host:5672/vh: refused"
+        );
         assert_eq!(redact_text("no url here"), "no url here");
     }
 }

@@ -140,7 +140,10 @@ impl DeadLetterEnvelope {
             put(names::ERROR_KIND, kind.as_str().to_string());
         }
         put(names::ATTEMPTS, self.attempts.to_string());
-        put(names::ORIGINAL_DESTINATION, self.original_destination.clone());
+        put(
+            names::ORIGINAL_DESTINATION,
+            self.original_destination.clone(),
+        );
         if let Some(g) = &self.original_group {
             put(names::ORIGINAL_GROUP, g.clone());
         }
@@ -153,7 +156,10 @@ impl DeadLetterEnvelope {
                 .iter()
                 .map(|i| serde_json::json!({"pointer": i.pointer, "reason": i.reason}))
                 .collect();
-            put(names::VALIDATION_ERRORS, serde_json::Value::Array(list).to_string());
+            put(
+                names::VALIDATION_ERRORS,
+                serde_json::Value::Array(list).to_string(),
+            );
         }
     }
 
@@ -228,7 +234,10 @@ mod tests {
         assert_eq!(back.reason.reason, "bad thing");
         assert_eq!(back.reason.error_kind, Some(ErrorKind::Validation));
         assert_eq!(back.reason.validation_errors, env.reason.validation_errors);
-        assert_eq!((back.attempts, back.first_failure, back.last_failure), (3, t0, t1));
+        assert_eq!(
+            (back.attempts, back.first_failure, back.last_failure),
+            (3, t0, t1)
+        );
         assert_eq!(back.original_group.as_deref(), Some("billing"));
         strip_envelope(&mut h);
         assert_eq!(h, Headers::new().with("x-user", "1").unwrap());

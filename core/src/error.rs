@@ -119,7 +119,9 @@ type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// `Display` gives the kind, the message and the context; secrets are never part of it
 /// because addresses are stored redacted.
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+struct Inner {
     kind: ErrorKind,
     retryable: bool,
     message: String,
@@ -134,14 +136,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A new error of `kind`; retryable by the kind's default.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(Inner {
             kind,
             retryable: kind.default_retryable(),
             message: message.into(),
             context: ErrorContext::default(),
             retry_after: None,
             source: None,
-        }
+        }))
     }
 
     /// Shorthand for an [`ErrorKind::Config`] error.
@@ -156,62 +158,62 @@ impl Error {
 
     /// The kind.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// Whether retrying the same operation may succeed.
     pub fn is_retryable(&self) -> bool {
-        self.retryable
+        self.0.retryable
     }
 
     /// The message, without context.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// Where it happened.
     pub fn context(&self) -> &ErrorContext {
-        &self.context
+        &self.0.context
     }
 
     /// A hint from the broker for when to retry (e.g. throttling).
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.0.retry_after
     }
 
     /// Overrides the retryable flag.
     pub fn retryable(mut self, retryable: bool) -> Self {
-        self.retryable = retryable;
+        self.0.retryable = retryable;
         self
     }
 
     /// Sets the retry-after hint.
     pub fn with_retry_after(mut self, after: Duration) -> Self {
-        self.retry_after = Some(after);
+        self.0.retry_after = Some(after);
         self
     }
 
     /// Sets the adapter name.
     pub fn with_broker(mut self, broker: &'static str) -> Self {
-        self.context.broker = Some(broker);
+        self.0.context.broker = Some(broker);
         self
     }
 
     /// Sets the destination.
     pub fn with_destination(mut self, destination: impl Into<String>) -> Self {
-        self.context.destination = Some(destination.into());
+        self.0.context.destination = Some(destination.into());
         self
     }
 
     /// Sets the operation.
     pub fn with_operation(mut self, operation: &'static str) -> Self {
-        self.context.operation = Some(operation);
+        self.0.context.operation = Some(operation);
         self
     }
 
     /// Sets the broker address. Pass a redacted address (see [`crate::config::redact_url`]).
     pub fn with_address(mut self, address: impl Into<String>) -> Self {
-        self.context.address = Some(address.into());
+        self.0.context.address = Some(address.into());
         self
     }
 
@@ -222,7 +224,7 @@ impl Error {
         destination: &str,
         operation: &'static str,
     ) -> Self {
-        let c = &mut self.context;
+        let c = &mut self.0.context;
         c.broker.get_or_insert(broker);
         if c.destination.is_none() {
             c.destination = Some(destination.to_string());
@@ -233,26 +235,26 @@ impl Error {
 
     /// Attaches the typed source error.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.0.source = Some(Box::new(source));
         self
     }
 
     /// Attaches an already boxed source error.
     pub fn with_boxed_source(mut self, source: Source) -> Self {
-        self.source = Some(source);
+        self.0.source = Some(source);
         self
     }
 
     /// The source error, to downcast to the client library's type.
     pub fn source_ref(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
-        self.source.as_deref()
+        self.0.source.as_deref()
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)?;
-        let c = &self.context;
+        write!(f, "{}: {}", self.0.kind, self.0.message)?;
+        let c = &self.0.context;
         let mut parts = Vec::new();
         if let Some(b) = c.broker {
             parts.push(format!("broker={b}"));
@@ -269,10 +271,10 @@ impl fmt::Display for Error {
         if !parts.is_empty() {
             write!(f, " ({})", parts.join(", "))?;
         }
-        if self.retryable {
+        if self.0.retryable {
             f.write_str(" [retryable]")?;
         }
-        if let Some(s) = &self.source {
+        if let Some(s) = &self.0.source {
             write!(f, ": {s}")?;
         }
         Ok(())
@@ -282,19 +284,20 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
-            .field("kind", &self.kind)
-            .field("retryable", &self.retryable)
-            .field("message", &self.message)
-            .field("context", &self.context)
-            .field("retry_after", &self.retry_after)
-            .field("source", &self.source)
+            .field("kind", &self.0.kind)
+            .field("retryable", &self.0.retryable)
+            .field("message", &self.0.message)
+            .field("context", &self.0.context)
+            .field("retry_after", &self.0.retry_after)
+            .field("source", &self.0.source)
             .finish()
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
     }
@@ -331,7 +334,9 @@ mod tests {
     fn source_is_typed() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let e = Error::new(ErrorKind::Unavailable, "connect").with_source(io);
-        let src = e.source_ref().and_then(|s| s.downcast_ref::<std::io::Error>());
+        let src = e
+            .source_ref()
+            .and_then(|s| s.downcast_ref::<std::io::Error>());
         assert_eq!(
             src.map(|s| s.kind()),
             Some(std::io::ErrorKind::ConnectionRefused)

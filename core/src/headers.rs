@@ -116,7 +116,10 @@ fn validate_value(name: &str, value: &str) -> Result<()> {
             ),
         ));
     }
-    if let Some(pos) = value.bytes().position(|b| b.is_ascii_control() && b != b'\t') {
+    if let Some(pos) = value
+        .bytes()
+        .position(|b| b.is_ascii_control() && b != b'\t')
+    {
         return Err(Error::new(
             ErrorKind::InvalidHeader,
             format!("value of header {name:?} has a control character at byte {pos}"),
@@ -152,7 +155,11 @@ impl Headers {
     }
 
     /// Builder form of [`Headers::insert`].
-    pub fn with(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Result<Self> {
+    pub fn with(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Result<Self> {
         self.insert(name, value)?;
         Ok(self)
     }
@@ -386,7 +393,10 @@ mod tests {
         let mut h = Headers::new();
         h.insert(names::EVENT_VERSION, "two").unwrap();
         h.insert(names::TIMESTAMP, "-5").unwrap();
-        assert_eq!(h.event_version().unwrap_err().kind(), ErrorKind::InvalidHeader);
+        assert_eq!(
+            h.event_version().unwrap_err().kind(),
+            ErrorKind::InvalidHeader
+        );
         assert_eq!(h.timestamp().unwrap_err().kind(), ErrorKind::InvalidHeader);
     }
 }

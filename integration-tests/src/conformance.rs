@@ -28,7 +28,8 @@ pub async fn send_receive_ack(c: Ctx) -> Outcome {
     assert_eq!(d.attempt(), 1);
     assert_eq!(d.destination(), dest);
     d.ack().await.unwrap();
-    c.expect_nothing(&mut consumer, Duration::from_millis(500)).await;
+    c.expect_nothing(&mut consumer, Duration::from_millis(500))
+        .await;
     Outcome::Passed
 }
 
@@ -121,7 +122,8 @@ pub async fn nack_redelivers(c: Ctx) -> Outcome {
             d.ack().await.unwrap();
         }
     }
-    c.expect_nothing(&mut consumer, Duration::from_millis(300)).await;
+    c.expect_nothing(&mut consumer, Duration::from_millis(300))
+        .await;
     Outcome::Passed
 }
 
@@ -140,7 +142,10 @@ pub async fn nack_with_delay(c: Ctx) -> Outcome {
     d.nack(Some(delay)).await.unwrap();
     let d = c.recv(&mut consumer).await;
     let waited = nacked_at.elapsed();
-    assert!(waited >= delay, "redelivered after {waited:?}, before {delay:?}");
+    assert!(
+        waited >= delay,
+        "redelivered after {waited:?}, before {delay:?}"
+    );
     assert_eq!((text(&d).as_str(), d.attempt()), ("later", 2));
     d.ack().await.unwrap();
     Outcome::Passed
@@ -155,7 +160,13 @@ pub async fn dead_letter_envelope(c: Ctx) -> Outcome {
     let dest = c.dest("q");
     let dlq = dead_letter_destination(&dest);
     let mut dead = c.broker.consumer(&dlq).group("ops").build().await.unwrap();
-    let mut consumer = c.broker.consumer(&dest).group("billing").build().await.unwrap();
+    let mut consumer = c
+        .broker
+        .consumer(&dest)
+        .group("billing")
+        .build()
+        .await
+        .unwrap();
     let producer = c.broker.producer(&dest).build().await.unwrap();
     let headers = Headers::new().with("x-order", "42").unwrap();
     producer
@@ -182,7 +193,8 @@ pub async fn dead_letter_envelope(c: Ctx) -> Outcome {
     assert!(env.first_failure >= started && env.first_failure <= env.last_failure);
     assert!(env.last_failure <= SystemTime::now() + Duration::from_secs(1));
     dl.ack().await.unwrap();
-    c.expect_nothing(&mut consumer, Duration::from_millis(500)).await;
+    c.expect_nothing(&mut consumer, Duration::from_millis(500))
+        .await;
     Outcome::Passed
 }
 
@@ -224,8 +236,22 @@ pub async fn competing_consumers(c: Ctx) -> Outcome {
         return Outcome::Skipped("no competing consumers".into());
     }
     let dest = c.dest("q");
-    let mut a = c.broker.consumer(&dest).group("workers").prefetch(1).build().await.unwrap();
-    let mut b = c.broker.consumer(&dest).group("workers").prefetch(1).build().await.unwrap();
+    let mut a = c
+        .broker
+        .consumer(&dest)
+        .group("workers")
+        .prefetch(1)
+        .build()
+        .await
+        .unwrap();
+    let mut b = c
+        .broker
+        .consumer(&dest)
+        .group("workers")
+        .prefetch(1)
+        .build()
+        .await
+        .unwrap();
     let producer = c.broker.producer(&dest).build().await.unwrap();
     let n = 20;
     for i in 0..n {
@@ -260,8 +286,20 @@ pub async fn fan_out_groups(c: Ctx) -> Outcome {
         return Outcome::Skipped("no fan-out across groups".into());
     }
     let dest = c.dest("t");
-    let mut billing = c.broker.consumer(&dest).group("billing").build().await.unwrap();
-    let mut email = c.broker.consumer(&dest).group("email").build().await.unwrap();
+    let mut billing = c
+        .broker
+        .consumer(&dest)
+        .group("billing")
+        .build()
+        .await
+        .unwrap();
+    let mut email = c
+        .broker
+        .consumer(&dest)
+        .group("email")
+        .build()
+        .await
+        .unwrap();
     let producer = c.broker.producer(&dest).build().await.unwrap();
     let n = 5;
     for i in 0..n {
@@ -327,7 +365,8 @@ pub async fn prefetch_bound(c: Ctx) -> Outcome {
     }
     let d1 = c.recv(&mut consumer).await;
     let d2 = c.recv(&mut consumer).await;
-    c.expect_nothing(&mut consumer, Duration::from_millis(400)).await;
+    c.expect_nothing(&mut consumer, Duration::from_millis(400))
+        .await;
     d1.ack().await.unwrap();
     let d3 = c.recv(&mut consumer).await;
     for d in [d2, d3] {
@@ -356,7 +395,10 @@ pub async fn graceful_shutdown(c: Ctx) -> Outcome {
         std::mem::swap(&mut a, &mut b);
     }
     consumer.shutdown_handle().shutdown();
-    assert!(consumer.next().await.unwrap().is_none(), "intake continues after shutdown");
+    assert!(
+        consumer.next().await.unwrap().is_none(),
+        "intake continues after shutdown"
+    );
     a.ack().await.unwrap();
     if caps.redelivery {
         drop(b);
@@ -365,7 +407,8 @@ pub async fn graceful_shutdown(c: Ctx) -> Outcome {
         let d = c.recv(&mut next).await;
         assert_eq!(text(&d), "cancelled");
         d.ack().await.unwrap();
-        c.expect_nothing(&mut next, Duration::from_millis(500)).await;
+        c.expect_nothing(&mut next, Duration::from_millis(500))
+            .await;
     } else {
         b.ack().await.unwrap();
     }
@@ -384,7 +427,10 @@ pub async fn unsupported_is_refused(c: Ctx) -> Outcome {
     let producer = c.broker.producer(&dest).build().await.unwrap();
     let mut checked = Vec::new();
     if !caps.ordering_key.is_available() {
-        let e = producer.send(Message::new("k").with_key("k")).await.unwrap_err();
+        let e = producer
+            .send(Message::new("k").with_key("k"))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
         checked.push("ordering key");
     }
@@ -420,11 +466,24 @@ pub async fn unsupported_is_refused(c: Ctx) -> Outcome {
 /// A bad destination or group name is a config error naming what is accepted.
 pub async fn bad_destination_name(c: Ctx) -> Outcome {
     for bad in ["", "has space", "slash/name", "ünï"] {
-        let e = c.broker.producer(bad).build().await.err().expect("an error");
+        let e = c
+            .broker
+            .producer(bad)
+            .build()
+            .await
+            .err()
+            .expect("an error");
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(e.message().contains("letters, digits") || e.message().contains("1 to 200"));
     }
-    let e = c.broker.consumer(&c.dest("q")).group("bad group").build().await.err().expect("an error");
+    let e = c
+        .broker
+        .consumer(&c.dest("q"))
+        .group("bad group")
+        .build()
+        .await
+        .err()
+        .expect("an error");
     assert_eq!(e.kind(), ErrorKind::Config);
     Outcome::Passed
 }

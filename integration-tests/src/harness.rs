@@ -31,14 +31,21 @@ pub struct Ctx {
 impl Ctx {
     /// A destination name unique to this case and run.
     pub fn dest(&self, suffix: &str) -> String {
-        format!("bk-{}-{}-{suffix}", self.case.replace('_', "-"), self.run_id)
+        format!(
+            "bk-{}-{}-{suffix}",
+            self.case.replace('_', "-"),
+            self.run_id
+        )
     }
 
     /// The next delivery, failing the test after [`RECEIVE_TIMEOUT`].
     pub async fn recv(&self, consumer: &mut Consumer) -> Delivery {
         match tokio::time::timeout(RECEIVE_TIMEOUT, consumer.next()).await {
             Ok(Ok(Some(d))) => d,
-            Ok(Ok(None)) => panic!("[{}] consumer ended while a delivery was expected", self.case),
+            Ok(Ok(None)) => panic!(
+                "[{}] consumer ended while a delivery was expected",
+                self.case
+            ),
             Ok(Err(e)) => panic!("[{}] receive failed: {e}", self.case),
             Err(_) => panic!(
                 "[{}] no delivery within {RECEIVE_TIMEOUT:?} on {}",
@@ -63,6 +70,18 @@ impl Ctx {
             }
         }
     }
+}
+
+/// The URL of a real broker for its suite: `$env_var` if set, else `default` (the loopback
+/// address `scripts/brokers up` starts). `None` (a printed skip) when `name` is listed in
+/// `BROKERKIT_SKIP_BROKERS` (comma-separated), for developers without that broker.
+pub fn broker_url(name: &str, env_var: &str, default: &str) -> Option<String> {
+    let skipped = std::env::var("BROKERKIT_SKIP_BROKERS").unwrap_or_default();
+    if skipped.split(',').any(|s| s.trim() == name) {
+        eprintln!("SKIP {name}: listed in BROKERKIT_SKIP_BROKERS");
+        return None;
+    }
+    Some(std::env::var(env_var).unwrap_or_else(|_| default.to_string()))
 }
 
 /// Connects to `url` and runs `case`; `None` skips with a printed reason.

@@ -6,7 +6,7 @@
 pub mod conformance;
 mod harness;
 
-pub use harness::{run_case, Ctx, Outcome, RECEIVE_TIMEOUT};
+pub use harness::{broker_url, run_case, Ctx, Outcome, RECEIVE_TIMEOUT};
 
 /// Generates one `#[tokio::test]` per conformance case, for the broker at `$url`
 /// (an expression giving `Option<String>`; `None` skips with a printed reason).

@@ -25,13 +25,13 @@ pub mod memory;
 mod producer;
 pub mod registry;
 
+pub use broker::{Broker, ConsumerBuilder, ProducerBuilder, URL_ENV};
 pub use brokerkit_core as core;
 pub use brokerkit_core::{
     dead_letter_destination, Backend, BrokerUrl, Bytes, Capabilities, ConsumerBackend,
     ConsumerOptions, DeadLetterEnvelope, DeadLetterReason, Delivery, Error, ErrorKind, Headers,
     Message, ProducerBackend, Result, Support, ValidationIssue,
 };
-pub use broker::{Broker, ConsumerBuilder, ProducerBuilder, URL_ENV};
 pub use consumer::{Consumer, ShutdownHandle};
 pub use producer::Producer;
 pub use registry::Registry;

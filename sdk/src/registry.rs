@@ -52,7 +52,11 @@ impl Registry {
     pub async fn connect(&self, url: &str) -> Result<Arc<dyn Backend>> {
         let url = BrokerUrl::parse(url)?;
         let scheme = url.scheme();
-        let Some(c) = self.connectors.iter().find(|c| c.schemes().contains(&scheme)) else {
+        let Some(c) = self
+            .connectors
+            .iter()
+            .find(|c| c.schemes().contains(&scheme))
+        else {
             return Err(Error::config(format!(
                 "no adapter for scheme {scheme:?} in {url}; registered schemes: {} \
                  (adapters are enabled by cargo features of the brokerkit crate)",

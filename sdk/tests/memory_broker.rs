@@ -15,9 +15,17 @@ async fn recv(c: &mut brokerkit::Consumer) -> brokerkit::Delivery {
 
 #[tokio::test]
 async fn visibility_timeout_redelivers_and_late_ack_is_expired() {
-    let b = Broker::connect("memory://?visibility_timeout_ms=100").await.unwrap();
+    let b = Broker::connect("memory://?visibility_timeout_ms=100")
+        .await
+        .unwrap();
     let mut c = b.consumer("q").build().await.unwrap();
-    b.producer("q").build().await.unwrap().send(Message::new("x")).await.unwrap();
+    b.producer("q")
+        .build()
+        .await
+        .unwrap()
+        .send(Message::new("x"))
+        .await
+        .unwrap();
     let held = recv(&mut c).await;
     let again = recv(&mut c).await;
     assert_eq!(again.attempt(), 2);
@@ -38,7 +46,10 @@ async fn full_group_makes_senders_wait_until_room() {
         async move { p.send(Message::new("3")).await }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!blocked.is_finished(), "send must wait while the group is full");
+    assert!(
+        !blocked.is_finished(),
+        "send must wait while the group is full"
+    );
     recv(&mut c).await.ack().await.unwrap();
     tokio::time::timeout(Duration::from_secs(2), blocked)
         .await
@@ -57,7 +68,13 @@ async fn named_instances_are_shared_and_unnamed_are_private() {
     let a = Broker::connect("memory://shared-test").await.unwrap();
     let b = Broker::connect("memory://shared-test").await.unwrap();
     let mut c = b.consumer("q").build().await.unwrap();
-    a.producer("q").build().await.unwrap().send(Message::new("hi")).await.unwrap();
+    a.producer("q")
+        .build()
+        .await
+        .unwrap()
+        .send(Message::new("hi"))
+        .await
+        .unwrap();
     recv(&mut c).await.ack().await.unwrap();
 
     let private = Broker::connect("memory://").await.unwrap();
@@ -72,17 +89,31 @@ async fn named_instances_are_shared_and_unnamed_are_private() {
         .send(Message::new("elsewhere"))
         .await
         .unwrap();
-    assert!(tokio::time::timeout(Duration::from_millis(100), other.next()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), other.next())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
 async fn messages_sent_before_any_group_go_to_the_first_group() {
     let b = Broker::connect("memory://").await.unwrap();
-    b.producer("q").build().await.unwrap().send(Message::new("early")).await.unwrap();
+    b.producer("q")
+        .build()
+        .await
+        .unwrap()
+        .send(Message::new("early"))
+        .await
+        .unwrap();
     let mut first = b.consumer("q").group("one").build().await.unwrap();
     let mut later = b.consumer("q").group("two").build().await.unwrap();
     recv(&mut first).await.ack().await.unwrap();
-    assert!(tokio::time::timeout(Duration::from_millis(100), later.next()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), later.next())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -102,7 +133,10 @@ async fn closed_broker_refuses_and_ends_consumers() {
 async fn unknown_scheme_lists_registered_ones() {
     let e = Broker::connect("carrier-pigeon://coop").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
-    assert!(e.message().contains("\"carrier-pigeon\"") && e.message().contains("memory"), "{e}");
+    assert!(
+        e.message().contains("\"carrier-pigeon\"") && e.message().contains("memory"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -110,7 +144,10 @@ async fn bad_urls_and_keys_are_config_errors() {
     for (url, needle) in [
         ("memory://?capacity=0", "positive"),
         ("memory://?capacity=-1", "positive integer"),
-        ("memory://?colour=blue", "accepted keys: capacity, visibility_timeout_ms, max_payload_bytes"),
+        (
+            "memory://?colour=blue",
+            "accepted keys: capacity, visibility_timeout_ms, max_payload_bytes",
+        ),
         ("not a url", "expected <scheme>://"),
     ] {
         let e = Broker::connect(url).await.unwrap_err();
@@ -122,14 +159,19 @@ async fn bad_urls_and_keys_are_config_errors() {
 #[tokio::test]
 async fn from_env_defaults_to_memory() {
     // BROKERKIT_URL is unset or memory in this test process.
-    if std::env::var(brokerkit::URL_ENV).map(|u| u.starts_with("memory")).unwrap_or(true) {
+    if std::env::var(brokerkit::URL_ENV)
+        .map(|u| u.starts_with("memory"))
+        .unwrap_or(true)
+    {
         assert_eq!(Broker::from_env().await.unwrap().adapter(), "memory");
     }
 }
 
 #[tokio::test]
 async fn errors_carry_context() {
-    let b = Broker::connect("memory://?max_payload_bytes=4").await.unwrap();
+    let b = Broker::connect("memory://?max_payload_bytes=4")
+        .await
+        .unwrap();
     let p = b.producer("orders").build().await.unwrap();
     let e = p.send(Message::new("12345")).await.unwrap_err();
     let ctx = e.context();

@@ -41,6 +41,32 @@ impl MemoryConsumer {
             closed: false,
         }
     }
+
+    /// Slow path: waits for a permit and a message, or for the broker to close (`None`).
+    /// Cancel-safe: nothing leaves the queue until `pop` returns.
+    async fn wait(&self) -> Result<Option<(OwnedSemaphorePermit, Ticket, super::queue::Entry)>> {
+        let shutdown = self.inner.shutdown.notified();
+        tokio::pin!(shutdown);
+        shutdown.as_mut().enable();
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let received = async {
+            let permit = self
+                .prefetch
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::new(ErrorKind::Closed, "consumer closed"))?;
+            let (ticket, entry) = self.group.pop().await;
+            Ok::<_, Error>((permit, ticket, entry))
+        };
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => Ok(None),
+            got = received => got.map(Some),
+        }
+    }
 }
 
 #[async_trait]
@@ -49,30 +75,20 @@ impl ConsumerBackend for MemoryConsumer {
         if self.closed {
             return Ok(None);
         }
-        let shutdown = self.inner.shutdown.notified();
-        tokio::pin!(shutdown);
-        shutdown.as_mut().enable();
         if self.inner.closed.load(Ordering::Acquire) {
             return Ok(None);
         }
-        // Both waits are cancel-safe: nothing leaves the queue until `pop` returns.
-        let received = async {
-            let permit = match self.prefetch.clone().try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => self
-                    .prefetch
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| Error::new(ErrorKind::Closed, "consumer closed"))?,
-            };
-            let (ticket, entry) = self.group.pop().await;
-            Ok::<_, Error>((permit, ticket, entry))
+        // Fast path: a permit and a message are available now.
+        let ready = match self.prefetch.clone().try_acquire_owned() {
+            Ok(permit) => self.group.try_pop().map(|(t, e)| (permit, t, e)),
+            Err(_) => None,
         };
-        let (permit, ticket, entry) = tokio::select! {
-            biased;
-            _ = &mut shutdown => return Ok(None),
-            got = received => got?,
+        let (permit, ticket, entry) = match ready {
+            Some(got) => got,
+            None => match self.wait().await? {
+                Some(got) => got,
+                None => return Ok(None),
+            },
         };
         let settler = MemorySettler {
             inner: self.inner.clone(),
@@ -127,7 +143,10 @@ impl Settle for MemorySettler {
         let (ok, op) = match how {
             Settlement::Ack => (self.group.ack(self.ticket), "ack"),
             Settlement::Nack { delay } => (self.group.nack(self.ticket, delay), "nack"),
-            Settlement::DeadLetter { reason, mut message } => {
+            Settlement::DeadLetter {
+                reason,
+                mut message,
+            } => {
                 let Some(entry) = self.group.take_for_dead_letter(self.ticket) else {
                     return Err(self.expired("dead_letter"));
                 };
@@ -153,7 +172,7 @@ impl Settle for MemorySettler {
                     group: &self.group,
                     entry: Some(entry),
                 };
-                dlq.send(vec![message]).await;
+                dlq.send(message).await;
                 if let Some(entry) = pending.entry.take() {
                     self.group.finish_dead_letter(&entry);
                 }

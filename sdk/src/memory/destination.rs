@@ -65,19 +65,27 @@ impl Destination {
         group
     }
 
-    /// Stores the messages in every group, waiting for room where a group is full.
-    pub async fn send(&self, messages: Vec<Message>) {
+    /// Stores the message in every group, waiting for room where a group is full.
+    pub async fn send(&self, message: Message) {
         let targets = self.targets();
-        let last = targets.len() - 1;
-        let mut messages = Some(messages);
-        for (i, group) in targets.iter().enumerate() {
-            let batch = if i == last {
-                messages.take().unwrap_or_default()
-            } else {
-                messages.clone().unwrap_or_default()
-            };
-            group.push_all(batch.into_iter().map(Entry::new).collect()).await;
+        let (last, others) = targets.split_last().expect("targets are never empty");
+        for group in others {
+            group.push(Entry::new(message.clone())).await;
         }
+        last.push(Entry::new(message)).await;
+    }
+
+    /// Stores the messages in every group, waiting for room where a group is full.
+    pub async fn send_batch(&self, messages: Vec<Message>) {
+        let targets = self.targets();
+        let (last, others) = targets.split_last().expect("targets are never empty");
+        for group in others {
+            group
+                .push_all(messages.iter().cloned().map(Entry::new).collect())
+                .await;
+        }
+        last.push_all(messages.into_iter().map(Entry::new).collect())
+            .await;
     }
 
     /// Wakes consumers waiting on any group (shutdown).

@@ -45,6 +45,27 @@ impl Group {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Adds one message, waiting while the group is full (backpressure).
+    pub async fn push(&self, entry: Entry) {
+        let full = {
+            let mut st = self.lock();
+            if st.queue.len() < self.capacity {
+                st.queue.push(entry);
+                Err(st.waiting_readers > 0)
+            } else {
+                Ok(entry)
+            }
+        };
+        match full {
+            Ok(entry) => self.push_all(vec![entry]).await,
+            Err(wake_readers) => {
+                if wake_readers {
+                    self.readable.notify_waiters();
+                }
+            }
+        }
+    }
+
     /// Adds messages, waiting while the group is full (backpressure). Adds as many as fit
     /// each time room frees up, and returns once all are stored.
     pub async fn push_all(&self, mut entries: Vec<Entry>) {
@@ -75,8 +96,17 @@ impl Group {
         }
     }
 
-    /// Waits for the next message and hands it out.
+    /// The next message, if one is deliverable now.
+    pub fn try_pop(&self) -> Option<(Ticket, Entry)> {
+        let now = Instant::now();
+        self.lock().queue.pop(now, now + self.visibility)
+    }
+
+    /// Waits for the next message and hands it out. Cancel-safe.
     pub async fn pop(&self) -> (Ticket, Entry) {
+        if let Some(got) = self.try_pop() {
+            return got;
+        }
         loop {
             let notified = self.readable.notified();
             tokio::pin!(notified);

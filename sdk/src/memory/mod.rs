@@ -122,10 +122,12 @@ impl Inner {
 
     fn check_open(&self, destination: &str, operation: &'static str) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorKind::Closed, "the memory broker was closed")
-                .with_broker(NAME)
-                .with_destination(destination)
-                .with_operation(operation));
+            return Err(
+                Error::new(ErrorKind::Closed, "the memory broker was closed")
+                    .with_broker(NAME)
+                    .with_destination(destination)
+                    .with_operation(operation),
+            );
         }
         Ok(())
     }
@@ -182,13 +184,14 @@ struct MemoryProducer {
 impl ProducerBackend for MemoryProducer {
     async fn send(&self, message: Message) -> Result<()> {
         self.inner.check_open(&self.destination.name, "send")?;
-        self.destination.send(vec![message]).await;
+        self.destination.send(message).await;
         Ok(())
     }
 
     async fn send_batch(&self, messages: Vec<Message>) -> Result<()> {
-        self.inner.check_open(&self.destination.name, "send_batch")?;
-        self.destination.send(messages).await;
+        self.inner
+            .check_open(&self.destination.name, "send_batch")?;
+        self.destination.send_batch(messages).await;
         Ok(())
     }
 }

@@ -109,7 +109,9 @@ impl Queue {
             if d.due > now {
                 break;
             }
-            let Some(Reverse(d)) = self.delayed.pop() else { break };
+            let Some(Reverse(d)) = self.delayed.pop() else {
+                break;
+            };
             self.requeue_front(d.entry);
         }
         while let Some(&(deadline, ticket)) = self.deadlines.front() {

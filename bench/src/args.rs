@@ -1,0 +1,56 @@
+//! Command-line arguments.
+
+/// Usage text.
+pub const USAGE: &str =
+    "usage: brokerkit-bench [--url URL] [--size BYTES] [--messages N] [--batch N] [--prefetch N]
+  --url       broker URL (default: $BROKERKIT_URL or memory://)
+  --size      payload bytes, at least 8 (default 256)
+  --messages  messages to send and consume (default 100000)
+  --batch     messages per send call; 1 sends one at a time (default 1)
+  --prefetch  consumer prefetch (default 256)";
+
+/// Parsed arguments.
+#[derive(Debug, Clone)]
+pub struct Args {
+    pub url: String,
+    pub size: usize,
+    pub messages: usize,
+    pub batch: usize,
+    pub prefetch: usize,
+}
+
+impl Args {
+    pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+        let mut a = Args {
+            url: std::env::var(brokerkit::URL_ENV).unwrap_or_else(|_| "memory://".into()),
+            size: 256,
+            messages: 100_000,
+            batch: 1,
+            prefetch: 256,
+        };
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+            let number = |v: String| {
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("{flag} needs a positive integer, got {v:?}"))
+            };
+            match flag.as_str() {
+                "--url" => a.url = value()?,
+                "--size" => a.size = number(value()?)?,
+                "--messages" => a.messages = number(value()?)?,
+                "--batch" => a.batch = number(value()?)?,
+                "--prefetch" => a.prefetch = number(value()?)?,
+                "-h" | "--help" => return Err("help".into()),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        if a.size < 8 {
+            return Err(
+                "--size must be at least 8 (the send time is stored in the payload)".into(),
+            );
+        }
+        Ok(a)
+    }
+}

@@ -1,0 +1,17 @@
+//! Raw-client baselines, one per broker scheme, run with the same settings as the SDK run.
+//! Each adapter adds its raw client here behind its cargo feature.
+
+use brokerkit::{BrokerUrl, Result};
+
+use crate::args::Args;
+use crate::measure::RunResult;
+
+/// Runs the raw-client baseline for the URL's scheme; `None` when there is none.
+pub async fn run(args: &Args) -> Result<Option<RunResult>> {
+    let url = BrokerUrl::parse(&args.url)?;
+    Ok(match url.scheme() {
+        // memory:// is in-process: there is no separate client to compare with.
+        "memory" => None,
+        _ => None,
+    })
+}
