@@ -34,8 +34,10 @@ pub enum ErrorKind {
     /// The delivery can no longer be settled (its visibility timeout expired or its channel closed);
     /// the broker will redeliver it.
     DeliveryExpired,
-    /// The user's handler failed.
+    /// The user's handler failed (retried by default).
     Handler,
+    /// The handler rejected the message as permanently unprocessable (dead-lettered by default).
+    Rejected,
     /// The broker answered in a way brokerkit did not expect.
     Unexpected,
 }
@@ -66,6 +68,7 @@ impl ErrorKind {
             ErrorKind::Closed => "closed",
             ErrorKind::DeliveryExpired => "delivery_expired",
             ErrorKind::Handler => "handler",
+            ErrorKind::Rejected => "rejected",
             ErrorKind::Unexpected => "unexpected",
         }
     }
@@ -76,7 +79,7 @@ impl ErrorKind {
     }
 }
 
-const ALL_KINDS: [ErrorKind; 15] = [
+const ALL_KINDS: [ErrorKind; 16] = [
     ErrorKind::Config,
     ErrorKind::Unsupported,
     ErrorKind::PayloadTooLarge,
@@ -91,6 +94,7 @@ const ALL_KINDS: [ErrorKind; 15] = [
     ErrorKind::Closed,
     ErrorKind::DeliveryExpired,
     ErrorKind::Handler,
+    ErrorKind::Rejected,
     ErrorKind::Unexpected,
 ];
 

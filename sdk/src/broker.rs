@@ -2,11 +2,22 @@
 
 use std::sync::Arc;
 
-use brokerkit_core::{Backend, Capabilities, ConsumerOptions, Error, Result};
+use std::future::Future;
+use std::sync::Arc as StdArc;
+use std::time::Duration;
+
+use brokerkit_core::{Backend, Capabilities, ConsumerOptions, Error, Message, Result};
 
 use crate::consumer::Consumer;
+use crate::context::Context;
+use crate::event::Event;
+use crate::handler::{Handler, HandlerSettings, JsonWithSchema, Raw, Typed};
+use crate::idempotency::Idempotency;
+use crate::layers::{default_send_layers, idempotency_key::IdempotencyKeyLayer, SendLayer};
 use crate::producer::Producer;
 use crate::registry::Registry;
+use crate::retry::RetryPolicy;
+use crate::schema::SchemaValidator;
 
 /// Environment variable read by [`Broker::from_env`].
 pub const URL_ENV: &str = "BROKERKIT_URL";
@@ -75,6 +86,7 @@ impl Broker {
         ProducerBuilder {
             broker: self.clone(),
             destination: destination.to_string(),
+            layers: default_send_layers(),
         }
     }
 
@@ -84,6 +96,7 @@ impl Broker {
             broker: self.clone(),
             destination: destination.to_string(),
             options: ConsumerOptions::default(),
+            handler: HandlerSettings::default(),
         }
     }
 
@@ -110,13 +123,35 @@ fn check_destination(destination: &str) -> Result<()> {
     Ok(())
 }
 
-/// Builds a [`Producer`].
+/// Builds a [`Producer`]. Correlation and trace-context layers are on by default.
 pub struct ProducerBuilder {
     broker: Broker,
     destination: String,
+    layers: Vec<StdArc<dyn SendLayer>>,
 }
 
 impl ProducerBuilder {
+    /// Removes the default layers (trace context, correlation): messages go out as given.
+    pub fn without_default_layers(mut self) -> Self {
+        self.layers.clear();
+        self
+    }
+
+    /// Adds a layer after the ones already present.
+    pub fn layer(mut self, layer: impl SendLayer) -> Self {
+        self.layers.push(StdArc::new(layer));
+        self
+    }
+
+    /// Sets each message's idempotency key with `key` (unless it has one); adapters map it to
+    /// the broker's native dedup where there is one.
+    pub fn idempotency_key(
+        self,
+        key: impl Fn(&Message) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.layer(IdempotencyKeyLayer::new(key))
+    }
+
     /// Creates the producer (and the destination, where the adapter does that).
     pub async fn build(self) -> Result<Producer> {
         let b = &self.broker;
@@ -131,18 +166,86 @@ impl ProducerBuilder {
             b.capabilities.clone(),
             b.adapter(),
             &self.destination,
+            self.layers.into(),
         ))
     }
 }
 
-/// Builds a [`Consumer`].
+/// Builds a [`Consumer`], or a [`Handler`] that runs a function per message.
 pub struct ConsumerBuilder {
     broker: Broker,
     destination: String,
     options: ConsumerOptions,
+    handler: HandlerSettings,
 }
 
 impl ConsumerBuilder {
+    pub(crate) fn group_name(&self) -> Option<&str> {
+        self.options.group.as_deref()
+    }
+
+    pub(crate) fn capabilities(&self) -> &Capabilities {
+        self.broker.capabilities()
+    }
+
+    /// Retry and dead-letter policy of handlers (default: 5 attempts, exponential from 100 ms).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.handler.retry = policy;
+        self
+    }
+
+    /// Handles each idempotency key once (see [`crate::idempotency`]).
+    pub fn idempotency(mut self, idempotency: Idempotency) -> Self {
+        self.handler.idempotency = Some(idempotency);
+        self
+    }
+
+    /// Handlers running at once (default 1). Prefetch is raised to at least this.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.handler.concurrency = n.max(1);
+        self.options.prefetch = self.options.prefetch.max(n);
+        self
+    }
+
+    /// How long shutdown waits for running handlers before cancelling them (default 30 s).
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.handler.drain_timeout = timeout;
+        self
+    }
+
+    /// Runs `f` for each event of type `E` (decoded and validated against its schema).
+    /// Messages that do not decode or validate never reach `f`: they are dead-lettered with
+    /// the reason and the violations.
+    pub fn handle<E, F, Fut>(self, f: F) -> Handler<Typed<E>, F>
+    where
+        E: Event,
+        F: Fn(Context, E) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        let settings = self.handler.clone();
+        Handler::new(self, settings, Typed::default(), f)
+    }
+
+    /// Runs `f` for each JSON payload valid against `schema` (a contract with no Rust type).
+    pub fn handle_json<F, Fut>(self, schema: StdArc<SchemaValidator>, f: F) -> Handler<JsonWithSchema, F>
+    where
+        F: Fn(Context, serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        let settings = self.handler.clone();
+        Handler::new(self, settings, JsonWithSchema(schema), f)
+    }
+
+    /// Runs `f` for each message as it is.
+    pub fn handle_raw<F, Fut>(self, f: F) -> Handler<Raw, F>
+    where
+        F: Fn(Context, Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        let settings = self.handler.clone();
+        Handler::new(self, settings, Raw, f)
+    }
+
     /// Joins consumer group `group`: every group gets each message; members of a group
     /// share them.
     pub fn group(mut self, group: impl Into<String>) -> Self {
@@ -157,7 +260,7 @@ impl ConsumerBuilder {
     }
 
     /// Subscribes. Messages sent after this returns reach the group.
-    pub async fn build(self) -> Result<Consumer> {
+    pub async fn build(&self) -> Result<Consumer> {
         let b = &self.broker;
         check_destination(&self.destination)?;
         if let Some(g) = &self.options.group {

@@ -21,9 +21,17 @@
 
 mod broker;
 mod consumer;
+mod context;
+mod event;
+pub mod handler;
+pub mod idempotency;
+pub mod layers;
 pub mod memory;
 mod producer;
+pub mod redrive;
 pub mod registry;
+pub mod retry;
+pub mod schema;
 
 pub use broker::{Broker, ConsumerBuilder, ProducerBuilder, URL_ENV};
 pub use brokerkit_core as core;
@@ -33,8 +41,15 @@ pub use brokerkit_core::{
     Message, ProducerBackend, Result, Support, ValidationIssue,
 };
 pub use consumer::{Consumer, ShutdownHandle};
+pub use context::Context;
+pub use event::{encode_event, Event};
+pub use handler::{Handler, RunReport};
+pub use idempotency::{connect_store, Idempotency, IdempotencyStore};
 pub use producer::Producer;
+pub use redrive::{redrive, RedriveOptions, RedriveReport};
 pub use registry::Registry;
+pub use retry::{Backoff, Decision, RetryPolicy};
+pub use schema::SchemaValidator;
 
 /// Canonical header names.
 pub use brokerkit_core::headers::names as header_names;

@@ -4,6 +4,9 @@ use std::sync::Arc;
 
 use brokerkit_core::{Capabilities, Message, ProducerBackend, Result};
 
+use crate::event::{encode_event, Event};
+use crate::layers::SendLayer;
+
 /// Sends messages to one destination. Cheap to clone.
 #[derive(Clone)]
 pub struct Producer {
@@ -11,6 +14,7 @@ pub struct Producer {
     capabilities: Arc<Capabilities>,
     broker: &'static str,
     destination: Arc<str>,
+    layers: Arc<[Arc<dyn SendLayer>]>,
 }
 
 impl Producer {
@@ -19,13 +23,31 @@ impl Producer {
         capabilities: Arc<Capabilities>,
         broker: &'static str,
         destination: &str,
+        layers: Arc<[Arc<dyn SendLayer>]>,
     ) -> Self {
         Producer {
             backend,
             capabilities,
             broker,
             destination: destination.into(),
+            layers,
         }
+    }
+
+    fn prepare(&self, message: &mut Message, op: &'static str) -> Result<()> {
+        for layer in self.layers.iter() {
+            layer.on_send(message).map_err(|e| self.context(e, op))?;
+        }
+        self.capabilities
+            .check_send(message)
+            .map_err(|e| self.context(e, op))
+    }
+
+    /// Sends a typed event: validated against its schema (each violation listed in the
+    /// error), encoded as JSON, with event type, version and content type headers.
+    pub async fn send_event<E: Event>(&self, event: &E) -> Result<()> {
+        let message = encode_event(event).map_err(|e| self.context(e, "send"))?;
+        self.send(message).await
     }
 
     /// The destination.
@@ -33,14 +55,12 @@ impl Producer {
         &self.destination
     }
 
-    /// Sends one message; returns once the broker has taken it.
+    /// Sends one message through the layers; returns once the broker has taken it.
     ///
     /// Errors: [`brokerkit_core::ErrorKind::PayloadTooLarge`] (with both sizes),
     /// `Unsupported` or `InvalidHeader` before any I/O when the broker cannot carry the message.
-    pub async fn send(&self, message: Message) -> Result<()> {
-        self.capabilities
-            .check_send(&message)
-            .map_err(|e| self.context(e, "send"))?;
+    pub async fn send(&self, mut message: Message) -> Result<()> {
+        self.prepare(&mut message, "send")?;
         self.backend
             .send(message)
             .await
@@ -49,11 +69,9 @@ impl Producer {
 
     /// Sends many messages, split into the broker's batch size. Every message is checked
     /// before the first is sent.
-    pub async fn send_batch(&self, messages: Vec<Message>) -> Result<()> {
-        for m in &messages {
-            self.capabilities
-                .check_send(m)
-                .map_err(|e| self.context(e, "send_batch"))?;
+    pub async fn send_batch(&self, mut messages: Vec<Message>) -> Result<()> {
+        for m in &mut messages {
+            self.prepare(m, "send_batch")?;
         }
         let size = self.capabilities.max_batch.max(1);
         if messages.len() <= size {

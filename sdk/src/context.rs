@@ -1,0 +1,94 @@
+//! The handler context: the IDs of the message being handled, available to the handler and,
+//! through a task-local, to every producer it sends with (for correlation).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use brokerkit_core::Headers;
+
+tokio::task_local! {
+    static CURRENT: Context;
+}
+
+/// What a handler knows about the message it handles. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Context(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    headers: Headers,
+    destination: String,
+    group: Option<String>,
+    attempt: u32,
+}
+
+impl Context {
+    pub(crate) fn new(headers: Headers, destination: &str, group: Option<&str>, attempt: u32) -> Self {
+        Context(Arc::new(Inner {
+            headers,
+            destination: destination.to_string(),
+            group: group.map(str::to_string),
+            attempt,
+        }))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_test(headers: Headers) -> Self {
+        Context::new(headers, "test", None, 1)
+    }
+
+    /// The context of the handler running on this task, if any.
+    pub fn current() -> Option<Context> {
+        CURRENT.try_with(Context::clone).ok()
+    }
+
+    /// Runs `fut` with this context as the current one.
+    pub async fn scope<F: Future>(self, fut: F) -> F::Output {
+        CURRENT.scope(self, fut).await
+    }
+
+    /// The handled message's id.
+    pub fn message_id(&self) -> Option<&str> {
+        self.0.headers.message_id()
+    }
+    /// Its correlation id.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.0.headers.correlation_id()
+    }
+    /// Its causation id (the message whose handling sent it).
+    pub fn causation_id(&self) -> Option<&str> {
+        self.0.headers.causation_id()
+    }
+    /// Its idempotency key.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.0.headers.idempotency_key()
+    }
+    /// Its W3C `traceparent`.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.0.headers.traceparent()
+    }
+    /// Its W3C `tracestate`.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.0.headers.tracestate()
+    }
+    /// Its event type.
+    pub fn event_type(&self) -> Option<&str> {
+        self.0.headers.event_type()
+    }
+    /// All its headers.
+    pub fn headers(&self) -> &Headers {
+        &self.0.headers
+    }
+    /// Where it was consumed from.
+    pub fn destination(&self) -> &str {
+        &self.0.destination
+    }
+    /// The consumer group handling it.
+    pub fn group(&self) -> Option<&str> {
+        self.0.group.as_deref()
+    }
+    /// Delivery attempt, 1 on the first.
+    pub fn attempt(&self) -> u32 {
+        self.0.attempt
+    }
+}

@@ -1,0 +1,33 @@
+//! Turns a panicking handler into an error, so the policy (retry, then dead-letter) decides
+//! and the consumer keeps running.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use brokerkit_core::{Error, ErrorKind, Result};
+
+pub(crate) struct CatchPanic<F>(pub Pin<Box<F>>);
+
+impl<F: Future<Output = Result<()>>> Future for CatchPanic<F> {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let fut = self.0.as_mut();
+        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(p) => p,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Poll::Ready(Err(Error::new(
+                    ErrorKind::Handler,
+                    format!("handler panicked: {what}"),
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! In-process idempotency store (the default): one process only.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use brokerkit_core::Result;
+
+use super::{Claim, ClaimToken, IdempotencyStore};
+
+enum State {
+    Claimed(ClaimToken),
+    Done,
+}
+
+struct Slot {
+    state: State,
+    expires: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    slots: HashMap<String, Slot>,
+    /// Expiry records in insertion order; stale ones are skipped. Keeps memory bounded by
+    /// the keys seen within the TTL.
+    expiries: VecDeque<(Instant, String)>,
+}
+
+/// Claims in a hash map with lease and TTL expiry.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// Keys currently remembered (claimed or done).
+    pub fn len(&self) -> usize {
+        self.lock().slots.len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    fn evict(&mut self, now: Instant) {
+        while let Some((at, _)) = self.expiries.front() {
+            if *at > now {
+                break;
+            }
+            let Some((at, key)) = self.expiries.pop_front() else { break };
+            if self.slots.get(&key).is_some_and(|s| s.expires <= at) {
+                self.slots.remove(&key);
+            }
+        }
+    }
+
+    fn set(&mut self, key: &str, state: State, expires: Instant) {
+        self.expiries.push_back((expires, key.to_string()));
+        self.slots.insert(key.to_string(), Slot { state, expires });
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryStore {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim> {
+        let now = Instant::now();
+        let mut g = self.lock();
+        g.evict(now);
+        match g.slots.get(key) {
+            Some(s) if s.expires > now => Ok(match s.state {
+                State::Done => Claim::Done,
+                State::Claimed(_) => Claim::InProgress,
+            }),
+            _ => {
+                let token = ClaimToken::new();
+                g.set(key, State::Claimed(token.clone()), now + lease);
+                Ok(Claim::Acquired(token))
+            }
+        }
+    }
+
+    async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<()> {
+        let mut g = self.lock();
+        if matches!(g.slots.get(key), Some(Slot { state: State::Claimed(t), .. }) if t == token) {
+            g.set(key, State::Done, Instant::now() + ttl);
+        }
+        Ok(())
+    }
+
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<()> {
+        let mut g = self.lock();
+        if matches!(g.slots.get(key), Some(Slot { state: State::Claimed(t), .. }) if t == token) {
+            g.slots.remove(key);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn claim_complete_release_and_lease_expiry() {
+        let s = MemoryStore::new();
+        let lease = Duration::from_millis(50);
+        let Claim::Acquired(t) = s.claim("k", lease).await.unwrap() else { panic!() };
+        assert_eq!(s.claim("k", lease).await.unwrap(), Claim::InProgress);
+        s.release("k", &t).await.unwrap();
+        let Claim::Acquired(t2) = s.claim("k", lease).await.unwrap() else { panic!() };
+        s.complete("k", &t, Duration::from_secs(60)).await.unwrap(); // stale token: no effect
+        assert_eq!(s.claim("k", lease).await.unwrap(), Claim::InProgress);
+        tokio::time::sleep(Duration::from_millis(60)).await; // crashed holder: lease expires
+        let Claim::Acquired(t3) = s.claim("k", lease).await.unwrap() else { panic!() };
+        assert_ne!(t2, t3);
+        s.complete("k", &t3, Duration::from_millis(50)).await.unwrap();
+        assert_eq!(s.claim("k", lease).await.unwrap(), Claim::Done);
+        tokio::time::sleep(Duration::from_millis(60)).await; // TTL bounds the store
+        assert!(matches!(s.claim("other", lease).await.unwrap(), Claim::Acquired(_)));
+        assert_eq!(s.len(), 1, "expired keys are evicted");
+    }
+}

@@ -1,0 +1,191 @@
+//! Idempotency: with the same key, a handler runs once, across redeliveries and across
+//! consumer instances sharing a store.
+//!
+//! Protocol: **claim** the key (with a lease) before handling; **complete** it after success
+//! (kept for a TTL, so the store stays bounded); **release** it on failure so a retry can run.
+//! A consumer that crashes while holding a claim blocks the key only until the lease expires.
+
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use brokerkit_core::{BrokerUrl, Error, ErrorKind, Message, Result};
+
+pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
+
+/// Longest idempotency key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 256;
+
+/// Proof of a claim, needed to complete or release it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimToken(pub String);
+
+impl ClaimToken {
+    /// A fresh random token.
+    pub fn new() -> Self {
+        ClaimToken(uuid::Uuid::new_v4().simple().to_string())
+    }
+}
+
+impl Default for ClaimToken {
+    fn default() -> Self {
+        ClaimToken::new()
+    }
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This caller holds the key until the lease expires: run the handler.
+    Acquired(ClaimToken),
+    /// The key was handled successfully already: skip and ack.
+    Done,
+    /// Another caller holds the key now: try again later.
+    InProgress,
+}
+
+/// Where claims are kept.
+///
+/// # Behavior
+/// - `claim` is atomic across every caller sharing the store.
+/// - A claim not completed or released within its lease can be claimed again.
+/// - `complete` and `release` with a stale token (the lease expired and someone else claimed)
+///   change nothing.
+/// - Errors reaching the store are `Unavailable` (retryable): callers must then not treat the
+///   message as handled.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + 'static {
+    /// Store name for logs, e.g. `redis`.
+    fn name(&self) -> &'static str;
+    /// Claims `key` for `lease`.
+    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim>;
+    /// Marks `key` done, remembered for `ttl`.
+    async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<()>;
+    /// Gives up the claim so the key can be claimed again.
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<()>;
+}
+
+/// Opens a store by URL: `memory://`, `redis://host:port[/db]`, `postgres://user@host/db`.
+pub async fn connect_store(url: &str) -> Result<Arc<dyn IdempotencyStore>> {
+    let parsed = BrokerUrl::parse(url)?;
+    match parsed.scheme() {
+        "memory" => {
+            parsed.params(&[])?;
+            Ok(Arc::new(MemoryStore::new()))
+        }
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => Ok(Arc::new(RedisStore::connect(&parsed).await?)),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(Arc::new(PostgresStore::connect(&parsed).await?)),
+        other => Err(Error::config(format!(
+            "no idempotency store for scheme {other:?} in {parsed}; available: {}",
+            available_schemes().join(", ")
+        ))),
+    }
+}
+
+fn available_schemes() -> Vec<&'static str> {
+    #[allow(unused_mut)]
+    let mut s = vec!["memory"];
+    #[cfg(feature = "postgres")]
+    s.push("postgres");
+    #[cfg(feature = "redis")]
+    s.push("redis");
+    s
+}
+
+/// A function deriving a key from a message.
+pub type KeyFn = Arc<dyn Fn(&Message) -> Option<String> + Send + Sync>;
+
+/// Where a message's idempotency key comes from.
+#[derive(Clone)]
+pub enum KeySource {
+    /// The `idempotency-key` header.
+    Header,
+    /// A function of the message.
+    Function(KeyFn),
+}
+
+/// Idempotent handling settings for a consumer.
+#[derive(Clone)]
+pub struct Idempotency {
+    pub(crate) store: Arc<dyn IdempotencyStore>,
+    pub(crate) key: KeySource,
+    pub(crate) lease: Duration,
+    pub(crate) ttl: Duration,
+}
+
+impl Idempotency {
+    /// Keys from the `idempotency-key` header; lease 30 s; done keys kept 24 h.
+    pub fn new(store: Arc<dyn IdempotencyStore>) -> Self {
+        Idempotency {
+            store,
+            key: KeySource::Header,
+            lease: Duration::from_secs(30),
+            ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+
+    /// Derives the key with `f` instead of the header.
+    pub fn key_fn(mut self, f: impl Fn(&Message) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.key = KeySource::Function(Arc::new(f));
+        self
+    }
+
+    /// How long a claim blocks others (set it above the handler's longest run).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// How long a done key is remembered.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The message's key, checked: missing or longer than [`MAX_KEY_LEN`] is an error
+    /// naming the problem.
+    pub fn key_of(&self, message: &Message) -> Result<String> {
+        let key = match &self.key {
+            KeySource::Header => message.headers.idempotency_key().map(str::to_string),
+            KeySource::Function(f) => f(message),
+        };
+        match key {
+            None => Err(Error::new(
+                ErrorKind::Decode,
+                "message has no idempotency key (header idempotency-key or the key function)",
+            )),
+            Some(k) if k.is_empty() => Err(Error::new(ErrorKind::Decode, "idempotency key is empty")),
+            Some(k) if k.len() > MAX_KEY_LEN => Err(Error::new(
+                ErrorKind::Decode,
+                format!(
+                    "idempotency key is {} bytes; the maximum is {MAX_KEY_LEN}",
+                    k.len()
+                ),
+            )),
+            Some(k) => Ok(k),
+        }
+    }
+}
+
+/// Wraps a store error as retryable `Unavailable` with the store's name.
+pub(crate) fn unavailable(store: &'static str, e: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        format!(
+            "idempotency store {store} unreachable: {}",
+            brokerkit_core::config::redact_text(&e.to_string())
+        ),
+    )
+}

@@ -1,0 +1,32 @@
+//! Producer-side idempotency key: a user function over the message sets the
+//! `idempotency-key` header, which adapters map to the broker's native dedup (SQS FIFO
+//! MessageDeduplicationId, NATS `Nats-Msg-Id`, …) and consumers use for idempotent handling.
+
+use std::sync::Arc;
+
+use brokerkit_core::{Message, Result};
+
+use super::SendLayer;
+
+/// Sets the idempotency key from a function, unless the message has one.
+pub struct IdempotencyKeyLayer {
+    key: crate::idempotency::KeyFn,
+}
+
+impl IdempotencyKeyLayer {
+    /// Uses `key` to derive the key.
+    pub fn new(key: impl Fn(&Message) -> Option<String> + Send + Sync + 'static) -> Self {
+        IdempotencyKeyLayer { key: Arc::new(key) }
+    }
+}
+
+impl SendLayer for IdempotencyKeyLayer {
+    fn on_send(&self, message: &mut Message) -> Result<()> {
+        if message.headers.idempotency_key().is_none() {
+            if let Some(k) = (self.key)(message) {
+                message.headers.set_idempotency_key(k)?;
+            }
+        }
+        Ok(())
+    }
+}
