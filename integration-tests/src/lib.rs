@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+pub mod conformance_layers;
 mod harness;
 
 pub use harness::{broker_url, run_case, Ctx, Outcome, RECEIVE_TIMEOUT};
@@ -37,7 +38,30 @@ macro_rules! conformance_suite {
                 unsupported_is_refused,
                 bad_destination_name
             );
+            $crate::conformance_layer_cases!(
+                $url;
+                correlation_flows,
+                idempotent_handler,
+                retry_then_dead_letter,
+                bad_payloads_dead_lettered,
+                handler_shutdown_drains
+            );
         }
+    };
+}
+
+/// Internal: one test per layer case name.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_layer_cases {
+    ($url:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let url: Option<String> = $url;
+                $crate::run_case(url, stringify!($case), $crate::conformance_layers::$case).await;
+            }
+        )*
     };
 }
 

@@ -227,7 +227,11 @@ impl ConsumerBuilder {
     }
 
     /// Runs `f` for each JSON payload valid against `schema` (a contract with no Rust type).
-    pub fn handle_json<F, Fut>(self, schema: StdArc<SchemaValidator>, f: F) -> Handler<JsonWithSchema, F>
+    pub fn handle_json<F, Fut>(
+        self,
+        schema: StdArc<SchemaValidator>,
+        f: F,
+    ) -> Handler<JsonWithSchema, F>
     where
         F: Fn(Context, serde_json::Value) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<()>> + Send + 'static,

@@ -23,7 +23,12 @@ struct Inner {
 }
 
 impl Context {
-    pub(crate) fn new(headers: Headers, destination: &str, group: Option<&str>, attempt: u32) -> Self {
+    pub(crate) fn new(
+        headers: Headers,
+        destination: &str,
+        group: Option<&str>,
+        attempt: u32,
+    ) -> Self {
         Context(Arc::new(Inner {
             headers,
             destination: destination.to_string(),

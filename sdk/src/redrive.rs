@@ -104,12 +104,8 @@ pub async fn redrive(
         };
         let Some(d) = next? else { break };
         let envelope = DeadLetterEnvelope::read_from(&d.message().headers);
-        let chosen = envelope.filter(|env| {
-            options
-                .filter
-                .as_ref()
-                .is_none_or(|f| f(d.message(), env))
-        });
+        let chosen =
+            envelope.filter(|env| options.filter.as_ref().is_none_or(|f| f(d.message(), env)));
         let Some(env) = chosen else {
             report.skipped += 1;
             kept.push(d);
@@ -117,7 +113,11 @@ pub async fn redrive(
         };
         let origin = env.original_destination;
         if !producers.contains_key(&origin) {
-            let p = broker.producer(&origin).without_default_layers().build().await?;
+            let p = broker
+                .producer(&origin)
+                .without_default_layers()
+                .build()
+                .await?;
             producers.insert(origin.clone(), p);
         }
         let mut message = d.message().clone();

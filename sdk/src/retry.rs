@@ -47,14 +47,18 @@ pub struct Backoff {
 impl Backoff {
     /// The delay after failed attempt `attempt` (1-based).
     pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self.multiplier.powi(attempt.saturating_sub(1).min(63) as i32);
+        let exp = self
+            .multiplier
+            .powi(attempt.saturating_sub(1).min(63) as i32);
         let base = self.initial.as_secs_f64() * exp;
         let d = Duration::from_secs_f64(base.min(self.max.as_secs_f64()).max(0.0));
         if !self.jitter || d.is_zero() {
             return d;
         }
         let half = d / 2;
-        half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos().min(u64::MAX as u128) as u64))
+        half + Duration::from_nanos(fastrand::u64(
+            0..=half.as_nanos().min(u64::MAX as u128) as u64,
+        ))
     }
 }
 
@@ -145,7 +149,9 @@ impl RetryPolicy {
         match self.decision(error.kind()) {
             Decision::Drop => Action::Drop,
             Decision::DeadLetter => Action::DeadLetter { exhausted: false },
-            Decision::Retry if attempt >= self.max_attempts => Action::DeadLetter { exhausted: true },
+            Decision::Retry if attempt >= self.max_attempts => {
+                Action::DeadLetter { exhausted: true }
+            }
             Decision::Retry => {
                 let d = self.backoff.delay(attempt);
                 Action::Retry(error.retry_after().map_or(d, |hint| hint.max(d)))
@@ -168,7 +174,10 @@ mod tests {
         let j = RetryPolicy::exponential(Duration::from_millis(100), 10);
         for _ in 0..100 {
             let d = j.backoff.delay(3);
-            assert!(d >= Duration::from_millis(200) && d <= Duration::from_millis(400), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(200) && d <= Duration::from_millis(400),
+                "{d:?}"
+            );
         }
     }
 
@@ -176,13 +185,23 @@ mod tests {
     fn decisions_by_kind_and_attempts() {
         let p = RetryPolicy::exponential(Duration::from_millis(10), 3).without_jitter();
         let handler = Error::new(ErrorKind::Handler, "boom");
-        assert_eq!(p.decide(&handler, 1), Action::Retry(Duration::from_millis(10)));
-        assert_eq!(p.decide(&handler, 3), Action::DeadLetter { exhausted: true });
+        assert_eq!(
+            p.decide(&handler, 1),
+            Action::Retry(Duration::from_millis(10))
+        );
+        assert_eq!(
+            p.decide(&handler, 3),
+            Action::DeadLetter { exhausted: true }
+        );
         let bad = Error::new(ErrorKind::Validation, "bad");
         assert_eq!(p.decide(&bad, 1), Action::DeadLetter { exhausted: false });
         let p = p.on(ErrorKind::Handler, Decision::Drop);
         assert_eq!(p.decide(&handler, 1), Action::Drop);
-        let throttled = Error::new(ErrorKind::Throttled, "slow down").with_retry_after(Duration::from_secs(2));
-        assert_eq!(p.decide(&throttled, 1), Action::Retry(Duration::from_secs(2)));
+        let throttled =
+            Error::new(ErrorKind::Throttled, "slow down").with_retry_after(Duration::from_secs(2));
+        assert_eq!(
+            p.decide(&throttled, 1),
+            Action::Retry(Duration::from_secs(2))
+        );
     }
 }

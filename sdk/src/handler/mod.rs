@@ -60,7 +60,12 @@ where
     F: Fn(Context, D::Output) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<()>> + Send + 'static,
 {
-    pub(crate) fn new(builder: ConsumerBuilder, settings: HandlerSettings, decoder: D, handler: F) -> Self {
+    pub(crate) fn new(
+        builder: ConsumerBuilder,
+        settings: HandlerSettings,
+        decoder: D,
+        handler: F,
+    ) -> Self {
         let shared = Arc::new(Shared {
             decoder,
             handler,

@@ -72,7 +72,10 @@ where
             Ok(Claim::Acquired(token)) => claim = Some((idem, key, token)),
             Ok(Claim::Done) => return settle(delivery.ack().await, Outcome::Duplicate),
             Ok(Claim::InProgress) => {
-                return settle(delivery.nack(Some(IN_PROGRESS_DELAY)).await, Outcome::Retried)
+                return settle(
+                    delivery.nack(Some(IN_PROGRESS_DELAY)).await,
+                    Outcome::Retried,
+                )
             }
             // Fail safe: the store is down, so the message must not count as handled.
             Err(e) => {
@@ -138,7 +141,11 @@ async fn reject(policy: &RetryPolicy, delivery: Delivery, r: Rejection) -> Outco
 /// Back to the broker after the policy's backoff, without counting as a handler failure.
 async fn retry_later(policy: &RetryPolicy, delivery: Delivery) -> Outcome {
     let delay = policy.backoff.delay(delivery.attempt());
-    let delay = delivery.capabilities().delayed_redelivery.is_available().then_some(delay);
+    let delay = delivery
+        .capabilities()
+        .delayed_redelivery
+        .is_available()
+        .then_some(delay);
     settle(delivery.nack(delay).await, Outcome::Retried)
 }
 
@@ -174,4 +181,3 @@ async fn fail(
         }
     }
 }
-

@@ -60,7 +60,9 @@ impl Inner {
             if *at > now {
                 break;
             }
-            let Some((at, key)) = self.expiries.pop_front() else { break };
+            let Some((at, key)) = self.expiries.pop_front() else {
+                break;
+            };
             if self.slots.get(&key).is_some_and(|s| s.expires <= at) {
                 self.slots.remove(&key);
             }
@@ -121,19 +123,30 @@ mod tests {
     async fn claim_complete_release_and_lease_expiry() {
         let s = MemoryStore::new();
         let lease = Duration::from_millis(50);
-        let Claim::Acquired(t) = s.claim("k", lease).await.unwrap() else { panic!() };
+        let Claim::Acquired(t) = s.claim("k", lease).await.unwrap() else {
+            panic!()
+        };
         assert_eq!(s.claim("k", lease).await.unwrap(), Claim::InProgress);
         s.release("k", &t).await.unwrap();
-        let Claim::Acquired(t2) = s.claim("k", lease).await.unwrap() else { panic!() };
+        let Claim::Acquired(t2) = s.claim("k", lease).await.unwrap() else {
+            panic!()
+        };
         s.complete("k", &t, Duration::from_secs(60)).await.unwrap(); // stale token: no effect
         assert_eq!(s.claim("k", lease).await.unwrap(), Claim::InProgress);
         tokio::time::sleep(Duration::from_millis(60)).await; // crashed holder: lease expires
-        let Claim::Acquired(t3) = s.claim("k", lease).await.unwrap() else { panic!() };
+        let Claim::Acquired(t3) = s.claim("k", lease).await.unwrap() else {
+            panic!()
+        };
         assert_ne!(t2, t3);
-        s.complete("k", &t3, Duration::from_millis(50)).await.unwrap();
+        s.complete("k", &t3, Duration::from_millis(50))
+            .await
+            .unwrap();
         assert_eq!(s.claim("k", lease).await.unwrap(), Claim::Done);
         tokio::time::sleep(Duration::from_millis(60)).await; // TTL bounds the store
-        assert!(matches!(s.claim("other", lease).await.unwrap(), Claim::Acquired(_)));
+        assert!(matches!(
+            s.claim("other", lease).await.unwrap(),
+            Claim::Acquired(_)
+        ));
         assert_eq!(s.len(), 1, "expired keys are evicted");
     }
 }

@@ -137,7 +137,10 @@ impl Idempotency {
     }
 
     /// Derives the key with `f` instead of the header.
-    pub fn key_fn(mut self, f: impl Fn(&Message) -> Option<String> + Send + Sync + 'static) -> Self {
+    pub fn key_fn(
+        mut self,
+        f: impl Fn(&Message) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
         self.key = KeySource::Function(Arc::new(f));
         self
     }
@@ -166,7 +169,9 @@ impl Idempotency {
                 ErrorKind::Decode,
                 "message has no idempotency key (header idempotency-key or the key function)",
             )),
-            Some(k) if k.is_empty() => Err(Error::new(ErrorKind::Decode, "idempotency key is empty")),
+            Some(k) if k.is_empty() => {
+                Err(Error::new(ErrorKind::Decode, "idempotency key is empty"))
+            }
             Some(k) if k.len() > MAX_KEY_LEN => Err(Error::new(
                 ErrorKind::Decode,
                 format!(
@@ -180,6 +185,7 @@ impl Idempotency {
 }
 
 /// Wraps a store error as retryable `Unavailable` with the store's name.
+#[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) fn unavailable(store: &'static str, e: impl std::fmt::Display) -> Error {
     Error::new(
         ErrorKind::Unavailable,

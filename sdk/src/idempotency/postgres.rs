@@ -86,9 +86,12 @@ impl IdempotencyStore for PostgresStore {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             .is_multiple_of(1000)
         {
-            c.execute(&format!("DELETE FROM {TABLE} WHERE expires_at < now()"), &[])
-                .await
-                .map_err(|e| self.err(e))?;
+            c.execute(
+                &format!("DELETE FROM {TABLE} WHERE expires_at < now()"),
+                &[],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
         }
         let token = ClaimToken::new();
         let claimed = c

@@ -23,7 +23,11 @@ pub struct BreakingChange {
 
 impl fmt::Display for BreakingChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = if self.pointer.is_empty() { "/" } else { &self.pointer };
+        let at = if self.pointer.is_empty() {
+            "/"
+        } else {
+            &self.pointer
+        };
         write!(f, "{at}: {}", self.change)
     }
 }
@@ -54,7 +58,10 @@ impl fmt::Display for CompatReport {
             if v.is_empty() {
                 "compatible".to_string()
             } else {
-                v.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ")
+                v.iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             }
         };
         write!(
@@ -116,7 +123,10 @@ fn types(root: &Value, s: &Value) -> Option<BTreeSet<String>> {
     if let Some(t) = s.get("type") {
         let set: BTreeSet<String> = match t {
             Value::String(one) => [one.clone()].into(),
-            Value::Array(many) => many.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            Value::Array(many) => many
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
             _ => return None,
         };
         return Some(set);
@@ -170,7 +180,11 @@ fn object_branch<'v>(root: &'v Value, s: &'v Value) -> &'v Value {
 fn string_set(s: &Value, key: &str) -> BTreeSet<String> {
     s.get(key)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -225,21 +239,35 @@ impl Walk<'_> {
         };
         let Some(w) = writer.get("enum").and_then(Value::as_array) else {
             if writer.get("type").is_some() {
-                let verb = if self.reader_is_new { "added" } else { "removed" };
+                let verb = if self.reader_is_new {
+                    "added"
+                } else {
+                    "removed"
+                };
                 self.push(at, format!("enum restriction {verb}"));
             }
             return;
         };
         for v in w.iter().filter(|v| !r.contains(v)) {
-            let verb = if self.reader_is_new { "removed" } else { "added" };
+            let verb = if self.reader_is_new {
+                "removed"
+            } else {
+                "added"
+            };
             self.push(at, format!("enum value {v} {verb}"));
         }
     }
 
     fn compare_objects(&mut self, r: &Value, w: &Value, at: &str, depth: usize) {
         let empty = serde_json::Map::new();
-        let rp = r.get("properties").and_then(Value::as_object).unwrap_or(&empty);
-        let wp = w.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+        let rp = r
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let wp = w
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
         let (rreq, wreq) = (string_set(r, "required"), string_set(w, "required"));
         for field in rreq.difference(&wreq) {
             let change = if self.reader_is_new {
@@ -288,25 +316,40 @@ mod tests {
             &["id"],
         );
         let r = check(&old, &new);
-        assert!(r.is_backward_compatible() && r.is_forward_compatible(), "{r}");
+        assert!(
+            r.is_backward_compatible() && r.is_forward_compatible(),
+            "{r}"
+        );
     }
 
     #[test]
     fn required_field_added_breaks_backward() {
         let old = obj(json!({"id": {"type": "string"}}), &["id"]);
-        let new = obj(json!({"id": {"type": "string"}, "email": {"type": "string"}}), &["id", "email"]);
+        let new = obj(
+            json!({"id": {"type": "string"}, "email": {"type": "string"}}),
+            &["id", "email"],
+        );
         let r = check(&old, &new);
-        assert_eq!(r.backward[0].to_string(), "/email: required field `email` added");
+        assert_eq!(
+            r.backward[0].to_string(),
+            "/email: required field `email` added"
+        );
         assert!(r.is_forward_compatible(), "{r}");
     }
 
     #[test]
     fn required_field_removed_breaks_forward() {
-        let old = obj(json!({"id": {"type": "string"}, "email": {"type": "string"}}), &["id", "email"]);
+        let old = obj(
+            json!({"id": {"type": "string"}, "email": {"type": "string"}}),
+            &["id", "email"],
+        );
         let new = obj(json!({"id": {"type": "string"}}), &["id"]);
         let r = check(&old, &new);
         assert!(r.is_backward_compatible(), "{r}");
-        assert_eq!(r.forward[0].to_string(), "/email: required field `email` removed");
+        assert_eq!(
+            r.forward[0].to_string(),
+            "/email: required field `email` removed"
+        );
     }
 
     #[test]
@@ -319,7 +362,10 @@ mod tests {
         let wider = obj(json!({"total": {"type": "number"}}), &["total"]);
         let r = check(&old, &wider);
         assert!(r.is_backward_compatible(), "{r}");
-        assert_eq!(r.forward[0].to_string(), "/total: type changed from integer to number");
+        assert_eq!(
+            r.forward[0].to_string(),
+            "/total: type changed from integer to number"
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub fn check_schema_file<E: Event>(dir: &Path, regenerate: &str) -> Result<(), S
     let generated = schema_value::<E>();
     let pretty = serde_json::to_string_pretty(&generated).map_err(|e| e.to_string())? + "\n";
     if std::env::var(UPDATE_ENV).is_ok_and(|v| v == "1") {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         return std::fs::write(&path, pretty)
             .map_err(|e| format!("cannot write {}: {e}", path.display()));
     }

@@ -95,7 +95,11 @@ pub fn validation_error(name: &str, issues: &[ValidationIssue]) -> Error {
     let list: Vec<String> = issues
         .iter()
         .map(|i| {
-            let at = if i.pointer.is_empty() { "/" } else { &i.pointer };
+            let at = if i.pointer.is_empty() {
+                "/"
+            } else {
+                &i.pointer
+            };
             format!("{at}: {}", i.reason)
         })
         .collect();
@@ -125,7 +129,10 @@ mod tests {
         assert!(v.check(&json!({"id":"a","total":1})).is_ok());
         let issues = v.violations(&json!({"id": 5, "total": -1}));
         let pointers: Vec<_> = issues.iter().map(|i| i.pointer.as_str()).collect();
-        assert!(pointers.contains(&"/id") && pointers.contains(&"/total"), "{issues:?}");
+        assert!(
+            pointers.contains(&"/id") && pointers.contains(&"/total"),
+            "{issues:?}"
+        );
         let e = v.check(&json!({"total": 1})).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Validation);
         assert!(e.message().contains("\"id\" is a required property"), "{e}");
