@@ -1,22 +1,23 @@
 //! An order service publishes `order.placed` events; billing and email (each its own consumer
-//! group) react. Runs on `memory://` with no setup, or on any broker via `BROKERKIT_URL`.
+//! group) react. Billing captures the payment and publishes `payment.captured`, which email
+//! turns into a receipt, so one correlation id flows order → billing → email.
 //!
+//! Runs on `memory://` with no setup, or on any broker via `BROKERKIT_URL`:
 //! ```text
 //! cargo run -p brokerkit-examples --bin order-service
 //! BROKERKIT_URL=amqp://guest:guest@127.0.0.1:5672/%2f cargo run -p brokerkit-examples --bin order-service
 //! ```
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use brokerkit::{Broker, Consumer, Delivery, Headers, Message, Result};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Serialize, Deserialize)]
-struct OrderPlaced {
-    order_id: u32,
-    customer_email: String,
-    total_cents: u64,
-}
+use brokerkit::{
+    dead_letter_destination, Broker, Context, DeadLetterEnvelope, Error, ErrorKind, Headers,
+    Idempotency, Message, Result, RetryPolicy,
+};
+use brokerkit_examples::{OrderPlaced, PaymentCaptured};
+use tokio::sync::Notify;
 
 const ORDERS: &[(u32, &str, u64)] = &[
     (1001, "ada@example.com", 4250),
@@ -28,81 +29,42 @@ fn say(who: &str, what: impl std::fmt::Display) {
     println!("{who:>14} | {what}");
 }
 
-fn decode(d: &Delivery) -> Option<OrderPlaced> {
-    serde_json::from_slice(&d.message().payload).ok()
+fn short(id: Option<&str>) -> String {
+    id.map(|i| {
+        i.chars()
+            .rev()
+            .take(8)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect()
+    })
+    .unwrap_or_else(|| "-".into())
 }
 
-fn ids(d: &Delivery) -> String {
-    let h = &d.message().headers;
+fn ids(ctx: &Context) -> String {
     format!(
-        "message-id={} correlation-id={}",
-        h.message_id().unwrap_or("-"),
-        h.correlation_id().unwrap_or("-")
+        "msg …{} corr …{} cause …{}",
+        short(ctx.message_id()),
+        short(ctx.correlation_id()),
+        short(ctx.causation_id())
     )
 }
 
-/// Billing: the card for order 1002 is declined once (a transient failure), so billing asks
-/// for redelivery after a short delay; the second attempt succeeds.
-async fn billing(mut consumer: Consumer, expected: usize) -> Result<()> {
-    let mut done = 0;
-    while done < expected {
-        let Some(d) = consumer.next().await? else {
-            break;
-        };
-        let Some(order) = decode(&d) else {
-            say("billing", "undecodable payload: dead-lettering it");
-            d.dead_letter(brokerkit::DeadLetterReason::new("not an OrderPlaced"))
-                .await?;
-            continue;
-        };
-        if order.order_id == 1002 && d.attempt() == 1 {
-            say(
-                "billing",
-                format!(
-                    "card declined for order #{} (attempt 1): retrying in 200 ms",
-                    order.order_id
-                ),
-            );
-            d.nack(Some(Duration::from_millis(200))).await?;
-            continue;
-        }
-        say(
-            "billing",
-            format!(
-                "charged order #{} ${}.{:02} (attempt {}, {})",
-                order.order_id,
-                order.total_cents / 100,
-                order.total_cents % 100,
-                d.attempt(),
-                ids(&d)
-            ),
-        );
-        d.ack().await?;
-        done += 1;
-    }
-    consumer.close().await
-}
+/// Counts finished steps and wakes `main` when all are done.
+#[derive(Clone)]
+struct Progress(Arc<(AtomicUsize, Notify)>);
 
-/// Email: sends a confirmation per order.
-async fn email(mut consumer: Consumer, expected: usize) -> Result<()> {
-    for _ in 0..expected {
-        let Some(d) = consumer.next().await? else {
-            break;
-        };
-        if let Some(order) = decode(&d) {
-            say(
-                "email",
-                format!(
-                    "sent confirmation of order #{} to {} ({})",
-                    order.order_id,
-                    order.customer_email,
-                    ids(&d)
-                ),
-            );
-        }
-        d.ack().await?;
+impl Progress {
+    fn step(&self) {
+        self.0 .0.fetch_add(1, Ordering::SeqCst);
+        self.0 .1.notify_one();
     }
-    consumer.close().await
+    async fn wait_for(&self, n: usize) {
+        while self.0 .0.load(Ordering::SeqCst) < n {
+            let _ = tokio::time::timeout(Duration::from_millis(100), self.0 .1.notified()).await;
+        }
+    }
 }
 
 #[tokio::main]
@@ -113,65 +75,220 @@ async fn main() -> Result<()> {
         format!("connected to the {} broker", broker.adapter()),
     );
     // Unique per run, so a real broker's leftovers from earlier runs do not interfere.
-    let topic = format!("orders-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let (orders_topic, payments_topic) = (format!("orders-{run}"), format!("payments-{run}"));
+    let progress = Progress(Arc::default());
+    let stop = Arc::new(Notify::new());
+    let policy = if broker.capabilities().delayed_redelivery.is_available() {
+        RetryPolicy::exponential(Duration::from_millis(200), 3)
+    } else {
+        RetryPolicy::immediate(3)
+    };
 
-    // Subscribe first: each group receives every order placed from now on.
-    let billing_consumer = broker.consumer(&topic).group("billing").build().await?;
-    let email_consumer = broker.consumer(&topic).group("email").build().await?;
-    let billing_task = tokio::spawn(billing(billing_consumer, ORDERS.len()));
-    let email_task = tokio::spawn(email(email_consumer, ORDERS.len()));
+    // Billing: charges each order once (idempotency key = order id), retries a declined
+    // card with backoff, and publishes payment.captured from inside the handler.
+    let payments = broker.producer(&payments_topic).build().await?;
+    let billing = {
+        let progress = progress.clone();
+        broker
+            .consumer(&orders_topic)
+            .group("billing")
+            .retry(policy.clone())
+            .idempotency(Idempotency::new(
+                brokerkit::connect_store("memory://").await?,
+            ))
+            .handle(move |ctx: Context, order: OrderPlaced| {
+                let (payments, progress) = (payments.clone(), progress.clone());
+                async move {
+                    if order.order_id == 1002 && ctx.attempt() == 1 {
+                        say(
+                            "billing",
+                            format!(
+                                "card declined for #{} (attempt 1): will retry",
+                                order.order_id
+                            ),
+                        );
+                        return Err(Error::new(ErrorKind::Handler, "card declined"));
+                    }
+                    say(
+                        "billing",
+                        format!(
+                            "charged #{} ${}.{:02} on attempt {} ({})",
+                            order.order_id,
+                            order.total_cents / 100,
+                            order.total_cents % 100,
+                            ctx.attempt(),
+                            ids(&ctx)
+                        ),
+                    );
+                    payments
+                        .send_event(&PaymentCaptured {
+                            order_id: order.order_id,
+                            amount_cents: order.total_cents,
+                            customer_email: order.customer_email,
+                        })
+                        .await?;
+                    progress.step();
+                    Ok(())
+                }
+            })
+    };
 
-    let orders = broker.producer(&topic).build().await?;
-    for &(order_id, customer_email, total_cents) in ORDERS {
-        let event = OrderPlaced {
-            order_id,
-            customer_email: customer_email.to_string(),
-            total_cents,
-        };
-        let mut headers = Headers::new();
-        let id = uuid::Uuid::now_v7().to_string();
-        headers.set_message_id(&id)?;
-        headers.set_correlation_id(&id)?;
-        headers.set_event_type("order.placed")?;
-        headers.set_event_version(1)?;
-        headers.set_content_type("application/json")?;
-        let payload = serde_json::to_vec(&event)
-            .map_err(|e| brokerkit::Error::new(brokerkit::ErrorKind::Decode, e.to_string()))?;
-        orders
-            .send(Message::new(payload).with_headers(headers))
-            .await?;
-        say(
-            "order-service",
-            format!("placed order #{order_id} for {customer_email} (message-id={id})"),
-        );
+    // Email: confirms each order, and sends a receipt per captured payment.
+    let confirmations = {
+        let progress = progress.clone();
+        broker
+            .consumer(&orders_topic)
+            .group("email")
+            .handle(move |ctx, order: OrderPlaced| {
+                let progress = progress.clone();
+                async move {
+                    say(
+                        "email",
+                        format!(
+                            "confirmation of #{} to {} ({})",
+                            order.order_id,
+                            order.customer_email,
+                            ids(&ctx)
+                        ),
+                    );
+                    progress.step();
+                    Ok(())
+                }
+            })
+    };
+    let receipts = {
+        let progress = progress.clone();
+        broker
+            .consumer(&payments_topic)
+            .group("email")
+            .handle(move |ctx, paid: PaymentCaptured| {
+                let progress = progress.clone();
+                async move {
+                    say(
+                        "email",
+                        format!(
+                            "receipt for #{} to {} ({})",
+                            paid.order_id,
+                            paid.customer_email,
+                            ids(&ctx)
+                        ),
+                    );
+                    progress.step();
+                    Ok(())
+                }
+            })
+    };
+    let mut dead_letters = broker
+        .consumer(&dead_letter_destination(&orders_topic))
+        .group("ops")
+        .build()
+        .await?;
+
+    let mut tasks = Vec::new();
+    for handler_run in [
+        tokio::spawn(billing.run_until({
+            let s = stop.clone();
+            async move { s.notified().await }
+        })),
+        tokio::spawn(confirmations.run_until({
+            let s = stop.clone();
+            async move { s.notified().await }
+        })),
+        tokio::spawn(receipts.run_until({
+            let s = stop.clone();
+            async move { s.notified().await }
+        })),
+    ] {
+        tasks.push(handler_run);
     }
+    tokio::time::sleep(Duration::from_millis(300)).await; // subscriptions in place
 
-    let joined = tokio::time::timeout(Duration::from_secs(30), async {
-        let (b, e) = tokio::join!(billing_task, email_task);
-        (b, e)
-    })
-    .await;
-    match joined {
-        Ok((Ok(b), Ok(e))) => {
-            b?;
-            e?;
+    let orders = broker
+        .producer(&orders_topic)
+        .idempotency_key(|m: &Message| {
+            serde_json::from_slice::<OrderPlaced>(&m.payload)
+                .ok()
+                .map(|o| format!("order-{}", o.order_id))
+        })
+        .build()
+        .await?;
+    for &(order_id, email, total_cents) in ORDERS {
+        orders
+            .send_event(&OrderPlaced {
+                order_id,
+                customer_email: email.into(),
+                total_cents,
+            })
+            .await?;
+        say("order-service", format!("placed #{order_id} for {email}"));
+    }
+    // A legacy producer sends an order that breaks the contract: it never reaches a handler.
+    let mut legacy = Headers::new();
+    legacy.set_event_type("order.placed")?;
+    legacy.set_event_version(1)?;
+    orders
+        .send(Message::new(r#"{"order_id": 1004, "total_cents": "lots"}"#).with_headers(legacy))
+        .await?;
+    say(
+        "order-service",
+        "placed #1004 through a legacy client (invalid payload)",
+    );
+
+    // 3 charges + 3 confirmations + 3 receipts.
+    let finished = tokio::time::timeout(Duration::from_secs(30), progress.wait_for(9)).await;
+    for _ in 0..2 {
+        // One dead letter per group that rejected #1004.
+        let Ok(Ok(Some(d))) =
+            tokio::time::timeout(Duration::from_secs(10), dead_letters.next()).await
+        else {
+            break;
+        };
+        if let Some(env) = DeadLetterEnvelope::read_from(&d.message().headers) {
+            let issues: Vec<String> = env
+                .reason
+                .validation_errors
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{} {}",
+                        if i.pointer.is_empty() {
+                            "/"
+                        } else {
+                            &i.pointer
+                        },
+                        i.reason
+                    )
+                })
+                .collect();
+            say(
+                "dead-letter",
+                format!(
+                    "from group {} after {} attempt(s): {}",
+                    env.original_group.as_deref().unwrap_or("-"),
+                    env.attempts,
+                    issues.join("; ")
+                ),
+            );
         }
-        Ok(_) => {
-            return Err(brokerkit::Error::new(
-                brokerkit::ErrorKind::Unexpected,
-                "a consumer task panicked",
-            ))
-        }
-        Err(_) => {
-            return Err(brokerkit::Error::new(
-                brokerkit::ErrorKind::Timeout,
-                "consumers did not finish within 30 s",
-            ))
-        }
+        d.ack().await?;
+    }
+    stop.notify_waiters();
+    for t in tasks {
+        let report = t
+            .await
+            .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))??;
+        say("report", format!("{report:?}"));
+    }
+    if finished.is_err() {
+        return Err(Error::new(
+            ErrorKind::Timeout,
+            "the flow did not finish within 30 s",
+        ));
     }
     say(
         "done",
-        "every order was billed and confirmed; shutting down",
+        "every order was billed, confirmed and receipted; the invalid one was dead-lettered",
     );
     broker.close().await
 }

@@ -14,15 +14,23 @@ pub const UPDATE_ENV: &str = "BROKERKIT_UPDATE_SCHEMAS";
 /// With `BROKERKIT_UPDATE_SCHEMAS=1` it writes the file instead. On drift or a missing file
 /// the error says how to regenerate, using `regenerate` (the command to run) in the text.
 pub fn check_schema_file<E: Event>(dir: &Path, regenerate: &str) -> Result<(), String> {
-    let path = dir.join(E::schema_file_name());
-    let generated = schema_value::<E>();
-    let pretty = serde_json::to_string_pretty(&generated).map_err(|e| e.to_string())? + "\n";
     if std::env::var(UPDATE_ENV).is_ok_and(|v| v == "1") {
+        let path = dir.join(E::schema_file_name());
+        let mut pretty =
+            serde_json::to_string_pretty(&schema_value::<E>()).map_err(|e| e.to_string())?;
+        pretty.push('\n');
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         return std::fs::write(&path, pretty)
             .map_err(|e| format!("cannot write {}: {e}", path.display()));
     }
+    compare_schema_file::<E>(dir, regenerate)
+}
+
+/// Like [`check_schema_file`], but never writes.
+pub fn compare_schema_file<E: Event>(dir: &Path, regenerate: &str) -> Result<(), String> {
+    let path = dir.join(E::schema_file_name());
+    let generated = schema_value::<E>();
     let how = format!("regenerate with `{UPDATE_ENV}=1 {regenerate}` and commit the file");
     let text = std::fs::read_to_string(&path).map_err(|e| {
         format!(
