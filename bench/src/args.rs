@@ -7,7 +7,10 @@ pub const USAGE: &str =
   --size      payload bytes, at least 8 (default 256)
   --messages  messages to send and consume (default 100000)
   --batch     messages per send call; 1 sends one at a time (default 1)
-  --prefetch  consumer prefetch (default 256)";
+  --prefetch  consumer prefetch (default 256)
+  --layers    compare the handler API with all layers off and on (correlation, trace context,
+              schema validation, idempotency in memory) instead of SDK vs raw client
+  --concurrency N  handlers at once in --layers mode (default 2)";
 
 /// Parsed arguments.
 #[derive(Debug, Clone)]
@@ -17,6 +20,8 @@ pub struct Args {
     pub messages: usize,
     pub batch: usize,
     pub prefetch: usize,
+    pub layers: bool,
+    pub concurrency: usize,
 }
 
 impl Args {
@@ -27,6 +32,8 @@ impl Args {
             messages: 100_000,
             batch: 1,
             prefetch: 256,
+            layers: false,
+            concurrency: 2,
         };
         while let Some(flag) = it.next() {
             let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -42,6 +49,8 @@ impl Args {
                 "--messages" => a.messages = number(value()?)?,
                 "--batch" => a.batch = number(value()?)?,
                 "--prefetch" => a.prefetch = number(value()?)?,
+                "--concurrency" => a.concurrency = number(value()?)?,
+                "--layers" => a.layers = true,
                 "-h" | "--help" => return Err("help".into()),
                 other => return Err(format!("unknown argument {other:?}")),
             }

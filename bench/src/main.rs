@@ -9,6 +9,7 @@
 
 mod args;
 mod baseline;
+mod layers_run;
 mod measure;
 mod sdk_run;
 
@@ -33,6 +34,9 @@ async fn main() {
         "brokerkit-bench: {} messages of {} bytes, batch {}, on {shown}",
         args.messages, args.size, args.batch
     );
+    if args.layers {
+        return layers_main(&args, &shown).await;
+    }
     let sdk = match sdk_run::run(&args).await {
         Ok(r) => r,
         Err(e) => {
@@ -69,5 +73,35 @@ async fn main() {
         }
         None => println!("(no raw-client baseline for this scheme)"),
     }
+    println!("{json}");
+}
+
+async fn layers_main(args: &args::Args, shown: &str) {
+    let run = |on| layers_run::run(args, on);
+    let (off, on) = match (run(false).await, run(true).await) {
+        (Ok(off), Ok(on)) => (off, on),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("layers run failed: {e}");
+            std::process::exit(1);
+        }
+    };
+    off.print("off");
+    on.print("on");
+    let ratio = on.msgs_per_s() / off.msgs_per_s();
+    println!("ratio layers on/off: {ratio:.3}");
+    let json = serde_json::json!({
+        "url": shown,
+        "mode": "layers",
+        "messages": args.messages,
+        "size": args.size,
+        "concurrency": args.concurrency,
+        "sdk_msgs_per_s": on.msgs_per_s().round(),
+        "p50_us": on.percentile_us(50.0),
+        "p99_us": on.percentile_us(99.0),
+        "layers_off_msgs_per_s": off.msgs_per_s().round(),
+        "layers_off_p50_us": off.percentile_us(50.0),
+        "layers_off_p99_us": off.percentile_us(99.0),
+        "ratio": (ratio * 1000.0).round() / 1000.0,
+    });
     println!("{json}");
 }

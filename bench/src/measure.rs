@@ -15,9 +15,14 @@ pub fn stamped_payload(size: usize) -> Vec<u8> {
     p
 }
 
+/// Nanoseconds since the bench started.
+pub fn now_ns() -> u64 {
+    epoch().elapsed().as_nanos() as u64
+}
+
 /// Writes the current time into the payload's first 8 bytes.
 pub fn stamp(payload: &mut [u8]) {
-    let nanos = epoch().elapsed().as_nanos() as u64;
+    let nanos = now_ns();
     payload[..8].copy_from_slice(&nanos.to_le_bytes());
 }
 

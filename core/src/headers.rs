@@ -5,6 +5,7 @@
 //! its transport.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -128,12 +129,25 @@ fn validate_value(name: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+type Entries = Vec<(HeaderName, String)>;
+
 /// Ordered message headers. Names are unique (ignoring ASCII case); values are UTF-8 text
 /// without control characters (tab allowed), at most [`MAX_VALUE_LEN`] bytes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Cloning is cheap (shared until one copy changes), so a message can be redelivered, handed
+/// to a handler and dead-lettered without copying its headers.
+#[derive(Clone, Debug, Default)]
 pub struct Headers {
-    entries: Vec<(HeaderName, String)>,
+    entries: Option<Arc<Entries>>,
 }
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.slice() == other.slice()
+    }
+}
+
+impl Eq for Headers {}
 
 impl Headers {
     /// No headers.
@@ -164,10 +178,19 @@ impl Headers {
         Ok(self)
     }
 
+    fn slice(&self) -> &[(HeaderName, String)] {
+        self.entries.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    fn entries_mut(&mut self) -> &mut Entries {
+        Arc::make_mut(self.entries.get_or_insert_with(Default::default))
+    }
+
     fn set_validated(&mut self, name: HeaderName, value: String) {
-        match self.entries.iter_mut().find(|(n, _)| *n == name) {
+        let entries = self.entries_mut();
+        match entries.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = value,
-            None => self.entries.push((name, value)),
+            None => entries.push((name, value)),
         }
     }
 
@@ -179,7 +202,7 @@ impl Headers {
 
     /// The value of `name`, ignoring ASCII case.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
+        self.slice()
             .iter()
             .find(|(n, _)| n.0.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
@@ -188,25 +211,25 @@ impl Headers {
     /// Removes `name` and returns its value.
     pub fn remove(&mut self, name: &str) -> Option<String> {
         let pos = self
-            .entries
+            .slice()
             .iter()
             .position(|(n, _)| n.0.eq_ignore_ascii_case(name))?;
-        Some(self.entries.remove(pos).1)
+        Some(self.entries_mut().remove(pos).1)
     }
 
     /// Number of headers.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.slice().len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.slice().is_empty()
     }
 
     /// Total bytes of names and values.
     pub fn encoded_len(&self) -> usize {
-        self.entries
+        self.slice()
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len())
             .sum()
@@ -214,7 +237,7 @@ impl Headers {
 
     /// Iterates `(name, value)` in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.slice().iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// The message id.
