@@ -2,7 +2,7 @@
 //! the streams resolved so far.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     streams: Mutex<HashMap<String, String>>,
     /// Failures of deliveries not settled yet, for attempts and envelopes.
     failures: Mutex<HashMap<FailureKey, Failure>>,
+    /// Number of failure records, read without the lock on the hot path.
+    failure_count: AtomicUsize,
     /// Counts (re)connections; consumers re-issue pull requests when it changes.
     pub connections: watch::Receiver<u64>,
     closed: AtomicBool,
@@ -90,37 +92,51 @@ impl Shared {
         self.failures.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn insert_failure(&self, f: &mut HashMap<FailureKey, Failure>, key: FailureKey, rec: Failure) {
+        if f.len() < MAX_FAILURE_RECORDS {
+            f.insert(key, rec);
+            self.failure_count.store(f.len(), Ordering::Release);
+        }
+    }
+
     /// Records that `attempt` of a delivery failed (nack or drop).
     pub fn record_failure(&self, key: FailureKey, attempt: u32) {
         let mut f = self.failures();
         if let Some(rec) = f.get_mut(&key) {
             rec.attempts = rec.attempts.max(attempt);
-        } else if f.len() < MAX_FAILURE_RECORDS {
-            f.insert(
-                key,
-                Failure {
-                    first: SystemTime::now(),
-                    attempts: attempt,
-                },
-            );
+            return;
         }
+        let rec = Failure {
+            first: SystemTime::now(),
+            attempts: attempt,
+        };
+        self.insert_failure(&mut f, key, rec);
     }
 
     /// The highest failed attempt recorded for a delivery.
     pub fn failed_attempts(&self, key: &FailureKey) -> Option<u32> {
+        if self.failure_count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         self.failures().get(key).map(|r| r.attempts)
     }
 
     /// Forgets a settled delivery's record, returning it.
     pub fn take_failure(&self, key: &FailureKey) -> Option<Failure> {
-        self.failures().remove(key)
+        if self.failure_count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut f = self.failures();
+        let rec = f.remove(key);
+        self.failure_count.store(f.len(), Ordering::Release);
+        rec
     }
 
     /// Puts back a record taken by a settlement that then failed.
     pub fn restore_failure(&self, key: FailureKey, failure: Failure) {
         let mut f = self.failures();
-        if f.len() < MAX_FAILURE_RECORDS {
-            f.entry(key).or_insert(failure);
+        if !f.contains_key(&key) {
+            self.insert_failure(&mut f, key, failure);
         }
     }
 
@@ -300,6 +316,7 @@ impl NatsBackend {
                 max_payload,
                 streams: Mutex::new(HashMap::new()),
                 failures: Mutex::new(HashMap::new()),
+                failure_count: AtomicUsize::new(0),
                 connections: rx,
                 closed: AtomicBool::new(false),
                 runtime: tokio::runtime::Handle::current(),

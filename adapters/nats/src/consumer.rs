@@ -54,6 +54,9 @@ pub(crate) struct JsConsumer {
     credit: usize,
     deadline: Option<Instant>,
     pause_until: Option<Instant>,
+    /// One timer, reset when the wake-up time changes (not one per call).
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timer_at: Option<Instant>,
     connections: watch::Receiver<u64>,
     closed: bool,
 }
@@ -132,6 +135,8 @@ impl JsConsumer {
             credit: 0,
             deadline: None,
             pause_until: None,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            timer_at: None,
             connections,
             closed: false,
         })
@@ -260,6 +265,11 @@ impl ConsumerBackend for JsConsumer {
                 return Ok(None);
             };
             let wake = paused.or(self.deadline);
+            if let Some(at) = wake.filter(|at| self.timer_at != Some(*at)) {
+                self.timer.as_mut().reset(at);
+                self.timer_at = Some(at);
+            }
+            let timer = &mut self.timer;
             tokio::select! {
                 got = sub.next() => match got {
                     Some(message) => self.receive(message)?,
@@ -276,7 +286,7 @@ impl ConsumerBackend for JsConsumer {
                     // Reconnected: the server has forgotten the outstanding request.
                     self.end_request();
                 }
-                _ = sleep_until(wake) => {
+                _ = timer.as_mut(), if wake.is_some() => {
                     if paused.is_none() {
                         self.end_request();
                     }
@@ -306,9 +316,3 @@ impl Drop for JsConsumer {
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
