@@ -10,6 +10,8 @@
 mod args;
 mod baseline;
 mod measure;
+#[cfg(feature = "nats")]
+mod raw_nats;
 mod sdk_run;
 
 use brokerkit::BrokerUrl;

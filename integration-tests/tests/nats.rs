@@ -92,11 +92,24 @@ async fn missing_stream_without_auto_create_is_not_found() {
         .await
         .unwrap();
     let dest = unique("missing");
-    let e = broker.producer(&dest).build().await.err().expect("an error");
+    let e = broker
+        .producer(&dest)
+        .build()
+        .await
+        .err()
+        .expect("an error");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-    assert!(e.message().contains(&dest) && e.message().contains("auto_create"), "{e}");
+    assert!(
+        e.message().contains(&dest) && e.message().contains("auto_create"),
+        "{e}"
+    );
     assert_eq!(e.context().destination.as_deref(), Some(dest.as_str()));
-    let e = broker.consumer(&dest).build().await.err().expect("an error");
+    let e = broker
+        .consumer(&dest)
+        .build()
+        .await
+        .err()
+        .expect("an error");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     broker.close().await.unwrap();
 }
@@ -185,7 +198,12 @@ async fn max_deliver_dead_letters_the_last_nacked_attempt() {
         .build()
         .await
         .unwrap();
-    let mut consumer = broker.consumer(&dest).group("billing").build().await.unwrap();
+    let mut consumer = broker
+        .consumer(&dest)
+        .group("billing")
+        .build()
+        .await
+        .unwrap();
     let producer = broker.producer(&dest).build().await.unwrap();
     let h = Headers::new().with("x-order", "7").unwrap();
     producer
@@ -203,7 +221,10 @@ async fn max_deliver_dead_letters_the_last_nacked_attempt() {
     assert_eq!(dl.message().key.as_deref(), Some("c-1"));
     let env = DeadLetterEnvelope::read_from(&dl.message().headers).unwrap();
     assert!(env.reason.reason.contains("max_deliver of 2"), "{env:?}");
-    assert_eq!((env.attempts, env.original_group.as_deref()), (2, Some("billing")));
+    assert_eq!(
+        (env.attempts, env.original_group.as_deref()),
+        (2, Some("billing"))
+    );
     assert!(env.first_failure < env.last_failure);
     dl.ack().await.unwrap();
     expect_nothing(&mut consumer, Duration::from_millis(500)).await;
@@ -232,7 +253,10 @@ async fn ack_wait_is_the_visibility_timeout() {
         _ = tokio::time::sleep(WAIT) => panic!("not redelivered after ack_wait"),
     };
     assert!(started.elapsed() >= Duration::from_millis(900));
-    assert_eq!((&again.message().payload[..], again.attempt()), (&b"slow"[..], 2));
+    assert_eq!(
+        (&again.message().payload[..], again.attempt()),
+        (&b"slow"[..], 2)
+    );
     again.ack().await.unwrap();
     // Settling the expired delivery later is harmless.
     held.ack().await.unwrap();
@@ -250,7 +274,10 @@ async fn foreign_malformed_headers_are_skipped_and_the_consumer_goes_on() {
     let raw = async_nats::jetstream::new(raw_client);
     let mut bad = async_nats::HeaderMap::new();
     bad.insert(async_nats::HeaderName::from_str("bad(name)").unwrap(), "v");
-    bad.insert(async_nats::HeaderName::from_str("x-ctl").unwrap(), "a\u{1}b");
+    bad.insert(
+        async_nats::HeaderName::from_str("x-ctl").unwrap(),
+        "a\u{1}b",
+    );
     bad.insert(async_nats::HeaderName::from_str("x-ok").unwrap(), "fine");
     raw.publish_with_headers(dest.clone(), bad, "foreign".into())
         .await
@@ -268,7 +295,10 @@ async fn foreign_malformed_headers_are_skipped_and_the_consumer_goes_on() {
     assert_eq!(h.get("x-ok"), Some("fine"));
     assert!(h.get("x-ctl").is_none() && h.get("bad(name)").is_none());
     let listed = h.get(brokerkit_nats::INVALID_HEADERS).unwrap();
-    assert!(listed.contains("bad(name)") && listed.contains("x-ctl"), "{listed}");
+    assert!(
+        listed.contains("bad(name)") && listed.contains("x-ctl"),
+        "{listed}"
+    );
     d.ack().await.unwrap();
     let d = recv(&mut consumer).await;
     assert_eq!(&d.message().payload[..], b"next");
@@ -285,10 +315,14 @@ struct Server {
 
 impl Server {
     fn binary() -> Option<PathBuf> {
-        ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
+        [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
     }
 
     fn start(binary: &Path, port: u16, dir: &Path) -> Child {

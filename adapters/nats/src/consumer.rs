@@ -85,13 +85,16 @@ impl JsConsumer {
         } else {
             DeliverPolicy::New
         };
+        // A stream of its own needs no filter; a shared one (e.g. `orders.>`) does.
+        let own_stream = stream.cached_info().config.subjects == [subject.clone()];
+        let filter_subject = if own_stream { String::new() } else { subject };
         let config = pull::Config {
             durable_name: Some(durable.clone()),
             deliver_policy,
             ack_policy: AckPolicy::Explicit,
             ack_wait: shared.config.ack_wait,
             max_deliver: -1,
-            filter_subject: subject,
+            filter_subject,
             max_ack_pending: -1,
             ..Default::default()
         };
@@ -315,4 +318,3 @@ impl Drop for JsConsumer {
         }
     }
 }
-
