@@ -71,7 +71,6 @@ impl JsConsumer {
     ) -> Result<Self> {
         let subject = names::subject(destination)?;
         let stream_name = shared.stream_for(destination).await?;
-        let durable = names::js_name(group);
         let js = shared.js()?;
         let address = shared.address().to_string();
         let stream = js
@@ -85,8 +84,10 @@ impl JsConsumer {
         } else {
             DeliverPolicy::New
         };
-        // A stream of its own needs no filter; a shared one (e.g. `orders.>`) does.
+        // A stream of its own needs no filter; a shared one (e.g. `orders.>`) does, and its
+        // consumers are named per destination too.
         let own_stream = stream.cached_info().config.subjects == [subject.clone()];
+        let durable = names::durable(destination, group, own_stream);
         let filter_subject = if own_stream { String::new() } else { subject };
         let config = pull::Config {
             durable_name: Some(durable.clone()),
@@ -94,7 +95,7 @@ impl JsConsumer {
             ack_policy: AckPolicy::Explicit,
             ack_wait: shared.config.ack_wait,
             max_deliver: -1,
-            filter_subject,
+            filter_subject: filter_subject.clone(),
             max_ack_pending: -1,
             ..Default::default()
         };
@@ -112,6 +113,18 @@ impl JsConsumer {
                         .with_destination(destination)
                 })?,
         };
+        let found = &consumer.cached_info().config.filter_subject;
+        if *found != filter_subject {
+            return Err(error(
+                ErrorKind::Config,
+                format!(
+                    "the durable consumer {durable:?} of stream {stream_name:?} filters \
+                     {found:?}, not {filter_subject:?} as destination {destination:?} needs"
+                ),
+                &address,
+            )
+            .with_destination(destination));
+        }
         let inbox = shared.client.new_inbox();
         let sub = shared
             .client

@@ -3,7 +3,8 @@
 //! - subject = the destination as written (`orders`, `orders.dlq`): dots make subject tokens;
 //! - stream = the destination with `.` written as `~` (stream names cannot hold `.`), so the
 //!   mapping is one-to-one (`~` cannot appear in a destination name);
-//! - durable consumer = the group with `.` written as `~`.
+//! - durable consumer = the group with `.` written as `~`; on a stream shared by several
+//!   destinations (e.g. one stream for `orders.>`), `<destination>@<group>` (both written so).
 
 use brokerkit_core::{Error, Result};
 
@@ -26,6 +27,15 @@ pub fn js_name(name: &str) -> String {
     name.replace('.', "~")
 }
 
+/// The durable consumer name of `group` on `destination`'s stream.
+pub fn durable(destination: &str, group: &str, own_stream: bool) -> String {
+    if own_stream {
+        js_name(group)
+    } else {
+        format!("{}@{}", js_name(destination), js_name(group))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,6 +45,8 @@ mod tests {
         assert_eq!(subject("orders.dlq").unwrap(), "orders.dlq");
         assert_eq!(js_name("orders.dlq"), "orders~dlq");
         assert_ne!(js_name("a.b"), js_name("a_b"));
+        assert_eq!(durable("o.eu", "billing", true), "billing");
+        assert_eq!(durable("o.eu", "g.1", false), "o~eu@g~1");
         for bad in ["", ".a", "a.", "a..b"] {
             assert!(subject(bad).is_err(), "{bad:?}");
         }
