@@ -11,8 +11,8 @@
 //!   subjects and queue groups; no redelivery, no delay, no dead-letter, no ordering key
 //!   (refused with `Unsupported`). Keys: `connect_timeout_ms`, `request_timeout_ms`, `name`.
 //!
-//! A username without a password is sent as a token. See the crate README for the capability
-//! table and the header mapping ([`headers`](crate) module docs).
+//! A username without a password is sent as a token. The crate README has the capability
+//! table of both modes, the header mapping and the dead-letter and `max_deliver` design.
 #![warn(missing_docs)]
 
 mod backend;
