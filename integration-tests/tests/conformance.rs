@@ -10,3 +10,17 @@ use brokerkit_integration_tests::conformance_suite;
 
 conformance_suite!(memory, Some("memory://".to_string()));
 conformance_suite!(from_env, std::env::var("BROKERKIT_TEST_URL").ok());
+#[cfg(feature = "nats")]
+conformance_suite!(
+    nats_jetstream,
+    brokerkit_integration_tests::broker_url(
+        "nats",
+        "BROKERKIT_NATS_JS_URL",
+        "nats+js://127.0.0.1:4222"
+    )
+);
+#[cfg(feature = "nats")]
+conformance_suite!(
+    nats_core,
+    brokerkit_integration_tests::broker_url("nats", "BROKERKIT_NATS_URL", "nats://127.0.0.1:4222")
+);

@@ -1,0 +1,50 @@
+//! `brokerkit-nats`: the NATS adapter of brokerkit, in two modes chosen by URL scheme.
+//!
+//! - `nats+js://[user:password@]host[:port][?key=value…]` — **JetStream** (at-least-once):
+//!   a file-stored stream per destination (created on first use unless `auto_create=false`;
+//!   an existing stream whose subjects capture the destination is used as is), one durable
+//!   pull consumer per consumer group, explicit acks, nak with delay, dead-lettering to
+//!   `<destination>.dlq`, dedup through `Nats-Msg-Id` fed from the idempotency key.
+//!   Keys: `auto_create`, `ack_wait_ms`, `max_deliver`, `duplicate_window_ms`,
+//!   `connect_timeout_ms`, `request_timeout_ms`, `name`.
+//! - `nats://[user:password@]host[:port][?key=value…]` — **core NATS** (at-most-once):
+//!   subjects and queue groups; no redelivery, no delay, no dead-letter, no ordering key
+//!   (refused with `Unsupported`). Keys: `connect_timeout_ms`, `request_timeout_ms`, `name`.
+//!
+//! A username without a password is sent as a token. The crate README has the capability
+//! table of both modes, the header mapping and the dead-letter and `max_deliver` design.
+#![warn(missing_docs)]
+
+mod backend;
+mod config;
+mod consumer;
+mod core_consumer;
+mod error;
+mod headers;
+mod names;
+mod producer;
+mod settle;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use brokerkit_core::{Backend, BrokerUrl, Connector, Result};
+
+pub use backend::HEADER_RESERVE;
+pub use config::{CORE_KEYS, CORE_SCHEME, JETSTREAM_KEYS, JETSTREAM_SCHEME};
+pub use headers::{INVALID_HEADERS, KEY_HEADER, MSG_ID_HEADER};
+
+/// Connects `nats://` (core NATS) and `nats+js://` (JetStream) URLs.
+pub struct NatsConnector;
+
+#[async_trait]
+impl Connector for NatsConnector {
+    fn schemes(&self) -> &'static [&'static str] {
+        &[CORE_SCHEME, JETSTREAM_SCHEME]
+    }
+
+    async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {
+        let config = config::NatsConfig::from_url(url)?;
+        Ok(Arc::new(backend::NatsBackend::connect(config).await?))
+    }
+}

@@ -1,0 +1,236 @@
+//! Settling JetStream deliveries: ack, nak (with delay), dead-letter (publish to
+//! `<destination>.dlq` with the envelope, then terminate the original), and the nak of a
+//! delivery dropped unsettled.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_nats::jetstream::{AckKind, Message as JsMessage};
+use async_nats::Subscriber;
+use async_trait::async_trait;
+use brokerkit_core::{
+    dead_letter_destination, DeadLetterEnvelope, DeadLetterReason, ErrorKind, Message, Result,
+    Settle, Settlement,
+};
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::Semaphore;
+
+use crate::backend::{FailureKey, Shared};
+use crate::consumer::Target;
+use crate::error::error;
+use crate::{headers, names, producer};
+
+/// Redelivery delay of a delivery dropped unsettled.
+const DROP_NAK_DELAY: Duration = Duration::from_millis(100);
+
+/// One prefetch slot held by a buffered or handed-out delivery; freed when dropped.
+pub(crate) struct Slot(Option<Arc<Semaphore>>);
+
+impl Slot {
+    pub fn reserved(slots: Arc<Semaphore>) -> Self {
+        Slot(Some(slots))
+    }
+
+    pub fn none() -> Self {
+        Slot(None)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            s.add_permits(1);
+        }
+    }
+}
+
+/// The settlement half of one JetStream delivery.
+pub(crate) struct JsSettler {
+    shared: Arc<Shared>,
+    target: Arc<Target>,
+    /// `None` once settled.
+    msg: Option<JsMessage>,
+    slot: Slot,
+    attempt: u32,
+    seq: u64,
+}
+
+impl JsSettler {
+    pub fn new(shared: Arc<Shared>, target: Arc<Target>, msg: JsMessage, slot: Slot) -> Self {
+        let (attempt, seq) = match msg.info() {
+            Ok(info) => (
+                u32::try_from(info.delivered.max(1)).unwrap_or(u32::MAX),
+                info.stream_sequence,
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "JetStream delivery without metadata; attempt 1 assumed");
+                (1, 0)
+            }
+        };
+        // Never count lower than a failure this process saw (see `Failure::attempts`).
+        let attempt = match shared.failed_attempts(&(target.id.clone(), seq)) {
+            Some(failed) => attempt.max(failed.saturating_add(1)),
+            None => attempt,
+        };
+        JsSettler {
+            shared,
+            target,
+            msg: Some(msg),
+            slot,
+            attempt,
+            seq,
+        }
+    }
+
+    pub fn has_slot(&self) -> bool {
+        self.slot.0.is_some()
+    }
+
+    /// The brokerkit message and attempt of this delivery.
+    pub fn message(&self) -> (Message, u32) {
+        let message = match &self.msg {
+            Some(m) => {
+                let (headers, key) = headers::from_nats(m.headers.as_ref());
+                Message {
+                    payload: m.payload.clone(),
+                    headers,
+                    key,
+                }
+            }
+            None => Message::default(),
+        };
+        (message, self.attempt)
+    }
+
+    fn key(&self) -> FailureKey {
+        (self.target.id.clone(), self.seq)
+    }
+
+    async fn reply(&mut self, kind: AckKind, operation: &'static str) -> Result<()> {
+        let Some(msg) = self.msg.as_ref() else {
+            return Ok(());
+        };
+        msg.ack_with(kind).await.map_err(|e| {
+            error(
+                ErrorKind::Closed,
+                format!("cannot {operation}: {e}; the message will be delivered again"),
+                self.shared.address(),
+            )
+            .with_destination(&*self.target.destination)
+            .with_operation(operation)
+        })?;
+        self.msg = None;
+        Ok(())
+    }
+
+    async fn dead_letter(&mut self, reason: DeadLetterReason, mut message: Message) -> Result<()> {
+        let now = SystemTime::now();
+        let record = self.shared.take_failure(&self.key());
+        let first = record.map(|r| r.first).filter(|t| *t <= now).unwrap_or(now);
+        DeadLetterEnvelope {
+            reason,
+            attempts: self.attempt,
+            original_destination: self.target.destination.to_string(),
+            original_group: Some(self.target.group.to_string()),
+            first_failure: first,
+            last_failure: now,
+        }
+        .write_to(&mut message.headers);
+        let result = self.publish_dead_letter(message).await;
+        if result.is_err() {
+            // Keep the record for the next attempt.
+            if let Some(record) = record {
+                self.shared.restore_failure(self.key(), record);
+            }
+            return result;
+        }
+        self.reply(AckKind::Term, "dead_letter").await
+    }
+
+    async fn publish_dead_letter(&self, message: Message) -> Result<()> {
+        let dlq = dead_letter_destination(&self.target.destination);
+        let subject = names::subject(&dlq)?;
+        self.shared.stream_for(&dlq).await?;
+        // One dedup id per original delivery and group: a repeated dead-lettering of the same
+        // message (after a lost terminate) is stored once.
+        let id = format!("dlq:{}:{}", self.target.id, self.seq);
+        let out = headers::to_nats(&message, true, Some(&id))?;
+        headers::check_size(message.payload.len(), &out, self.shared.max_payload)?;
+        let ack = producer::publish_js(&self.shared, &subject, message.payload, out).await?;
+        producer::await_ack(&self.shared, ack)
+            .await
+            .map_err(|e| e.with_destination(dlq))
+    }
+}
+
+#[async_trait]
+impl Settle for JsSettler {
+    async fn settle(mut self: Box<Self>, how: Settlement) -> Result<()> {
+        match how {
+            Settlement::Ack => {
+                self.reply(AckKind::Ack, "ack").await?;
+                self.shared.take_failure(&self.key());
+                Ok(())
+            }
+            Settlement::Nack { delay } => {
+                if let Some(max) = self.shared.config.max_deliver {
+                    if self.attempt >= max {
+                        let (message, attempt) = self.message();
+                        let reason = DeadLetterReason::new(format!(
+                            "max_deliver of {max} reached: delivery {attempt} was nacked"
+                        ));
+                        return self.dead_letter(reason, message).await;
+                    }
+                }
+                self.shared.record_failure(self.key(), self.attempt);
+                let delay = delay.filter(|d| !d.is_zero());
+                self.reply(AckKind::Nak(delay), "nack").await
+            }
+            Settlement::DeadLetter { reason, message } => self.dead_letter(reason, message).await,
+        }
+    }
+}
+
+impl Drop for JsSettler {
+    fn drop(&mut self) {
+        if let Some(msg) = self.msg.take() {
+            // Dropped unsettled: hand it back now instead of after ack_wait. The short delay
+            // lets a consumer dropped right after it unsubscribe first, so the server does not
+            // send the message back to that consumer's pull request.
+            self.shared.record_failure(self.key(), self.attempt);
+            self.shared.runtime.spawn(async move {
+                if let Err(e) = msg.ack_with(AckKind::Nak(Some(DROP_NAK_DELAY))).await {
+                    tracing::debug!(error = %e, "nak of a dropped delivery failed; ack_wait will redeliver it");
+                }
+            });
+        }
+    }
+}
+
+/// After a consumer closed: nak what the client already received for it, and unsubscribe its
+/// inbox at once (in order with later naks): nats-server then drops the outstanding pull
+/// request, so nothing more is sent to it.
+pub(crate) fn drain_inbox(shared: Arc<Shared>, mut sub: Subscriber) {
+    let mut received = Vec::new();
+    while let Some(Some(message)) = sub.next().now_or_never() {
+        if message.status.is_none() {
+            received.push(message);
+        }
+    }
+    drop(sub); // sends UNSUB now
+    if received.is_empty() {
+        return;
+    }
+    let Ok(context) = shared.js().cloned() else {
+        return;
+    };
+    shared.runtime.spawn(async move {
+        for message in received {
+            let msg = JsMessage {
+                message,
+                context: context.clone(),
+            };
+            let _ = msg.ack_with(AckKind::Nak(None)).await;
+        }
+    });
+}

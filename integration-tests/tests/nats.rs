@@ -1,0 +1,524 @@
+//! NATS broker-level tests: a broker restart mid-stream, bad input, and the JetStream
+//! features the conformance suite does not cover (max_deliver, dedup, ack_wait, foreign
+//! headers). They use the NATS server at `$BROKERKIT_NATS_JS_URL` (default
+//! `nats+js://127.0.0.1:4222`); the restart test starts and restarts its own `nats-server`
+//! child process on a free port and never touches that server.
+#![cfg(feature = "nats")]
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use brokerkit::{
+    dead_letter_destination, Broker, Consumer, DeadLetterEnvelope, Delivery, ErrorKind, Headers,
+    Message,
+};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn js_url() -> Option<String> {
+    brokerkit_integration_tests::broker_url(
+        "nats",
+        "BROKERKIT_NATS_JS_URL",
+        "nats+js://127.0.0.1:4222",
+    )
+}
+
+/// `nats://host:port` of the JetStream URL, for the raw client.
+fn raw_address(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let host = rest.split(['?', '/']).next().unwrap_or(rest);
+    let host = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
+    format!("nats://{host}")
+}
+
+fn unique(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("bk-{prefix}-{}", &id[..10])
+}
+
+async fn recv(consumer: &mut Consumer) -> Delivery {
+    match tokio::time::timeout(WAIT, consumer.next()).await {
+        Ok(Ok(Some(d))) => d,
+        other => panic!("no delivery on {}: {other:?}", consumer.destination()),
+    }
+}
+
+async fn expect_nothing(consumer: &mut Consumer, wait: Duration) {
+    if let Ok(Ok(Some(d))) = tokio::time::timeout(wait, consumer.next()).await {
+        panic!(
+            "unexpected delivery (attempt {}): {:?}",
+            d.attempt(),
+            d.message().payload
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_broker_is_a_retryable_unavailable_error_without_the_password() {
+    for url in [
+        "nats://user:secret@127.0.0.1:1",
+        "nats+js://user:secret@127.0.0.1:1",
+    ] {
+        let e = Broker::connect(url).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        assert!(e.is_retryable(), "{e}");
+        let address = e.context().address.clone().unwrap_or_default();
+        assert!(address.contains("127.0.0.1:1"), "{e}");
+        for shown in [e.to_string(), format!("{e:?}")] {
+            assert!(!shown.contains("secret"), "{shown}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_url_key_is_a_config_error_listing_the_keys() {
+    let e = Broker::connect("nats+js://127.0.0.1:4222?prefetch=3")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(
+        e.message().contains("max_deliver") && e.message().contains("ack_wait_ms"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_stream_without_auto_create_is_not_found() {
+    let Some(url) = js_url() else { return };
+    let broker = Broker::connect(&format!("{url}?auto_create=false"))
+        .await
+        .unwrap();
+    let dest = unique("missing");
+    let e = broker
+        .producer(&dest)
+        .build()
+        .await
+        .err()
+        .expect("an error");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(
+        e.message().contains(&dest) && e.message().contains("auto_create"),
+        "{e}"
+    );
+    assert_eq!(e.context().destination.as_deref(), Some(dest.as_str()));
+    let e = broker
+        .consumer(&dest)
+        .build()
+        .await
+        .err()
+        .expect("an error");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    broker.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_limits_follow_the_server_max_payload() {
+    let Some(url) = js_url() else { return };
+    let raw = async_nats::connect(raw_address(&url)).await.unwrap();
+    let server_max = raw.server_info().max_payload;
+    let broker = Broker::connect(&url).await.unwrap();
+    let max = broker.capabilities().max_payload_bytes;
+    assert_eq!(max, server_max - brokerkit_nats::HEADER_RESERVE);
+    let dest = unique("limit");
+    let mut consumer = broker.consumer(&dest).build().await.unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    // Payload within the declared maximum, but headers push it past the server's limit:
+    // refused before sending.
+    let big = Headers::new()
+        .with("x-big", "v".repeat(brokerkit::core::headers::MAX_VALUE_LEN))
+        .unwrap();
+    let e = producer
+        .send(Message::new(vec![1u8; max]).with_headers(big))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PayloadTooLarge, "{e}");
+    assert!(e.message().contains(&server_max.to_string()), "{e}");
+    let e = producer
+        .send(Message::new(vec![1u8; max + 1]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PayloadTooLarge, "{e}");
+    // The connection is unharmed; exactly max goes through, with typical headers too.
+    let small = Headers::new().with("x-order", "42").unwrap();
+    producer
+        .send(Message::new(vec![2u8; max]).with_headers(small))
+        .await
+        .unwrap();
+    let d = recv(&mut consumer).await;
+    assert_eq!(d.message().payload.len(), max);
+    d.ack().await.unwrap();
+    broker.close().await.unwrap();
+
+    let core = Broker::connect(&raw_address(&url)).await.unwrap();
+    assert_eq!(core.capabilities().max_payload_bytes, server_max);
+    core.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_idempotency_key_is_stored_once() {
+    let Some(url) = js_url() else { return };
+    let broker = Broker::connect(&url).await.unwrap();
+    assert!(broker.capabilities().native_dedup);
+    let dest = unique("dedup");
+    let mut consumer = broker.consumer(&dest).build().await.unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    for body in ["first", "second"] {
+        let mut h = Headers::new();
+        h.set_idempotency_key("order-1001").unwrap();
+        producer
+            .send(Message::new(body).with_headers(h))
+            .await
+            .unwrap();
+    }
+    let raw = async_nats::jetstream::new(async_nats::connect(raw_address(&url)).await.unwrap());
+    let mut stream = raw.get_stream(&dest).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+    let d = recv(&mut consumer).await;
+    assert_eq!(&d.message().payload[..], b"first");
+    assert_eq!(d.message().headers.idempotency_key(), Some("order-1001"));
+    assert!(d.message().headers.get("Nats-Msg-Id").is_none());
+    d.ack().await.unwrap();
+    expect_nothing(&mut consumer, Duration::from_millis(500)).await;
+    broker.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_deliver_dead_letters_the_last_nacked_attempt() {
+    let Some(url) = js_url() else { return };
+    let broker = Broker::connect(&format!("{url}?max_deliver=2"))
+        .await
+        .unwrap();
+    let dest = unique("maxdeliver");
+    let mut dead = broker
+        .consumer(&dead_letter_destination(&dest))
+        .group("ops")
+        .build()
+        .await
+        .unwrap();
+    let mut consumer = broker
+        .consumer(&dest)
+        .group("billing")
+        .build()
+        .await
+        .unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    let h = Headers::new().with("x-order", "7").unwrap();
+    producer
+        .send(Message::new("poison").with_headers(h).with_key("c-1"))
+        .await
+        .unwrap();
+    for attempt in 1..=2 {
+        let d = recv(&mut consumer).await;
+        assert_eq!(d.attempt(), attempt);
+        d.nack(None).await.unwrap();
+    }
+    let dl = recv(&mut dead).await;
+    assert_eq!(&dl.message().payload[..], b"poison");
+    assert_eq!(dl.message().headers.get("x-order"), Some("7"));
+    assert_eq!(dl.message().key.as_deref(), Some("c-1"));
+    let env = DeadLetterEnvelope::read_from(&dl.message().headers).unwrap();
+    assert!(env.reason.reason.contains("max_deliver of 2"), "{env:?}");
+    assert_eq!(
+        (env.attempts, env.original_group.as_deref()),
+        (2, Some("billing"))
+    );
+    assert!(env.first_failure < env.last_failure);
+    dl.ack().await.unwrap();
+    expect_nothing(&mut consumer, Duration::from_millis(500)).await;
+    broker.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_wait_is_the_visibility_timeout() {
+    let Some(url) = js_url() else { return };
+    let broker = Broker::connect(&format!("{url}?ack_wait_ms=1000"))
+        .await
+        .unwrap();
+    let dest = unique("ackwait");
+    let mut a = broker.consumer(&dest).group("g").build().await.unwrap();
+    let mut b = broker.consumer(&dest).group("g").build().await.unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    producer.send(Message::new("slow")).await.unwrap();
+    let held = tokio::select! {
+        d = a.next() => d.unwrap().unwrap(),
+        d = b.next() => d.unwrap().unwrap(),
+    };
+    let started = Instant::now();
+    let again = tokio::select! {
+        d = a.next() => d.unwrap().unwrap(),
+        d = b.next() => d.unwrap().unwrap(),
+        _ = tokio::time::sleep(WAIT) => panic!("not redelivered after ack_wait"),
+    };
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_eq!(
+        (&again.message().payload[..], again.attempt()),
+        (&b"slow"[..], 2)
+    );
+    again.ack().await.unwrap();
+    // Settling the expired delivery later is harmless.
+    held.ack().await.unwrap();
+    broker.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_malformed_headers_are_skipped_and_the_consumer_goes_on() {
+    use std::str::FromStr;
+    let Some(url) = js_url() else { return };
+    let broker = Broker::connect(&url).await.unwrap();
+    let dest = unique("foreign");
+    let mut consumer = broker.consumer(&dest).build().await.unwrap();
+    let raw_client = async_nats::connect(raw_address(&url)).await.unwrap();
+    let raw = async_nats::jetstream::new(raw_client);
+    let mut bad = async_nats::HeaderMap::new();
+    bad.insert(async_nats::HeaderName::from_str("bad(name)").unwrap(), "v");
+    bad.insert(
+        async_nats::HeaderName::from_str("x-ctl").unwrap(),
+        "a\u{1}b",
+    );
+    bad.insert(async_nats::HeaderName::from_str("x-ok").unwrap(), "fine");
+    raw.publish_with_headers(dest.clone(), bad, "foreign".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    raw.publish(dest.clone(), "next".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let d = recv(&mut consumer).await;
+    assert_eq!(&d.message().payload[..], b"foreign");
+    let h = &d.message().headers;
+    assert_eq!(h.get("x-ok"), Some("fine"));
+    assert!(h.get("x-ctl").is_none() && h.get("bad(name)").is_none());
+    let listed = h.get(brokerkit_nats::INVALID_HEADERS).unwrap();
+    assert!(
+        listed.contains("bad(name)") && listed.contains("x-ctl"),
+        "{listed}"
+    );
+    d.ack().await.unwrap();
+    let d = recv(&mut consumer).await;
+    assert_eq!(&d.message().payload[..], b"next");
+    d.ack().await.unwrap();
+    broker.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_stream_capturing_the_subject_is_used_with_a_filter() {
+    use async_nats::jetstream::stream;
+    let Some(url) = js_url() else { return };
+    let prefix = unique("shared");
+    let raw = async_nats::jetstream::new(async_nats::connect(raw_address(&url)).await.unwrap());
+    let name = format!("{prefix}-STREAM");
+    raw.create_stream(stream::Config {
+        name: name.clone(),
+        subjects: vec![format!("{prefix}.>")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let broker = Broker::connect(&format!("{url}?auto_create=false"))
+        .await
+        .unwrap();
+    let (eu, us) = (format!("{prefix}.eu"), format!("{prefix}.us"));
+    let mut eu_consumer = broker.consumer(&eu).build().await.unwrap();
+    let mut us_consumer = broker.consumer(&us).build().await.unwrap();
+    broker
+        .producer(&eu)
+        .build()
+        .await
+        .unwrap()
+        .send(Message::new("eu-1"))
+        .await
+        .unwrap();
+    broker
+        .producer(&us)
+        .build()
+        .await
+        .unwrap()
+        .send(Message::new("us-1"))
+        .await
+        .unwrap();
+    let d = recv(&mut eu_consumer).await;
+    assert_eq!(&d.message().payload[..], b"eu-1");
+    d.ack().await.unwrap();
+    let d = recv(&mut us_consumer).await;
+    assert_eq!(&d.message().payload[..], b"us-1");
+    d.ack().await.unwrap();
+    expect_nothing(&mut eu_consumer, Duration::from_millis(300)).await;
+    let mut info = raw.get_stream(&name).await.unwrap();
+    assert_eq!(info.info().await.unwrap().state.messages, 2);
+    broker.close().await.unwrap();
+    raw.delete_stream(&name).await.unwrap();
+}
+
+/// A `nats-server` child process with JetStream, on a free loopback port.
+struct Server {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn binary() -> Option<PathBuf> {
+        [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+    }
+
+    fn start(binary: &Path, port: u16, dir: &Path) -> Child {
+        Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server")
+    }
+
+    async fn wait_ready(port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn new(binary: &Path) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("bk-nats-restart-{}", unique("sd")));
+        let child = Server::start(binary, port, &dir);
+        Server::wait_ready(port).await;
+        Server {
+            child: Some(child),
+            port,
+            dir,
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    async fn restart(&mut self, binary: &Path, down_for: Duration) {
+        self.kill();
+        tokio::time::sleep(down_for).await;
+        self.child = Some(Server::start(binary, self.port, &self.dir));
+        Server::wait_ready(self.port).await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_mid_stream_loses_nothing() {
+    const TOTAL: usize = 10_000;
+    if js_url().is_none() {
+        return;
+    }
+    let Some(binary) = Server::binary() else {
+        panic!("nats-server is not installed (apt-get install nats-server)");
+    };
+    let mut server = Server::new(&binary).await;
+    let url = format!(
+        "nats+js://127.0.0.1:{}?ack_wait_ms=3000&request_timeout_ms=2000",
+        server.port
+    );
+    let broker = Broker::connect(&url).await.unwrap();
+    let dest = "restart-stream";
+    let mut consumer = broker
+        .consumer(dest)
+        .group("g")
+        .prefetch(256)
+        .build()
+        .await
+        .unwrap();
+    let producer = broker.producer(dest).build().await.unwrap();
+    let started = Instant::now();
+    let (sent_tx, mut sent_rx) = tokio::sync::watch::channel(0usize);
+    let sender = tokio::spawn(async move {
+        let mut retries = 0usize;
+        for i in 0..TOTAL {
+            loop {
+                let mut h = Headers::new();
+                h.set_idempotency_key(format!("m-{i}")).unwrap();
+                let m = Message::new(i.to_string()).with_headers(h);
+                match producer.send(m).await {
+                    Ok(()) => break,
+                    Err(e) if e.is_retryable() => {
+                        retries += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("send {i} failed with a non-retryable error: {e}"),
+                }
+            }
+            sent_tx.send_replace(i + 1);
+        }
+        retries
+    });
+    let restarter = tokio::spawn(async move {
+        let _ = sent_rx.wait_for(|n| *n >= TOTAL / 3).await;
+        let at = *sent_rx.borrow();
+        server.restart(&binary, Duration::from_millis(500)).await;
+        (server, at)
+    });
+    let mut seen = HashSet::new();
+    let mut deliveries = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while seen.len() < TOTAL {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {TOTAL} received",
+            seen.len()
+        );
+        let d = match tokio::time::timeout(Duration::from_secs(30), consumer.next()).await {
+            Ok(Ok(Some(d))) => d,
+            Ok(Ok(None)) => panic!("consumer ended"),
+            Ok(Err(e)) if e.is_retryable() => continue,
+            Ok(Err(e)) => panic!("receive failed: {e}"),
+            Err(_) => panic!("stalled at {} of {TOTAL}", seen.len()),
+        };
+        deliveries += 1;
+        let i: usize = std::str::from_utf8(&d.message().payload)
+            .unwrap()
+            .parse()
+            .unwrap();
+        seen.insert(i);
+        // An ack lost in the restart only means a duplicate later.
+        let _ = d.ack().await;
+    }
+    let retries = sender.await.unwrap();
+    let (server, restarted_at) = restarter.await.unwrap();
+    let elapsed = started.elapsed();
+    eprintln!(
+        "nats restart test: sent {TOTAL}, restarted after {restarted_at} sends, \
+         received {} distinct in {deliveries} deliveries ({} duplicates), lost {}, \
+         producer retries {retries}, {:.1} s",
+        seen.len(),
+        deliveries - seen.len(),
+        TOTAL - seen.len(),
+        elapsed.as_secs_f64()
+    );
+    assert_eq!(seen.len(), TOTAL);
+    broker.close().await.unwrap();
+    drop(server);
+}
