@@ -67,6 +67,11 @@ impl Progress {
     }
 }
 
+fn stopped(stop: &Arc<Notify>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let stop = stop.clone();
+    async move { stop.notified().await }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let broker = Broker::from_env().await?;
@@ -185,24 +190,15 @@ async fn main() -> Result<()> {
         .build()
         .await?;
 
+    // `start` returns once each subscription is in place.
     let mut tasks = Vec::new();
-    for handler_run in [
-        tokio::spawn(billing.run_until({
-            let s = stop.clone();
-            async move { s.notified().await }
-        })),
-        tokio::spawn(confirmations.run_until({
-            let s = stop.clone();
-            async move { s.notified().await }
-        })),
-        tokio::spawn(receipts.run_until({
-            let s = stop.clone();
-            async move { s.notified().await }
-        })),
+    for handler in [
+        billing.start(stopped(&stop)).await?,
+        confirmations.start(stopped(&stop)).await?,
+        receipts.start(stopped(&stop)).await?,
     ] {
-        tasks.push(handler_run);
+        tasks.push(handler);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await; // subscriptions in place
 
     let orders = broker
         .producer(&orders_topic)
@@ -275,9 +271,7 @@ async fn main() -> Result<()> {
     }
     stop.notify_waiters();
     for t in tasks {
-        let report = t
-            .await
-            .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))??;
+        let report = t.join().await?;
         say("report", format!("{report:?}"));
     }
     if finished.is_err() {

@@ -323,7 +323,14 @@ pub async fn payload_limit(c: Ctx) -> Outcome {
     let max = c.broker.capabilities().max_payload_bytes;
     let dest = c.dest("q");
     let mut consumer = c.broker.consumer(&dest).build().await.unwrap();
-    let producer = c.broker.producer(&dest).build().await.unwrap();
+    // No layers: the limit is about the payload alone.
+    let producer = c
+        .broker
+        .producer(&dest)
+        .without_default_layers()
+        .build()
+        .await
+        .unwrap();
     let e = producer
         .send(Message::new(vec![b'x'; max + 1]))
         .await

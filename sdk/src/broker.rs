@@ -188,9 +188,11 @@ impl ConsumerBuilder {
         self.broker.capabilities()
     }
 
-    /// Retry and dead-letter policy of handlers (default: 5 attempts, exponential from 100 ms).
+    /// Retry and dead-letter policy of handlers. Default: 5 attempts, exponential from 100 ms
+    /// (immediate redelivery on brokers without delayed redelivery). A policy with delays on
+    /// such a broker is refused with `Unsupported` when the handler starts.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.handler.retry = policy;
+        self.handler.retry = Some(policy);
         self
     }
 

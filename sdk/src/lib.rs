@@ -43,7 +43,7 @@ pub use brokerkit_core::{
 pub use consumer::{Consumer, ShutdownHandle};
 pub use context::Context;
 pub use event::{encode_event, Event};
-pub use handler::{Handler, RunReport};
+pub use handler::{Handler, RunReport, RunningHandler};
 pub use idempotency::{connect_store, Idempotency, IdempotencyStore};
 pub use producer::Producer;
 pub use redrive::{redrive, RedriveOptions, RedriveReport};

@@ -30,7 +30,8 @@ use pipeline::{process, Shared};
 /// Settings of a handler run, set on the [`ConsumerBuilder`].
 #[derive(Clone)]
 pub(crate) struct HandlerSettings {
-    pub retry: RetryPolicy,
+    /// `None`: the default policy for the broker (see [`ConsumerBuilder::retry`]).
+    pub retry: Option<RetryPolicy>,
     pub idempotency: Option<Idempotency>,
     pub concurrency: usize,
     pub drain_timeout: Duration,
@@ -39,7 +40,7 @@ pub(crate) struct HandlerSettings {
 impl Default for HandlerSettings {
     fn default() -> Self {
         HandlerSettings {
-            retry: RetryPolicy::default(),
+            retry: None,
             idempotency: None,
             concurrency: 1,
             drain_timeout: Duration::from_secs(30),
@@ -66,10 +67,18 @@ where
         decoder: D,
         handler: F,
     ) -> Self {
+        let delay = builder.capabilities().delayed_redelivery.is_available();
+        let retry = settings.retry.clone().unwrap_or_else(|| {
+            if delay {
+                RetryPolicy::default()
+            } else {
+                RetryPolicy::immediate(RetryPolicy::default().max_attempts)
+            }
+        });
         let shared = Arc::new(Shared {
             decoder,
             handler,
-            retry: settings.retry.clone(),
+            retry,
             idempotency: settings.idempotency.clone(),
             group: builder.group_name().map(str::to_string),
         });
@@ -90,15 +99,37 @@ where
     /// Errors before any message is taken: the consumer cannot be built, or the retry policy
     /// needs a delayed redelivery this broker does not have (`Unsupported`).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<RunReport> {
-        let caps = self.builder.capabilities().clone();
-        if self.settings.retry.needs_delay() && !caps.delayed_redelivery.is_available() {
+        let consumer = self.subscribe().await?;
+        self.serve(consumer, shutdown).await
+    }
+
+    /// Subscribes, then runs on a new task until `shutdown` completes. When this returns the
+    /// subscription is in place: messages sent afterwards reach the handler.
+    pub async fn start(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<RunningHandler> {
+        let consumer = self.subscribe().await?;
+        Ok(RunningHandler(tokio::spawn(self.serve(consumer, shutdown))))
+    }
+
+    async fn subscribe(&self) -> Result<crate::Consumer> {
+        let caps = self.builder.capabilities();
+        if self.shared.retry.needs_delay() && !caps.delayed_redelivery.is_available() {
             return Err(Error::unsupported(
                 "the retry policy backs off through delayed redelivery, which this broker lacks; \
                  use RetryPolicy::immediate",
             ));
         }
+        self.builder.build().await
+    }
+
+    async fn serve(
+        self,
+        mut consumer: crate::Consumer,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<RunReport> {
         let concurrency = self.settings.concurrency.max(1);
-        let mut consumer = self.builder.build().await?;
         let permits = Arc::new(Semaphore::new(concurrency));
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -154,6 +185,16 @@ where
             }
         }
         Ok(report)
+    }
+}
+
+/// A handler running on its own task (see [`Handler::start`]).
+pub struct RunningHandler(tokio::task::JoinHandle<Result<RunReport>>);
+
+impl RunningHandler {
+    /// Waits for the run to end (after its shutdown signal) and returns its report.
+    pub async fn join(self) -> Result<RunReport> {
+        self.0.await.map_err(join_error)?
     }
 }
 
