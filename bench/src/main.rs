@@ -10,6 +10,8 @@
 mod args;
 mod baseline;
 mod measure;
+#[cfg(feature = "kafka")]
+mod raw_kafka;
 mod sdk_run;
 
 use brokerkit::BrokerUrl;

@@ -10,3 +10,12 @@ use brokerkit_integration_tests::conformance_suite;
 
 conformance_suite!(memory, Some("memory://".to_string()));
 conformance_suite!(from_env, std::env::var("BROKERKIT_TEST_URL").ok());
+#[cfg(feature = "kafka")]
+conformance_suite!(
+    kafka,
+    brokerkit_integration_tests::broker_url(
+        "kafka",
+        "BROKERKIT_KAFKA_URL",
+        "kafka://127.0.0.1:9092"
+    )
+);
