@@ -416,3 +416,125 @@ async fn foreign_record_with_malformed_headers() {
     d.ack().await.expect("ack");
     let _ = broker.close().await;
 }
+
+/// A second member joins while the first holds deliveries: the first gets time to settle them
+/// and commits before its partitions move, so nothing is lost and nothing is delivered twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_commits_settled_offsets_before_partitions_move() {
+    let Some(url) = shared_url() else { return };
+    let broker = Broker::connect(&url).await.expect("connect");
+    let dest = unique("rebalance");
+    let mut a = broker
+        .consumer(&dest)
+        .group("g")
+        .prefetch(5)
+        .build()
+        .await
+        .expect("consumer a");
+    let producer = broker.producer(&dest).build().await.expect("producer");
+    let total = 30;
+    for i in 0..total {
+        producer
+            .send(Message::new(i.to_string()))
+            .await
+            .expect("send");
+    }
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let d = tokio::time::timeout(Duration::from_secs(15), a.next())
+            .await
+            .expect("in time")
+            .expect("no error")
+            .expect("a delivery");
+        held.push(d);
+    }
+    let mut seen: Vec<String> = held
+        .iter()
+        .map(|d| String::from_utf8_lossy(&d.message().payload).into_owned())
+        .collect();
+    // Settle the held deliveries while `b` is joining (the rebalance waits for them).
+    let settler = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for d in held {
+            d.ack().await.expect("ack before the partitions move");
+        }
+    });
+    let mut b = broker
+        .consumer(&dest)
+        .group("g")
+        .prefetch(5)
+        .build()
+        .await
+        .expect("consumer b");
+    settler.await.expect("settler");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < total {
+        assert!(Instant::now() < deadline, "only {} of {total}", seen.len());
+        let d = tokio::select! {
+            d = a.next() => d,
+            d = b.next() => d,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+        }
+        .expect("no error")
+        .expect("a delivery");
+        seen.push(String::from_utf8_lossy(&d.message().payload).into_owned());
+        d.ack().await.expect("ack");
+    }
+    // Nothing more: no duplicates of what was settled before the rebalance.
+    let extra = tokio::time::timeout(Duration::from_secs(2), async {
+        tokio::select! { d = a.next() => d, d = b.next() => d }
+    })
+    .await;
+    if let Ok(Ok(Some(d))) = extra {
+        panic!(
+            "delivered again: {:?}",
+            String::from_utf8_lossy(&d.message().payload)
+        );
+    }
+    let distinct: HashSet<&String> = seen.iter().collect();
+    assert_eq!((seen.len(), distinct.len()), (total, total), "{seen:?}");
+    let _ = broker.close().await;
+}
+
+/// With a tiny local buffer the consumer pauses and resumes its partitions over and over:
+/// every message arrives once, in order per partition (all with one key here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_buffer_pauses_and_resumes_without_loss() {
+    let Some(url) = shared_url() else { return };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let broker = Broker::connect(&format!("{url}{sep}buffer_messages=5"))
+        .await
+        .expect("connect");
+    let dest = unique("paused");
+    let mut consumer = broker
+        .consumer(&dest)
+        .prefetch(2)
+        .build()
+        .await
+        .expect("consumer");
+    let producer = broker.producer(&dest).build().await.expect("producer");
+    let total = 300;
+    let batch = (0..total)
+        .map(|i| Message::new(i.to_string()).with_key("one-key"))
+        .collect();
+    producer.send_batch(batch).await.expect("send");
+    for expected in 0..total {
+        let d = tokio::time::timeout(Duration::from_secs(15), consumer.next())
+            .await
+            .unwrap_or_else(|_| panic!("message {expected} did not arrive"))
+            .expect("no error")
+            .expect("a delivery");
+        let got: usize = String::from_utf8_lossy(&d.message().payload)
+            .parse()
+            .expect("a number");
+        assert_eq!(got, expected);
+        d.ack().await.expect("ack");
+    }
+    if let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_secs(1), consumer.next()).await {
+        panic!(
+            "delivered twice: {:?}",
+            String::from_utf8_lossy(&d.message().payload)
+        );
+    }
+    let _ = broker.close().await;
+}

@@ -21,6 +21,7 @@ pub const KEYS: &[&str] = &[
     "drain_timeout_ms",
     "commit_interval_ms",
     "max_delay_ms",
+    "buffer_messages",
 ];
 
 /// Default port of a Kafka broker.
@@ -71,6 +72,9 @@ pub struct KafkaConfig {
     pub commit_interval: Duration,
     /// Longest `nack` delay (default 1 h).
     pub max_delay: Duration,
+    /// Messages a consumer buffers beyond what librdkafka reads ahead before it pauses its
+    /// partitions (default 20,000; at least twice the prefetch).
+    pub buffer_messages: usize,
 }
 
 impl KafkaConfig {
@@ -119,6 +123,7 @@ impl KafkaConfig {
             drain_timeout: ms("drain_timeout_ms", 10_000)?,
             commit_interval: ms("commit_interval_ms", 100)?,
             max_delay: ms("max_delay_ms", 3_600_000)?,
+            buffer_messages: p.parse("buffer_messages", positive)?.unwrap_or(20_000),
         };
         cfg.check()?;
         Ok(cfg)
@@ -132,8 +137,10 @@ impl KafkaConfig {
                 2 * RESERVED_BYTES + 1
             ));
         }
-        if self.partitions < 1 || self.replication_factor < 1 {
-            return bad("partitions and replication_factor must be at least 1".into());
+        if self.partitions < 1 || self.replication_factor < 1 || self.buffer_messages < 1 {
+            return bad(
+                "partitions, replication_factor and buffer_messages must be at least 1".into(),
+            );
         }
         if self.linger > Duration::from_secs(900) {
             return bad("linger_ms must be at most 900000".into());

@@ -25,8 +25,8 @@ use crate::state::{Fetched, Tp};
 const POLL: Duration = Duration::from_millis(50);
 /// Most payload bytes buffered locally before partitions are paused.
 const MAX_READY_BYTES: usize = 32 * 1024 * 1024;
-/// Least messages buffered locally before partitions are paused.
-const MIN_READY: usize = 1000;
+/// librdkafka's own read-ahead per consumer, in KiB (`queued.max.messages.kbytes`).
+const CLIENT_QUEUE_KIB: usize = 32 * 1024;
 /// Least retry copies held back before retry partitions are paused.
 const MIN_HELD: usize = 100;
 /// Interval between repeated warnings about poll errors.
@@ -124,7 +124,8 @@ fn consumer_config(s: &ConsumerShared) -> ClientConfig {
         .set("session.timeout.ms", session.to_string())
         .set("heartbeat.interval.ms", (session / 10).max(100).to_string())
         .set("partition.assignment.strategy", "range")
-        .set("fetch.wait.max.ms", "100");
+        .set("fetch.wait.max.ms", "100")
+        .set("queued.max.messages.kbytes", CLIENT_QUEUE_KIB.to_string());
     cc
 }
 
@@ -220,7 +221,9 @@ struct Flow {
 
 fn run(consumer: BaseConsumer<Ctx>, s: Arc<ConsumerShared>) {
     let cfg = &s.backend.config;
-    let ready_max = (s.prefetch * 2).max(MIN_READY);
+    // Pausing discards what librdkafka fetched ahead, so the buffer (`buffer_messages`) is
+    // large enough that only a consumer slower than the broker pauses.
+    let ready_max = (s.prefetch * 2).max(cfg.buffer_messages);
     let held_max = s.prefetch.max(MIN_HELD);
     let mut flow = Flow {
         main_full: false,
