@@ -71,7 +71,7 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         .set("session.timeout.ms", session.to_string())
         .set("heartbeat.interval.ms", (session / 10).max(100).to_string())
         .set("partition.assignment.strategy", "range")
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", c.fetch_wait.as_millis().to_string())
         .create()
         .map_err(|e| err("consumer", e))?;
     consumer

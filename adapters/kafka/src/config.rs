@@ -22,6 +22,7 @@ pub const KEYS: &[&str] = &[
     "commit_interval_ms",
     "max_delay_ms",
     "buffer_messages",
+    "fetch_wait_ms",
 ];
 
 /// Default port of a Kafka broker.
@@ -75,6 +76,9 @@ pub struct KafkaConfig {
     /// Messages a consumer buffers beyond what librdkafka reads ahead before it pauses its
     /// partitions (default 20,000; at least twice the prefetch).
     pub buffer_messages: usize,
+    /// Consumer `fetch.wait.max.ms`: how long the broker may hold a fetch waiting for data
+    /// (default 100 ms).
+    pub fetch_wait: Duration,
 }
 
 impl KafkaConfig {
@@ -124,6 +128,7 @@ impl KafkaConfig {
             commit_interval: ms("commit_interval_ms", 100)?,
             max_delay: ms("max_delay_ms", 3_600_000)?,
             buffer_messages: p.parse("buffer_messages", positive)?.unwrap_or(20_000),
+            fetch_wait: ms("fetch_wait_ms", 100)?,
         };
         cfg.check()?;
         Ok(cfg)
@@ -152,6 +157,7 @@ impl KafkaConfig {
             ("assignment_timeout_ms", self.assignment_timeout),
             ("commit_interval_ms", self.commit_interval),
             ("max_delay_ms", self.max_delay),
+            ("fetch_wait_ms", self.fetch_wait),
         ] {
             if d.is_zero() || d > Duration::from_secs(i32::MAX as u64 / 1000) {
                 return bad(format!("{name} must be between 1 and {}", i32::MAX));

@@ -124,7 +124,7 @@ fn consumer_config(s: &ConsumerShared) -> ClientConfig {
         .set("session.timeout.ms", session.to_string())
         .set("heartbeat.interval.ms", (session / 10).max(100).to_string())
         .set("partition.assignment.strategy", "range")
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", c.fetch_wait.as_millis().to_string())
         .set("queued.max.messages.kbytes", CLIENT_QUEUE_KIB.to_string());
     cc
 }
