@@ -36,18 +36,7 @@ fn base(c: &KafkaConfig) -> ClientConfig {
 pub async fn run(args: &Args) -> Result<RunResult> {
     let c = KafkaConfig::from_url(&BrokerUrl::parse(&args.url)?)?;
     let topic = format!("bench-raw-{}", std::process::id());
-    let admin: AdminClient<DefaultClientContext> =
-        base(&c).create().map_err(|e| err("admin", e))?;
-    let spec = NewTopic::new(
-        &topic,
-        c.partitions,
-        TopicReplication::Fixed(c.replication_factor),
-    );
-    admin
-        .create_topics([&spec], &AdminOptions::new())
-        .await
-        .map_err(|e| err("create topic", e))?;
-
+    // Made at connect time, like the backend's shared producer.
     let producer: FutureProducer = base(&c)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -61,6 +50,18 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         .set("partitioner", "murmur2_random")
         .create()
         .map_err(|e| err("producer", e))?;
+    let admin: AdminClient<DefaultClientContext> =
+        base(&c).create().map_err(|e| err("admin", e))?;
+    let spec = NewTopic::new(
+        &topic,
+        c.partitions,
+        TopicReplication::Fixed(c.replication_factor),
+    );
+    admin
+        .create_topics([&spec], &AdminOptions::new())
+        .await
+        .map_err(|e| err("create topic", e))?;
+
     let session = c.session_timeout.as_millis();
     let consumer: StreamConsumer = base(&c)
         .set("group.id", format!("{topic}:bench"))
@@ -85,6 +86,18 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         }
         let _ = tokio::time::timeout(Duration::from_millis(50), consumer.recv()).await;
     }
+
+    // Like the adapter's producer handle: look the topic up before the first send.
+    let probe = producer.clone();
+    let t = topic.clone();
+    let timeout = c.connect_timeout;
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::producer::Producer as _;
+        probe.client().fetch_metadata(Some(&t), timeout)
+    })
+    .await
+    .map_err(|e| err("metadata", e))?
+    .map_err(|e| err("metadata", e))?;
 
     let (messages, size, batch, partitions) = (args.messages, args.size, args.batch, c.partitions);
     let started = Instant::now();

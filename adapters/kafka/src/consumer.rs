@@ -12,6 +12,7 @@
 //! - `dead_letter` produces the message with the envelope to `<destination>.dlq`, then marks
 //!   the original settled.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -46,6 +47,8 @@ pub struct ConsumerShared {
     pub ready: Notify,
     /// Wakes `start` when the first assignment arrived.
     pub assigned: Notify,
+    /// Counts rebalance callbacks (the driver drops messages polled across one).
+    pub rebalances: AtomicU64,
     runtime: Handle,
 }
 
@@ -229,6 +232,7 @@ pub async fn start(
         settled: Condvar::new(),
         ready: Notify::new(),
         assigned: Notify::new(),
+        rebalances: AtomicU64::new(0),
         runtime: Handle::current(),
         backend,
     });

@@ -3,6 +3,7 @@
 //! retry copies when due, pauses partitions while the local buffer is full, commits settled
 //! offsets, and on close drains deliveries in hand before leaving the group.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,8 @@ const MAX_READY_BYTES: usize = 32 * 1024 * 1024;
 const CLIENT_QUEUE_KIB: usize = 32 * 1024;
 /// Least retry copies held back before retry partitions are paused.
 const MIN_HELD: usize = 100;
+/// Most messages taken from librdkafka per lock of the shared state.
+const POLL_BATCH: usize = 256;
 /// Interval between repeated warnings about poll errors.
 const WARN_EVERY: Duration = Duration::from_secs(5);
 
@@ -63,6 +66,7 @@ impl Ctx {
 
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.shared.rebalances.fetch_add(1, Ordering::AcqRel);
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
         };
@@ -284,21 +288,37 @@ fn run(consumer: BaseConsumer<Ctx>, s: Arc<ConsumerShared>) {
                     .clamp(1, POLL.as_millis() as u64),
             )
         });
-        match consumer.poll(timeout) {
-            Some(Ok(m)) => {
-                if let Some(f) = to_fetched(&s, &m) {
-                    drop(m);
-                    let queued = s.lock().receive(f, now_ms());
-                    if queued {
-                        s.ready.notify_one();
+        // One poll with the timeout, then whatever else is ready without waiting, filed under
+        // one lock. A rebalance served in between makes the batch stale: it is dropped, and
+        // librdkafka fetches it again from the committed offsets.
+        let epoch = s.rebalances.load(Ordering::Acquire);
+        let mut batch = Vec::new();
+        let mut wait = timeout;
+        while batch.len() < POLL_BATCH {
+            match consumer.poll(wait) {
+                Some(Ok(m)) => batch.extend(to_fetched(&s, &m)),
+                Some(Err(e)) => {
+                    if last_warn.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+                        tracing::warn!(group = %s.group_id, error = %e, "kafka: consumer error (retrying)");
+                        last_warn = Some(Instant::now());
                     }
+                    break;
                 }
+                None => break,
             }
-            Some(Err(e)) if last_warn.is_none_or(|t| t.elapsed() >= WARN_EVERY) => {
-                tracing::warn!(group = %s.group_id, error = %e, "kafka: consumer error (retrying)");
-                last_warn = Some(Instant::now());
+            wait = Duration::ZERO;
+        }
+        if !batch.is_empty() && s.rebalances.load(Ordering::Acquire) == epoch {
+            let now = now_ms();
+            let mut st = s.lock();
+            let mut queued = false;
+            for f in batch {
+                queued |= st.receive(f, now);
             }
-            Some(Err(_)) | None => {}
+            drop(st);
+            if queued {
+                s.ready.notify_one();
+            }
         }
         if last_commit.elapsed() >= cfg.commit_interval && s.lock().dirty {
             commit(&consumer, &s, None, CommitMode::Async);
