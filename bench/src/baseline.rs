@@ -14,6 +14,8 @@ pub async fn run(args: &Args) -> Result<Option<RunResult>> {
         "memory" => None,
         #[cfg(feature = "nats")]
         "nats+js" => Some(crate::raw_nats::run(args).await?),
+        #[cfg(feature = "kafka")]
+        "kafka" => Some(crate::raw_kafka::run(args).await?),
         _ => None,
     })
 }

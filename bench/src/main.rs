@@ -11,6 +11,8 @@ mod args;
 mod baseline;
 mod layers_run;
 mod measure;
+#[cfg(feature = "kafka")]
+mod raw_kafka;
 #[cfg(feature = "nats")]
 mod raw_nats;
 mod sdk_run;

@@ -24,3 +24,12 @@ conformance_suite!(
     nats_core,
     brokerkit_integration_tests::broker_url("nats", "BROKERKIT_NATS_URL", "nats://127.0.0.1:4222")
 );
+#[cfg(feature = "kafka")]
+conformance_suite!(
+    kafka,
+    brokerkit_integration_tests::broker_url(
+        "kafka",
+        "BROKERKIT_KAFKA_URL",
+        "kafka://127.0.0.1:9092"
+    )
+);

@@ -20,6 +20,10 @@ impl Default for Registry {
         {
             r = r.with(brokerkit_nats::NatsConnector);
         }
+        #[cfg(feature = "kafka")]
+        {
+            r = r.with(brokerkit_kafka::KafkaConnector);
+        }
         r
     }
 }

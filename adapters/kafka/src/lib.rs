@@ -1,0 +1,47 @@
+//! `brokerkit-kafka`: the brokerkit adapter for Kafka-protocol brokers, over librdkafka
+//! (the `rdkafka` crate, bundled librdkafka built without TLS, SASL-GSSAPI or zstd).
+//!
+//! URL: `kafka://host[:port][?key=value…]` (port 9092 by default); the accepted keys, the
+//! capability table, the header mapping and the retry and dead-letter scheme are in the
+//! crate's README.
+//!
+//! - A destination is a topic; a brokerkit group is the Kafka consumer group
+//!   `<destination>:<group>` (`default` when none is given). A new group starts at the
+//!   earliest retained offset.
+//! - Producers are idempotent with `acks=all`; `send` returns after the delivery report.
+//! - Consumers commit only offsets whose message and every earlier message of the partition
+//!   are settled. `nack`, a delivery dropped unsettled, and `nack` with a delay go through the
+//!   group's retry topic `<destination>.retry.<group>`; dead letters go to `<destination>.dlq`.
+#![warn(missing_docs)]
+
+mod backend;
+mod config;
+mod consumer;
+mod driver;
+mod error;
+mod headers;
+mod producer;
+mod state;
+mod topics;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use brokerkit_core::{Backend, BrokerUrl, Result};
+
+pub use config::{KafkaConfig, KEYS};
+
+/// Connects `kafka://` URLs.
+pub struct KafkaConnector;
+
+#[async_trait]
+impl brokerkit_core::Connector for KafkaConnector {
+    fn schemes(&self) -> &'static [&'static str] {
+        &["kafka"]
+    }
+
+    async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {
+        let config = KafkaConfig::from_url(url)?;
+        Ok(Arc::new(backend::KafkaBackend::connect(config).await?))
+    }
+}
