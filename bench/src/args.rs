@@ -8,6 +8,8 @@ pub const USAGE: &str =
   --messages  messages to send and consume (default 100000)
   --batch     messages per send call; 1 sends one at a time (default 1)
   --prefetch  consumer prefetch (default 256)
+  --no-layers send without the default layers (trace context, correlation): the bare
+              adapter path, as the raw-client baseline sends
   --layers    compare the handler API with all layers off and on (correlation, trace context,
               schema validation, idempotency in memory) instead of SDK vs raw client
   --concurrency N  handlers at once in --layers mode (default 2)";
@@ -21,6 +23,7 @@ pub struct Args {
     pub batch: usize,
     pub prefetch: usize,
     pub layers: bool,
+    pub no_layers: bool,
     pub concurrency: usize,
 }
 
@@ -33,6 +36,7 @@ impl Args {
             batch: 1,
             prefetch: 256,
             layers: false,
+            no_layers: false,
             concurrency: 2,
         };
         while let Some(flag) = it.next() {
@@ -51,6 +55,7 @@ impl Args {
                 "--prefetch" => a.prefetch = number(value()?)?,
                 "--concurrency" => a.concurrency = number(value()?)?,
                 "--layers" => a.layers = true,
+                "--no-layers" => a.no_layers = true,
                 "-h" | "--help" => return Err("help".into()),
                 other => return Err(format!("unknown argument {other:?}")),
             }

@@ -16,7 +16,13 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         .prefetch(args.prefetch)
         .build()
         .await?;
-    let producer = broker.producer(&dest).build().await?;
+    let builder = broker.producer(&dest);
+    let builder = if args.no_layers {
+        builder.without_default_layers()
+    } else {
+        builder
+    };
+    let producer = builder.build().await?;
     let (messages, size, batch) = (args.messages, args.size, args.batch);
     let started = Instant::now();
     let sender = tokio::spawn(async move {

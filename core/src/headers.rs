@@ -183,7 +183,11 @@ impl Headers {
     }
 
     fn entries_mut(&mut self) -> &mut Entries {
-        Arc::make_mut(self.entries.get_or_insert_with(Default::default))
+        // Room for the canonical headers a producer stamps, so stamping does not reallocate.
+        Arc::make_mut(
+            self.entries
+                .get_or_insert_with(|| Arc::new(Vec::with_capacity(8))),
+        )
     }
 
     fn set_validated(&mut self, name: HeaderName, value: String) {

@@ -8,7 +8,9 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn addr(var: &str, default: &str) -> Option<String> {
     let skipped = std::env::var("BROKERKIT_SKIP_BROKERS").unwrap_or_default();
-    let name = var.trim_start_matches("BROKERKIT_SMOKE_").to_ascii_lowercase();
+    let name = var
+        .trim_start_matches("BROKERKIT_SMOKE_")
+        .to_ascii_lowercase();
     if skipped.split(',').any(|s| s.trim() == name) {
         eprintln!("SKIP {name}: listed in BROKERKIT_SKIP_BROKERS");
         return None;
@@ -24,7 +26,9 @@ fn unique(prefix: &str) -> String {
 #[tokio::test]
 async fn nats_jetstream_answers_async_nats() {
     use async_nats::jetstream::{self, stream};
-    let Some(url) = addr("BROKERKIT_SMOKE_NATS", "127.0.0.1:4222") else { return };
+    let Some(url) = addr("BROKERKIT_SMOKE_NATS", "127.0.0.1:4222") else {
+        return;
+    };
     let client = tokio::time::timeout(TIMEOUT, async_nats::connect(url.as_str()))
         .await
         .expect("connect in time")
@@ -39,7 +43,12 @@ async fn nats_jetstream_answers_async_nats() {
         })
         .await
         .expect("JetStream is enabled");
-    let ack = js.publish(name.clone(), "ping".into()).await.unwrap().await.unwrap();
+    let ack = js
+        .publish(name.clone(), "ping".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     assert_eq!(ack.stream, name);
     drop(info);
     js.delete_stream(&name).await.unwrap();
@@ -50,7 +59,9 @@ async fn nats_jetstream_answers_async_nats() {
 fn kafka_answers_rdkafka() {
     use rdkafka::config::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let Some(bootstrap) = addr("BROKERKIT_SMOKE_KAFKA", "127.0.0.1:9092") else { return };
+    let Some(bootstrap) = addr("BROKERKIT_SMOKE_KAFKA", "127.0.0.1:9092") else {
+        return;
+    };
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()
@@ -64,7 +75,10 @@ fn kafka_answers_rdkafka() {
         .map(|b| format!("{}:{}", b.host(), b.port()))
         .collect();
     assert!(
-        advertised.iter().any(|a| a.ends_with(&format!(":{}", bootstrap.rsplit(':').next().unwrap_or("9092")))),
+        advertised.iter().any(|a| a.ends_with(&format!(
+            ":{}",
+            bootstrap.rsplit(':').next().unwrap_or("9092")
+        ))),
         "the broker advertises the address it listens on: {advertised:?}"
     );
 }

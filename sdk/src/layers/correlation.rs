@@ -15,7 +15,11 @@ pub struct CorrelationLayer;
 
 /// A new message id (UUID v7: unique and time-ordered).
 pub fn new_message_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    let mut buf = uuid::Uuid::encode_buffer();
+    uuid::Uuid::now_v7()
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_string()
 }
 
 impl SendLayer for CorrelationLayer {
