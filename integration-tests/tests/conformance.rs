@@ -10,3 +10,7 @@ use brokerkit_integration_tests::conformance_suite;
 
 conformance_suite!(memory, Some("memory://".to_string()));
 conformance_suite!(from_env, std::env::var("BROKERKIT_TEST_URL").ok());
+#[cfg(feature = "sqs")]
+conformance_suite!(sqs, brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SQS_URL", "sqs://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=20"));
+#[cfg(feature = "sqs")]
+conformance_suite!(sns, brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SNS_URL", "sns://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=20"));
