@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::config::http::HttpResponse;
-use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use brokerkit_core::config::redact_text;
 use brokerkit_core::{Error, ErrorKind};
 
@@ -20,10 +20,15 @@ pub(crate) struct Site<'a> {
 impl Site<'_> {
     /// Adds this site's context to `e`.
     pub fn wrap(&self, e: Error) -> Error {
-        e.with_broker(self.broker)
-            .with_destination(self.destination)
+        let e = e
+            .with_broker(self.broker)
             .with_operation(self.operation)
-            .with_address(self.address)
+            .with_address(self.address);
+        if self.destination.is_empty() {
+            e
+        } else {
+            e.with_destination(self.destination)
+        }
     }
 
     /// A new error of `kind` at this site.
@@ -92,12 +97,38 @@ pub(crate) fn kind_for_code(code: &str) -> Option<ErrorKind> {
     })
 }
 
+/// A one-line description: HTTP status, AWS error code and message for a service error,
+/// else the chain of causes.
+fn describe<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if let SdkError::ServiceError(s) = err {
+        let status = s.raw().status().as_u16();
+        let e = s.err();
+        if let Some(code) = e.code() {
+            return format!("HTTP {status} {code}: {}", e.message().unwrap_or("(no message)"));
+        }
+    }
+    let mut text = err.to_string();
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    if let Some(status) = err.raw_response().map(|r| r.status().as_u16()) {
+        text = format!("HTTP {status}: {text}");
+    }
+    text
+}
+
 /// Converts an AWS SDK error (SQS or SNS) at `site`.
 pub(crate) fn from_sdk<E>(err: SdkError<E, HttpResponse>, site: Site<'_>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let shown = redact_text(&DisplayErrorContext(&err).to_string());
+    let shown = redact_text(&describe(&err));
     let (kind, retryable, retry_after) = match &err {
         SdkError::ConstructionFailure(_) => (ErrorKind::Config, false, None),
         SdkError::TimeoutError(_) => (ErrorKind::Timeout, true, None),

@@ -294,11 +294,13 @@ async fn send_chunk(
                 })
                 .collect());
         };
-        let kind = kind_for_code(&code).unwrap_or(if sender_fault {
-            ErrorKind::Unexpected
-        } else {
-            ErrorKind::Unavailable
-        });
+        // A refused entry is not a configuration problem: unknown or parameter codes are
+        // unexpected (the sender's fault) or unavailable (the service's, retryable).
+        let kind = match kind_for_code(&code) {
+            Some(ErrorKind::Config) | None if sender_fault => ErrorKind::Unexpected,
+            Some(ErrorKind::Config) | None => ErrorKind::Unavailable,
+            Some(k) => k,
+        };
         failures.push(EntryFailure {
             index,
             why: format!("{code}: {}", message.unwrap_or_default()),
