@@ -12,6 +12,8 @@ pub async fn run(args: &Args) -> Result<Option<RunResult>> {
     Ok(match url.scheme() {
         // memory:// is in-process: there is no separate client to compare with.
         "memory" => None,
+        #[cfg(feature = "sqs")]
+        "sqs" => Some(crate::raw_sqs::run(args).await?),
         _ => None,
     })
 }

@@ -10,6 +10,8 @@
 mod args;
 mod baseline;
 mod measure;
+#[cfg(feature = "sqs")]
+mod raw_sqs;
 mod sdk_run;
 
 use brokerkit::BrokerUrl;

@@ -107,7 +107,10 @@ where
         let status = s.raw().status().as_u16();
         let e = s.err();
         if let Some(code) = e.code() {
-            return format!("HTTP {status} {code}: {}", e.message().unwrap_or("(no message)"));
+            return format!(
+                "HTTP {status} {code}: {}",
+                e.message().unwrap_or("(no message)")
+            );
         }
     }
     let mut text = err.to_string();
