@@ -406,10 +406,24 @@ async fn foreign_messages_never_stop_the_consumer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_side_redrive_moves_poison_messages() {
+async fn sqs_broker_side_redrive_moves_poison_messages() {
     let Some(url) = sqs_url("&max_receive_count=2") else {
         return;
     };
+    redrive(url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_broker_side_redrive_moves_poison_messages() {
+    let Some(url) = sns_url("&max_receive_count=2") else {
+        return;
+    };
+    redrive(url).await;
+}
+
+/// With `max_receive_count`, SQS itself moves a message received that many times to the
+/// dead-letter queue (on sns://, the dead-letter topic's default group queue).
+async fn redrive(url: String) {
     let broker = Broker::connect(&url).await.unwrap();
     let dest = unique("redrive");
     let mut consumer = broker.consumer(&dest).build().await.unwrap();

@@ -123,7 +123,8 @@ pub(crate) fn redact(url: &BrokerUrl) -> String {
                 let v = if SECRET_KEYS.contains(&k.as_ref()) {
                     "***".to_string()
                 } else {
-                    v.into_owned()
+                    // e.g. an endpoint with user:password@ in it
+                    redact_text(&v)
                 };
                 (k.into_owned(), v)
             })
@@ -308,4 +309,47 @@ impl SqsConfig {
 /// [`ATTRIBUTE_RESERVE`] bytes are kept for the headers attribute.
 pub(crate) fn max_payload_bytes(max_message_bytes: usize) -> usize {
     (max_message_bytes.saturating_sub(ATTRIBUTE_RESERVE) / 4) * 3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_print() {
+        let url = BrokerUrl::parse(
+            "sqs://?endpoint=http://u:pw@127.0.0.1:4566&region=us-east-1&access_key_id=AKID1&secret_access_key=S3CR3T&session_token=T0K",
+        )
+        .unwrap();
+        let c = SqsConfig::from_url(&url).unwrap();
+        for shown in [c.redacted.clone(), format!("{c:?}")] {
+            for secret in ["AKID1", "S3CR3T", "T0K", ":pw@"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        }
+        assert_eq!(c.credentials.unwrap().access_key_id, "AKID1");
+    }
+
+    #[test]
+    fn defaults_and_limits() {
+        let c = SqsConfig::from_url(&BrokerUrl::parse("sqs://?region=eu-west-1").unwrap()).unwrap();
+        assert_eq!(
+            (c.wait_time_secs, c.max_attempts, c.auto_create, c.fifo),
+            (20, 3, true, false)
+        );
+        let caps = c.capabilities();
+        assert_eq!(caps.max_payload_bytes, 172_032);
+        assert_eq!(caps.max_batch, 10);
+        assert!(!caps.fan_out && caps.competing_consumers);
+        let sns = SqsConfig::from_url(&BrokerUrl::parse("sns://?fifo=true").unwrap()).unwrap();
+        assert!(sns.capabilities().fan_out);
+        assert_eq!(sns.capabilities().ordering_key, Support::Native);
+        let e = SqsConfig::from_url(&BrokerUrl::parse("sns://?max_message_bytes=1048576").unwrap())
+            .unwrap_err();
+        assert!(e.message().contains("max_message_bytes"), "{e}");
+        let big =
+            SqsConfig::from_url(&BrokerUrl::parse("sqs://?max_message_bytes=1048576").unwrap())
+                .unwrap();
+        assert_eq!(big.capabilities().max_payload_bytes, 761_856);
+    }
 }

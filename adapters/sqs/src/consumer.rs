@@ -27,6 +27,8 @@ use crate::producer::{fifo_id, send_one, Prepared};
 const RECEIVE_MAX: usize = 10;
 /// Upper bound on prefetch (a semaphore's permits are bounded).
 const MAX_PREFETCH: usize = 100_000;
+/// Pause after an empty short poll (`wait_time_secs=0`).
+const SHORT_POLL_PAUSE: Duration = Duration::from_millis(200);
 /// Pause after a failed receive before polling again.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -145,6 +147,15 @@ async fn poll(
             }
         }
         match shared.receive(held.len()).await {
+            Ok(messages) if messages.is_empty() && shared.inner.config.wait_time_secs == 0 => {
+                // Short polling found nothing: do not spin.
+                drop(held);
+                tokio::select! {
+                    _ = stopped(&mut stop) => return,
+                    _ = stopped(&mut shutdown) => return,
+                    _ = tokio::time::sleep(SHORT_POLL_PAUSE) => {}
+                }
+            }
             Ok(messages) => {
                 for m in messages {
                     // More messages than asked for would be a service bug; they are

@@ -57,6 +57,23 @@ impl Packed {
     /// Refuses a message over `limit` bytes with a [`ErrorKind::PayloadTooLarge`] error that
     /// gives the sizes.
     pub fn check_size(&self, limit: usize, site: &Site<'_>) -> Result<()> {
+        // What is sent must be text SQS/SNS accept; `pack` guarantees it, this proves it.
+        for (what, text) in [
+            ("body", Some(&self.body)),
+            ("attribute", self.attribute.as_ref()),
+        ] {
+            if let Some((at, c)) = text.and_then(|t| t.char_indices().find(|(_, c)| !body_safe(*c)))
+            {
+                return Err(site.error(
+                    ErrorKind::InvalidHeader,
+                    format!(
+                        "the encoded {what} has character U+{:04X} at byte {at}, which SQS/SNS \
+                         refuse; nothing was sent",
+                        c as u32
+                    ),
+                ));
+            }
+        }
         let size = self.size();
         if size > limit {
             return Err(site.error(
@@ -236,6 +253,31 @@ mod tests {
             string_value: Some(v),
         });
         unpack(&p.body, attrs, None)
+    }
+
+    #[test]
+    fn refused_characters_and_sizes_are_named() {
+        let site = Site {
+            broker: "sqs",
+            destination: "q",
+            operation: "send",
+            address: "sqs://",
+        };
+        let bad = Packed {
+            body: "ok\u{1}".into(),
+            attribute: None,
+        };
+        let e = bad.check_size(1000, &site).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidHeader);
+        assert!(e.message().contains("U+0001 at byte 2"), "{e}");
+        let big = pack(&Message::new(vec![0u8; 300]));
+        let e = big.check_size(100, &site).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PayloadTooLarge);
+        assert!(
+            e.message().contains("400 bytes") && e.message().contains("100 bytes"),
+            "{e}"
+        );
+        assert!(pack(&Message::new("fine")).check_size(4, &site).is_ok());
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! crate README. Credentials come from the standard AWS chain, or from `access_key_id` and
 //! `secret_access_key` in the URL (never printed: every error shows the URL redacted).
 //!
-//! Headers, the ordering key and the body encoding travel in one message attribute holding
-//! JSON ([`headers`](crate) module docs and README); payloads that are not XML-safe text are
+//! Headers, the ordering key and the body encoding travel in one message attribute,
+//! `brokerkit`, holding compact JSON (see the README); payloads that are not XML-safe text are
 //! base64-encoded. Nack uses `ChangeMessageVisibility`; dead-lettering sends the message
 //! with brokerkit's envelope to the queue/topic of `<destination>.dlq`, then deletes it.
 #![warn(missing_docs)]
