@@ -659,3 +659,32 @@ async fn outage_gives_retryable_errors_and_loses_nothing() {
         restored_at.elapsed().as_secs_f64()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_next_loses_nothing_and_close_keeps_settlement() {
+    let Some(url) = sns_url("") else { return };
+    let broker = Broker::connect(&url).await.unwrap();
+    let dest = unique("cancel");
+    let mut consumer = broker.consumer(&dest).group("g").build().await.unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    // A `next` abandoned while it waits (here: by a timeout) loses nothing.
+    for _ in 0..5 {
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), consumer.next())
+                .await
+                .is_err()
+        );
+    }
+    producer.send(Message::new("kept")).await.unwrap();
+    let held = recv(&mut consumer).await;
+    assert_eq!(text(&held), "kept");
+    // After the broker is closed: sends fail with Closed, intake ends, but the delivery in
+    // hand can still be settled.
+    broker.close().await.unwrap();
+    let e = producer.send(Message::new("late")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
+    assert!(consumer.next().await.unwrap().is_none());
+    held.ack().await.unwrap();
+    let e = broker.producer(&dest).build().await.err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
+}
