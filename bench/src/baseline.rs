@@ -16,6 +16,8 @@ pub async fn run(args: &Args) -> Result<Option<RunResult>> {
         "nats+js" => Some(crate::raw_nats::run(args).await?),
         #[cfg(feature = "kafka")]
         "kafka" => Some(crate::raw_kafka::run(args).await?),
+        #[cfg(feature = "sqs")]
+        "sqs" => Some(crate::raw_sqs::run(args).await?),
         _ => None,
     })
 }

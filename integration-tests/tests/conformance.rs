@@ -33,3 +33,7 @@ conformance_suite!(
         "kafka://127.0.0.1:9092"
     )
 );
+#[cfg(feature = "sqs")]
+conformance_suite!(sqs, brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SQS_URL", "sqs://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=20"));
+#[cfg(feature = "sqs")]
+conformance_suite!(sns, brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SNS_URL", "sns://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=20"));

@@ -24,6 +24,10 @@ impl Default for Registry {
         {
             r = r.with(brokerkit_kafka::KafkaConnector);
         }
+        #[cfg(feature = "sqs")]
+        {
+            r = r.with(brokerkit_sqs::SqsConnector);
+        }
         r
     }
 }
