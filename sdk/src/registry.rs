@@ -16,6 +16,10 @@ impl Default for Registry {
     fn default() -> Self {
         #[allow(unused_mut)]
         let mut r = Registry::empty().with(crate::memory::MemoryConnector);
+        #[cfg(feature = "rabbitmq")]
+        {
+            r = r.with(brokerkit_rabbitmq::RabbitMqConnector);
+        }
         r
     }
 }
