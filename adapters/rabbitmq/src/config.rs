@@ -75,9 +75,11 @@ impl RabbitConfig {
         let scheme = match url.scheme() {
             "amqp" => AMQPScheme::AMQP,
             "amqps" => AMQPScheme::AMQPS,
-            other => return Err(Error::config(format!(
+            other => {
+                return Err(Error::config(format!(
                 "scheme {other:?} is not handled by the rabbitmq adapter; use amqp:// or amqps://"
-            ))),
+            )))
+            }
         };
         let p = url.params(KEYS)?;
         let u = url.expose();

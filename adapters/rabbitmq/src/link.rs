@@ -173,7 +173,7 @@ async fn open(config: &RabbitConfig) -> Result<Connection> {
             .saturating_mul(3),
     );
     let connecting = Connection::connect_uri(config.uri.clone(), props);
-    let result = match tokio::time::timeout(timeout, connecting).await {
+    match tokio::time::timeout(timeout, connecting).await {
         Ok(r) => r.map_err(|e| error::map(e, "connect", &config.redacted)),
         Err(_) => Err(error::new(
             ErrorKind::Unavailable,
@@ -181,19 +181,7 @@ async fn open(config: &RabbitConfig) -> Result<Connection> {
             "connect",
             &config.redacted,
         )),
-    };
-    result.map_err(|e| {
-        // Name the address in the message too, so it shows wherever the message does.
-        let msg = format!("{} (at {})", e.message(), config.redacted);
-        let retry = e.is_retryable();
-        let kind = e.kind();
-        brokerkit_core::Error::new(kind, msg)
-            .retryable(retry)
-            .with_broker(crate::NAME)
-            .with_operation("connect")
-            .with_address(&config.redacted)
-            .with_boxed_source(Box::new(e))
-    })
+    }
 }
 
 pub fn long_str(s: &str) -> AMQPValue {
