@@ -12,6 +12,8 @@ pub async fn run(args: &Args) -> Result<Option<RunResult>> {
     Ok(match url.scheme() {
         // memory:// is in-process: there is no separate client to compare with.
         "memory" => None,
+        #[cfg(feature = "rabbitmq")]
+        "amqp" | "amqps" => Some(crate::raw_rabbitmq::run(args).await?),
         _ => None,
     })
 }

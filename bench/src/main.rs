@@ -10,6 +10,8 @@
 mod args;
 mod baseline;
 mod measure;
+#[cfg(feature = "rabbitmq")]
+mod raw_rabbitmq;
 mod sdk_run;
 
 use brokerkit::BrokerUrl;

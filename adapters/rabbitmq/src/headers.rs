@@ -32,7 +32,7 @@ pub const TIMESTAMP_MS: &str = "x-brokerkit-timestamp-ms";
 pub const INVALID: &str = "x-brokerkit-invalid-headers";
 
 /// Names the adapter writes itself; user headers may not use them.
-const RESERVED: [&str; 5] = [ATTEMPT, FIRST_FAILURE, KEY, TIMESTAMP_MS, INVALID];
+const RESERVED: [&str; 4] = [ATTEMPT, FIRST_FAILURE, KEY, TIMESTAMP_MS];
 
 /// Headers RabbitMQ adds when it dead-letters (our delay hold queues do): not surfaced.
 fn is_broker_header(name: &str) -> bool {
@@ -179,7 +179,6 @@ pub fn decode(props: &BasicProperties) -> Decoded {
                     Err(why) => invalid.push(format!("{name:?}: {why}")),
                 },
                 TIMESTAMP_MS => timestamp_ms = text(value).ok(),
-                INVALID => {}
                 n if is_broker_header(n) => {}
                 _ => {
                     let result = text(value).and_then(|v| {
@@ -227,10 +226,14 @@ pub fn decode(props: &BasicProperties) -> Decoded {
         let _ = d.headers.insert(canonical::TIMESTAMP, ts);
     }
     if !invalid.is_empty() {
-        tracing::warn!(skipped = %invalid.join("; "), "rabbitmq: skipped invalid headers of a received message");
-        let _ = d
-            .headers
-            .insert(INVALID, sanitize_header_value(&invalid.join("; ")));
+        let list = invalid.join("; ");
+        tracing::warn!(skipped = %list, "rabbitmq: skipped invalid headers of a received message");
+        // A list from an earlier hop (a forwarded message) is kept in front.
+        let all = match d.headers.get(INVALID) {
+            Some(earlier) if !earlier.is_empty() => format!("{earlier}; {list}"),
+            _ => list,
+        };
+        let _ = d.headers.insert(INVALID, sanitize_header_value(&all));
     }
     d
 }
