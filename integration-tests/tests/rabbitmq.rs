@@ -278,6 +278,34 @@ async fn rabbitmq_malformed_foreign_headers_are_skipped_with_reason() {
     cleanup(&url, &format!("{dest}.dlq"), &["ops"]).await;
 }
 
+/// Clones of one producer send concurrently (one confirm channel); every message arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_concurrent_sends_from_producer_clones_all_arrive() {
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    let broker = Broker::connect(&url).await.unwrap();
+    let dest = unique("concurrent");
+    let mut consumer = broker.consumer(&dest).build().await.unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let p = producer.clone();
+            tokio::spawn(async move { p.send(Message::new(i.to_string())).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let mut seen = HashSet::new();
+    while seen.len() < 200 {
+        let d = recv(&mut consumer).await;
+        assert!(seen.insert(text(&d)), "duplicate {}", text(&d));
+        d.ack().await.unwrap();
+    }
+    broker.close().await.unwrap();
+    cleanup(&url, &dest, &["default"]).await;
+}
+
 /// Dead letters are kept in `<dest>.dlq:default` even when nobody consumed the DLQ before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_dead_letters_wait_for_a_later_dlq_consumer() {

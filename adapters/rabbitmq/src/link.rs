@@ -275,10 +275,17 @@ pub enum Refused {
     Failed(brokerkit_core::Error),
 }
 
+/// A publish waiting for its confirm; holds the channel open until then.
+pub struct Pending {
+    confirm: lapin::PublisherConfirm,
+    _channel: Channel,
+}
+
 /// A confirm-mode channel, re-created when it breaks.
 pub struct Publisher {
     link: Arc<Link>,
-    channel: Mutex<Option<Channel>>,
+    /// Held across channel creation, so concurrent callers share one channel.
+    channel: tokio::sync::Mutex<Option<Channel>>,
     /// Declared on every new channel (the producer's exchange).
     exchange: Option<String>,
 }
@@ -288,21 +295,18 @@ impl Publisher {
     pub fn new(link: Arc<Link>, exchange: Option<String>) -> Self {
         Publisher {
             link,
-            channel: Mutex::new(None),
+            channel: tokio::sync::Mutex::new(None),
             exchange,
         }
     }
 
     /// The confirm-mode channel, opening one if needed.
     pub async fn channel(&self, op: &'static str) -> Result<Channel> {
-        let cached = self
-            .channel
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(c) = cached.filter(|c| c.status().connected()) {
-            return Ok(c);
+        let mut slot = self.channel.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| c.status().connected()) {
+            return Ok(c.clone());
         }
+        *slot = None;
         let ch = self.link.channel(op).await?;
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
@@ -310,7 +314,7 @@ impl Publisher {
         if let Some(dest) = &self.exchange {
             declare_exchange(&self.link, &ch, dest).await?;
         }
-        *self.channel.lock().unwrap_or_else(|p| p.into_inner()) = Some(ch.clone());
+        *slot = Some(ch.clone());
         Ok(ch)
     }
 
@@ -338,7 +342,7 @@ impl Publisher {
         routing_key: &str,
         payload: &[u8],
         props: BasicProperties,
-    ) -> Result<lapin::PublisherConfirm> {
+    ) -> Result<Pending> {
         let ch = self.channel(op).await?;
         let options = BasicPublishOptions {
             mandatory: true,
@@ -346,9 +350,14 @@ impl Publisher {
         };
         let ex = short(exchange, "exchange", &self.link)?;
         let rk = short(routing_key, "routing key", &self.link)?;
-        ch.basic_publish(ex, rk, options, payload, props)
+        let confirm = ch
+            .basic_publish(ex, rk, options, payload, props)
             .await
-            .map_err(|e| error::map(e, op, self.link.address()))
+            .map_err(|e| error::map(e, op, self.link.address()))?;
+        Ok(Pending {
+            confirm,
+            _channel: ch,
+        })
     }
 
     /// Waits for a confirm from [`Publisher::start`].
@@ -356,10 +365,10 @@ impl Publisher {
         &self,
         op: &'static str,
         exchange: &str,
-        confirm: lapin::PublisherConfirm,
+        pending: Pending,
     ) -> std::result::Result<(), Refused> {
         let address = self.link.address();
-        match confirm.await {
+        match pending.confirm.await {
             Ok(Confirmation::Ack(None)) => Ok(()),
             Ok(Confirmation::Ack(Some(returned))) => Err(Refused::Unroutable(format!(
                 "RabbitMQ returned the message ({} {}): no queue is bound to exchange {exchange:?}",
