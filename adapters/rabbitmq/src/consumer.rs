@@ -99,6 +99,11 @@ impl RabbitConsumer {
             "rabbitmq: consumer lost its subscription ({why}); re-subscribing"
         );
         self.live = None;
+        self.pause(Duration::from_millis(100));
+    }
+
+    fn pause(&mut self, wait: Duration) {
+        self.backoff = Some(Box::pin(tokio::time::sleep_until(Instant::now() + wait)));
     }
 
     fn delivery(&self, d: lapin::message::Delivery, channel: Channel) -> Delivery {
@@ -158,15 +163,16 @@ impl ConsumerBackend for RabbitConsumer {
                         self.live = Some(live);
                         self.failures = 0;
                     }
-                    Err(e) if e.is_retryable() => {
-                        tracing::warn!(error = %e, "rabbitmq: re-subscribing failed; retrying");
+                    Err(e) => {
+                        // Wait before the next try, also when the error is returned.
                         self.failures = self.failures.saturating_add(1);
-                        let wait = backoff(self.failures);
-                        self.backoff =
-                            Some(Box::pin(tokio::time::sleep_until(Instant::now() + wait)));
+                        self.pause(backoff(self.failures));
+                        if !e.is_retryable() {
+                            return Err(e.with_destination(self.shared.destination.to_string()));
+                        }
+                        tracing::warn!(error = %e, "rabbitmq: re-subscribing failed; retrying");
                         continue;
                     }
-                    Err(e) => return Err(e.with_destination(self.shared.destination.to_string())),
                 }
             }
             let Some(live) = self.live.as_mut() else {
