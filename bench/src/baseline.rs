@@ -18,6 +18,8 @@ pub async fn run(args: &Args) -> Result<Option<RunResult>> {
         "kafka" => Some(crate::raw_kafka::run(args).await?),
         #[cfg(feature = "sqs")]
         "sqs" => Some(crate::raw_sqs::run(args).await?),
+        #[cfg(feature = "rabbitmq")]
+        "amqp" | "amqps" => Some(crate::raw_rabbitmq::run(args).await?),
         _ => None,
     })
 }

@@ -15,6 +15,8 @@ mod measure;
 mod raw_kafka;
 #[cfg(feature = "nats")]
 mod raw_nats;
+#[cfg(feature = "rabbitmq")]
+mod raw_rabbitmq;
 #[cfg(feature = "sqs")]
 mod raw_sqs;
 mod sdk_run;

@@ -37,3 +37,12 @@ conformance_suite!(
 conformance_suite!(sqs, brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SQS_URL", "sqs://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=20"));
 #[cfg(feature = "sqs")]
 conformance_suite!(sns, brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SNS_URL", "sns://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=20"));
+#[cfg(feature = "rabbitmq")]
+conformance_suite!(
+    rabbitmq,
+    brokerkit_integration_tests::broker_url(
+        "rabbitmq",
+        "BROKERKIT_RABBITMQ_URL",
+        "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )
+);

@@ -28,6 +28,10 @@ impl Default for Registry {
         {
             r = r.with(brokerkit_sqs::SqsConnector);
         }
+        #[cfg(feature = "rabbitmq")]
+        {
+            r = r.with(brokerkit_rabbitmq::RabbitMqConnector);
+        }
         r
     }
 }

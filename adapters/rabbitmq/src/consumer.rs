@@ -1,0 +1,422 @@
+//! Consuming one group's queue, re-subscribing after a lost connection, and settling.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use brokerkit_core::{
+    dead_letter_destination, Bytes, Capabilities, ConsumerBackend, DeadLetterEnvelope,
+    DeadLetterReason, Delivery, Error, ErrorKind, Headers, Message, Result, Settle, Settlement,
+};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel};
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
+
+use crate::config::names;
+use crate::error;
+use crate::headers;
+use crate::link::{declare_group, short, Link, Publisher, Refused};
+
+/// What a consumer and its deliveries share.
+pub struct Shared {
+    pub link: Arc<Link>,
+    pub destination: Arc<str>,
+    pub group: String,
+    pub queue: String,
+    pub capabilities: Arc<Capabilities>,
+    /// Backend-wide confirm channel for re-publishing (nack, delay, dead-letter).
+    pub settle: Arc<Publisher>,
+}
+
+struct Live {
+    channel: Channel,
+    stream: lapin::Consumer,
+}
+
+/// One consumer of one group's queue.
+pub struct RabbitConsumer {
+    shared: Arc<Shared>,
+    prefetch: u16,
+    live: Option<Live>,
+    closed: bool,
+    failures: u32,
+    backoff: Option<Pin<Box<Sleep>>>,
+    watchdog: Interval,
+}
+
+impl RabbitConsumer {
+    /// Declares the topology and subscribes; the subscription exists when this returns.
+    pub async fn new(shared: Arc<Shared>, prefetch: usize) -> Result<Self> {
+        let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        watchdog.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut c = RabbitConsumer {
+            shared,
+            prefetch: prefetch.clamp(1, u16::MAX as usize) as u16,
+            live: None,
+            closed: false,
+            failures: 0,
+            backoff: None,
+            watchdog,
+        };
+        c.live = Some(c.subscribe().await?);
+        Ok(c)
+    }
+
+    async fn subscribe(&self) -> Result<Live> {
+        let s = &self.shared;
+        let addr = s.link.address();
+        let channel = s.link.channel("consumer").await?;
+        let regular = !s.destination.ends_with(".dlq");
+        if regular {
+            s.link.ensure_dead_letter(&channel, &s.destination).await?;
+        }
+        declare_group(&s.link, &channel, &s.destination, &s.group, regular).await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| error::map(e, "consumer", addr))?;
+        let stream = channel
+            .basic_consume(
+                short(&s.queue, "queue", &s.link)?,
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| error::map(e, "consumer", addr))?;
+        Ok(Live { channel, stream })
+    }
+
+    fn lost(&mut self, why: &str) {
+        tracing::warn!(
+            queue = %self.shared.queue,
+            address = %self.shared.link.address(),
+            "rabbitmq: consumer lost its subscription ({why}); re-subscribing"
+        );
+        self.live = None;
+        self.pause(Duration::from_millis(100));
+    }
+
+    fn pause(&mut self, wait: Duration) {
+        self.backoff = Some(Box::pin(tokio::time::sleep_until(Instant::now() + wait)));
+    }
+
+    fn delivery(&self, d: lapin::message::Delivery, channel: Channel) -> Delivery {
+        let decoded = headers::decode(&d.properties);
+        // A broker redelivery (channel or connection lost) counts as one more attempt.
+        let attempt = decoded
+            .attempts_before
+            .saturating_add(1)
+            .saturating_add(u32::from(d.redelivered));
+        let payload = Bytes::from(d.data);
+        let message = Message {
+            payload: payload.clone(),
+            headers: decoded.headers,
+            key: decoded.key,
+        };
+        let settler = RabbitSettler {
+            pending: Some(Pending {
+                shared: self.shared.clone(),
+                _channel: channel,
+                acker: d.acker,
+                props: d.properties,
+                payload,
+                attempt,
+                first_failure_ms: decoded.first_failure_ms,
+            }),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        };
+        Delivery::new(
+            message,
+            attempt,
+            self.shared.destination.clone(),
+            self.shared.capabilities.clone(),
+            Box::new(settler),
+        )
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis((100u64 << failures.min(5)).min(2_000))
+}
+
+#[async_trait]
+impl ConsumerBackend for RabbitConsumer {
+    async fn next(&mut self) -> Result<Option<Delivery>> {
+        loop {
+            if self.closed || self.shared.link.is_closed() {
+                return Ok(None);
+            }
+            if let Some(sleep) = self.backoff.as_mut() {
+                sleep.await;
+                self.backoff = None;
+            }
+            if self.live.is_none() {
+                match self.subscribe().await {
+                    Ok(live) => {
+                        tracing::info!(queue = %self.shared.queue, "rabbitmq: consumer re-subscribed");
+                        self.live = Some(live);
+                        self.failures = 0;
+                    }
+                    Err(e) => {
+                        // Wait before the next try, also when the error is returned.
+                        self.failures = self.failures.saturating_add(1);
+                        self.pause(backoff(self.failures));
+                        if !e.is_retryable() {
+                            return Err(e.with_destination(self.shared.destination.to_string()));
+                        }
+                        tracing::warn!(error = %e, "rabbitmq: re-subscribing failed; retrying");
+                        continue;
+                    }
+                }
+            }
+            let Some(live) = self.live.as_mut() else {
+                continue;
+            };
+            tokio::select! {
+                got = live.stream.next() => match got {
+                    Some(Ok(d)) => {
+                        let channel = live.channel.clone();
+                        return Ok(Some(self.delivery(d, channel)));
+                    }
+                    Some(Err(e)) => self.lost(&e.to_string()),
+                    None => self.lost("cancelled by the broker or channel closed"),
+                },
+                _ = self.watchdog.tick() => {
+                    if !live.channel.status().connected() {
+                        self.lost("channel closed");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        self.closed = true;
+        let Some(mut live) = self.live.take() else {
+            return Ok(());
+        };
+        let tag = live.stream.tag();
+        let _ = live
+            .channel
+            .basic_cancel(tag, BasicCancelOptions::default())
+            .await;
+        // Deliveries prefetched but never handed out go back to the queue now.
+        while let Ok(Some(Ok(d))) =
+            tokio::time::timeout(Duration::from_millis(500), live.stream.next()).await
+        {
+            let _ = d
+                .acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await;
+        }
+        Ok(())
+    }
+}
+
+struct Pending {
+    shared: Arc<Shared>,
+    /// Keeps the channel open until the delivery is settled (acks need it).
+    _channel: Channel,
+    acker: lapin::Acker,
+    props: BasicProperties,
+    payload: Bytes,
+    attempt: u32,
+    first_failure_ms: Option<u64>,
+}
+
+/// Settles one delivery. Dropped unsettled, it re-publishes the message (attempt + 1) and
+/// acks the original from a spawned task; if that cannot run, RabbitMQ redelivers the
+/// message once the channel closes.
+struct RabbitSettler {
+    pending: Option<Pending>,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+impl Pending {
+    fn addr(&self) -> &str {
+        self.shared.link.address()
+    }
+
+    fn expired(&self, op: &'static str) -> Error {
+        error::new(
+            ErrorKind::DeliveryExpired,
+            "the channel this delivery came on has closed; RabbitMQ delivers the message again",
+            op,
+            self.addr(),
+        )
+        .with_destination(self.shared.destination.to_string())
+    }
+
+    async fn ack(&self, op: &'static str) -> Result<()> {
+        match self.acker.ack(BasicAckOptions::default()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.expired(op)),
+            Err(e) if error::is_link_failure(&e) => Err(self.expired(op)),
+            Err(e) => Err(error::map(e, op, self.addr())),
+        }
+    }
+
+    /// Puts the original back on failure of a settlement, so it is not stuck unacked.
+    async fn give_back(&self) {
+        let _ = self
+            .acker
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            })
+            .await;
+    }
+
+    /// Re-publishes with the attempt count (to the group queue, or through a hold queue
+    /// after `delay`), then acks the original.
+    async fn retry(self, delay: Option<Duration>) -> Result<()> {
+        let op = "nack";
+        let first = self.first_failure_ms.unwrap_or_else(now_ms);
+        let props = headers::for_retry(&self.props, self.attempt, first);
+        let settle = &self.shared.settle;
+        let link = &self.shared.link;
+        let mut tries = 0;
+        let result = loop {
+            tries += 1;
+            let target = match delay {
+                None => Ok(self.shared.queue.clone()),
+                Some(d) => match settle.channel(op).await {
+                    Ok(ch) => {
+                        link.ensure_hold_queue(&ch, &self.shared.queue, names::delay_bucket(d))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            let target = match target {
+                Ok(t) => t,
+                Err(e) => break Err(e),
+            };
+            match settle
+                .publish(op, "", &target, &self.payload, props.clone())
+                .await
+            {
+                Ok(()) => break Ok(()),
+                Err(Refused::Unroutable(_)) if delay.is_some() && tries < 2 => {
+                    link.forget(&target); // the hold queue expired: declare it again
+                }
+                Err(r) => break Err(r.into_error(op, self.addr())),
+            }
+        };
+        match result {
+            Ok(()) => {
+                // If this ack fails the original comes back too: a duplicate, never a loss.
+                let _ = self.ack(op).await;
+                Ok(())
+            }
+            Err(e) => {
+                self.give_back().await;
+                Err(e.with_destination(self.shared.destination.to_string()))
+            }
+        }
+    }
+
+    async fn dead_letter(self, reason: DeadLetterReason) -> Result<()> {
+        let op = "dead_letter";
+        let now = SystemTime::now();
+        let first = self
+            .first_failure_ms
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+            .unwrap_or(now);
+        let mut envelope = Headers::new();
+        DeadLetterEnvelope {
+            reason,
+            attempts: self.attempt,
+            original_destination: self.shared.destination.to_string(),
+            original_group: Some(self.shared.group.clone()),
+            first_failure: first,
+            last_failure: now,
+        }
+        .write_to(&mut envelope);
+        let props = headers::for_dead_letter(&self.props, &envelope);
+        let dlq = dead_letter_destination(&self.shared.destination);
+        let exchange = names::exchange(&dlq);
+        let settle = &self.shared.settle;
+        let link = &self.shared.link;
+        let mut tries = 0;
+        let result = loop {
+            tries += 1;
+            let ready = match settle.channel(op).await {
+                Ok(ch) => link.ensure_dead_letter(&ch, &self.shared.destination).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = ready {
+                break Err(e);
+            }
+            match settle
+                .publish(op, &exchange, "", &self.payload, props.clone())
+                .await
+            {
+                Ok(()) => break Ok(()),
+                Err(r) if tries < 2 => {
+                    // The DLQ exchange or queue was deleted behind our back: declare again.
+                    tracing::warn!(error = %r.into_error(op, self.addr()), "rabbitmq: dead-letter publish failed; re-declaring");
+                    link.forget(&dlq);
+                }
+                Err(r) => break Err(r.into_error(op, self.addr())),
+            }
+        };
+        match result {
+            Ok(()) => self.ack(op).await.or_else(|e| {
+                // The dead letter is stored; the original comes back (a duplicate).
+                tracing::warn!(error = %e, "rabbitmq: ack after dead-lettering failed");
+                Ok(())
+            }),
+            Err(e) => {
+                self.give_back().await;
+                Err(e.with_destination(self.shared.destination.to_string()))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Settle for RabbitSettler {
+    async fn settle(mut self: Box<Self>, how: Settlement) -> Result<()> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        match how {
+            Settlement::Ack => p.ack("ack").await,
+            Settlement::Nack { delay } => p.retry(delay.filter(|d| !d.is_zero())).await,
+            Settlement::DeadLetter { reason, .. } => p.dead_letter(reason).await,
+        }
+    }
+}
+
+impl Drop for RabbitSettler {
+    fn drop(&mut self) {
+        let Some(p) = self.pending.take() else { return };
+        match &self.runtime {
+            Some(rt) => {
+                rt.spawn(async move {
+                    if let Err(e) = p.retry(None).await {
+                        tracing::warn!(error = %e, "rabbitmq: re-queueing a dropped delivery failed; the broker redelivers it when the channel closes");
+                    }
+                });
+            }
+            None => drop(p), // the channel closes with the last handle: RabbitMQ redelivers
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! `brokerkit-rabbitmq`: the RabbitMQ adapter of brokerkit (AMQP 0-9-1 through lapin).
+//!
+//! URL: `amqp://[user[:password]@]host[:port][/vhost][?key=value…]` or `amqps://…`, e.g.
+//! `amqp://guest:guest@127.0.0.1:5672/%2f`. Keys: [`ACCEPTED_KEYS`], described in the README.
+//!
+//! Topology (all durable, created on first use):
+//! - destination `d` → fanout exchange `d`;
+//! - consumer group `g` of `d` → queue `d:g` bound to it (no group: `d:default`); every group
+//!   gets every message, consumers of one group compete;
+//! - dead letters → exchange `d.dlq`, whose default-group queue `d.dlq:default` is declared
+//!   with the first consumer of `d`, so dead letters are kept until someone reads them;
+//! - delayed nack → hold queue `d:g:delay:<ms>` (`x-message-ttl`, dead-lettered back to
+//!   `d:g` only).
+//!
+//! The adapter's README has the capability table and the header mapping.
+#![warn(missing_docs)]
+
+mod backend;
+mod config;
+mod consumer;
+mod error;
+mod headers;
+mod link;
+mod producer;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use brokerkit_core::{Backend, BrokerUrl, Result};
+
+use backend::RabbitBackend;
+use config::RabbitConfig;
+
+/// Query keys accepted in `amqp://` URLs.
+pub const ACCEPTED_KEYS: &[&str] = config::KEYS;
+
+/// Adapter name used in errors and `Broker::adapter`.
+pub const NAME: &str = "rabbitmq";
+
+/// Connects `amqp://` and `amqps://` URLs.
+pub struct RabbitMqConnector;
+
+#[async_trait]
+impl brokerkit_core::Connector for RabbitMqConnector {
+    fn schemes(&self) -> &'static [&'static str] {
+        &["amqp", "amqps"]
+    }
+
+    async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {
+        let config = RabbitConfig::from_url(url)?;
+        Ok(Arc::new(RabbitBackend::connect(config).await?))
+    }
+}

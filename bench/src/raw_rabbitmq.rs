@@ -1,0 +1,140 @@
+//! Raw lapin baseline, mirroring `sdk_run`: one connection, a producer task publishing
+//! persistent messages with the mandatory flag and waiting for each publisher confirm (or a
+//! batch's confirms), a consumer task with the same prefetch acking each message.
+
+use std::time::Instant;
+
+use brokerkit::{Error, ErrorKind, Result};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+
+use crate::args::Args;
+use crate::measure::{latency_us, stamped_payload, RunResult};
+
+fn err(e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Unexpected, format!("raw lapin: {e}"))
+}
+
+pub async fn run(args: &Args) -> Result<RunResult> {
+    let conn = Connection::connect(&args.url, ConnectionProperties::default())
+        .await
+        .map_err(err)?;
+    let dest = format!("bench-raw-{}", std::process::id());
+    let queue = format!("{dest}:bench");
+    let setup = conn.create_channel().await.map_err(err)?;
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    setup
+        .exchange_declare(
+            dest.as_str().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err)?;
+    let qopts = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    setup
+        .queue_declare(queue.as_str().into(), qopts, FieldTable::default())
+        .await
+        .map_err(err)?;
+    setup
+        .queue_bind(
+            queue.as_str().into(),
+            dest.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err)?;
+    let consumer_ch = conn.create_channel().await.map_err(err)?;
+    let prefetch = args.prefetch.min(u16::MAX as usize) as u16;
+    consumer_ch
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .map_err(err)?;
+    let mut stream = consumer_ch
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err)?;
+    let producer_ch = conn.create_channel().await.map_err(err)?;
+    producer_ch
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(err)?;
+
+    let (messages, size, batch) = (args.messages, args.size, args.batch);
+    let exchange = dest.clone();
+    let started = Instant::now();
+    let sender = tokio::spawn(async move {
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
+        let props = || {
+            BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_headers(FieldTable::default())
+        };
+        let mut left = messages;
+        while left > 0 {
+            let n = left.min(batch);
+            let mut confirms = Vec::with_capacity(n);
+            for _ in 0..n {
+                let c = producer_ch
+                    .basic_publish(
+                        exchange.as_str().into(),
+                        "".into(),
+                        options,
+                        &stamped_payload(size),
+                        props(),
+                    )
+                    .await
+                    .map_err(err)?;
+                confirms.push(c);
+            }
+            for c in confirms {
+                match c.await.map_err(err)? {
+                    Confirmation::Ack(None) => {}
+                    other => return Err(err(format!("publish not confirmed: {other:?}"))),
+                }
+            }
+            left -= n;
+        }
+        Ok::<_, Error>(())
+    });
+    let mut latencies = Vec::with_capacity(messages);
+    while latencies.len() < messages {
+        let Some(d) = stream.next().await else { break };
+        let d = d.map_err(err)?;
+        latencies.push(latency_us(&d.data));
+        d.ack(BasicAckOptions::default()).await.map_err(err)?;
+    }
+    let elapsed = started.elapsed();
+    sender.await.map_err(err)??;
+    let _ = setup
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    let _ = setup
+        .exchange_delete(dest.as_str().into(), ExchangeDeleteOptions::default())
+        .await;
+    let _ = conn.close(200, "bench done".into()).await;
+    Ok(RunResult::new(latencies.len(), elapsed, latencies))
+}

@@ -1,0 +1,537 @@
+//! RabbitMQ broker-level tests: bad input, foreign messages, topology choices and a broker
+//! restart in the middle of a stream.
+//!
+//! They use the broker at `$BROKERKIT_RABBITMQ_URL` (default
+//! `amqp://guest:guest@127.0.0.1:5672/%2f`); the restart test also needs `rabbitmqctl`
+//! (run as root) and restarts the RabbitMQ application with `stop_app`/`start_app`.
+//! Tests in this file run one at a time (the restart would disturb the others).
+#![cfg(feature = "rabbitmq")]
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brokerkit::{Broker, DeadLetterEnvelope, DeadLetterReason, ErrorKind, Headers, Message};
+use brokerkit_integration_tests::{broker_url, conformance, run_case, RECEIVE_TIMEOUT};
+use lapin::options::{BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::BasicProperties;
+
+const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Serializes the tests of this file.
+static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn url() -> Option<String> {
+    broker_url("rabbitmq", "BROKERKIT_RABBITMQ_URL", DEFAULT_URL)
+}
+
+fn unique(name: &str) -> String {
+    format!(
+        "bk-rmq-{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+fn with_query(url: &str, query: &str) -> String {
+    if url.contains('?') {
+        format!("{url}&{query}")
+    } else {
+        format!("{url}?{query}")
+    }
+}
+
+async fn raw(url: &str) -> lapin::Connection {
+    lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .expect("raw lapin connection")
+}
+
+/// Deletes the exchanges and queues a test made (`<dest>`, `<dest>.dlq`, their group queues).
+async fn cleanup(url: &str, destination: &str, groups: &[&str]) {
+    let conn = raw(url).await;
+    let ch = conn.create_channel().await.expect("channel");
+    let dlq = format!("{destination}.dlq");
+    let mut queues: Vec<String> = groups
+        .iter()
+        .map(|g| format!("{destination}:{g}"))
+        .collect();
+    queues.push(format!("{dlq}:default"));
+    for q in queues {
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for ex in [destination, dlq.as_str()] {
+        let _ = ch
+            .exchange_delete(ex.into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "bye".into()).await;
+}
+
+async fn recv(consumer: &mut brokerkit::Consumer) -> brokerkit::Delivery {
+    tokio::time::timeout(RECEIVE_TIMEOUT, consumer.next())
+        .await
+        .expect("a delivery in time")
+        .expect("receive ok")
+        .expect("not closed")
+}
+
+fn text(d: &brokerkit::Delivery) -> String {
+    String::from_utf8_lossy(&d.message().payload).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_unreachable_broker_is_retryable_unavailable_with_redacted_address() {
+    let _g = LOCK.lock().await;
+    let e = Broker::connect("amqp://guest:hunter2@127.0.0.1:1/%2f")
+        .await
+        .expect_err("nothing listens on port 1");
+    println!("unreachable: {e}");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.is_retryable(), "{e}");
+    let shown = e.to_string();
+    assert!(shown.contains("127.0.0.1:1"), "address missing: {shown}");
+    assert!(!shown.contains("hunter2") && !format!("{e:?}").contains("hunter2"));
+    assert_eq!(e.context().operation, Some("connect"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_wrong_password_and_missing_vhost_are_clear_errors() {
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    let parsed = brokerkit::BrokerUrl::parse(&url).unwrap();
+    let host = parsed.expose().host_str().unwrap().to_string();
+    let port = parsed.expose().port().unwrap_or(5672);
+    let e = Broker::connect(&format!("amqp://guest:wrong-s3cret@{host}:{port}/%2f"))
+        .await
+        .expect_err("wrong password");
+    println!("wrong password: {e}");
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(!e.is_retryable());
+    assert!(!format!("{e} {e:?}").contains("wrong-s3cret"), "{e}");
+    let e = Broker::connect(&format!(
+        "amqp://guest:guest@{host}:{port}/no-such-vhost-bk"
+    ))
+    .await
+    .expect_err("missing vhost");
+    println!("missing vhost: {e}");
+    assert!(
+        matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied),
+        "{e}"
+    );
+    assert!(e.to_string().contains("no-such-vhost-bk"), "{e}");
+    let e = Broker::connect(&with_query(&url, "colour=red"))
+        .await
+        .expect_err("unknown key");
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.message().contains("max_payload_bytes"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_payload_over_configured_max_is_refused_before_sending() {
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    let broker = Broker::connect(&with_query(&url, "max_payload_bytes=1024"))
+        .await
+        .unwrap();
+    assert_eq!(broker.capabilities().max_payload_bytes, 1024);
+    let dest = unique("max");
+    let mut consumer = broker.consumer(&dest).build().await.unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    let e = producer
+        .send(Message::new(vec![0u8; 1025]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PayloadTooLarge);
+    assert!(
+        e.message().contains("1025") && e.message().contains("1024"),
+        "{e}"
+    );
+    producer.send(Message::new(vec![1u8; 1024])).await.unwrap();
+    let d = recv(&mut consumer).await;
+    assert_eq!(
+        d.message().payload.len(),
+        1024,
+        "only the allowed one was sent"
+    );
+    d.ack().await.unwrap();
+    broker.close().await.unwrap();
+    cleanup(&url, &dest, &["default"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_send_without_any_group_is_not_found_not_silently_dropped() {
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    let broker = Broker::connect(&url).await.unwrap();
+    let dest = unique("nogroup");
+    let producer = broker.producer(&dest).build().await.unwrap();
+    let e = producer.send(Message::new("lost?")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.message().contains("no consumer group"), "{e}");
+    assert_eq!(e.context().destination.as_deref(), Some(dest.as_str()));
+    broker.close().await.unwrap();
+    cleanup(&url, &dest, &[]).await;
+}
+
+/// A foreign producer's headers that brokerkit cannot represent are skipped and listed;
+/// the consumer keeps going, and nack / dead-letter keep the original headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_malformed_foreign_headers_are_skipped_with_reason() {
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    let broker = Broker::connect(&url).await.unwrap();
+    let dest = unique("foreign");
+    let mut consumer = broker.consumer(&dest).group("g").build().await.unwrap();
+    let mut dead = broker
+        .consumer(&format!("{dest}.dlq"))
+        .group("ops")
+        .build()
+        .await
+        .unwrap();
+
+    let conn = raw(&url).await;
+    let ch = conn.create_channel().await.unwrap();
+    let mut nested = FieldTable::default();
+    nested.insert("inner".into(), AMQPValue::LongInt(1));
+    let mut t = FieldTable::default();
+    t.insert(
+        "x-bin".into(),
+        AMQPValue::LongString(LongString::from(vec![0xffu8, 0xfe, 0x00])),
+    );
+    t.insert("x-nested".into(), AMQPValue::FieldTable(nested));
+    t.insert("bad name:here".into(), AMQPValue::LongString("v".into()));
+    t.insert(
+        "x-ctl".into(),
+        AMQPValue::LongString("line\r\nbreak".into()),
+    );
+    t.insert("x-ok".into(), AMQPValue::LongString("fine".into()));
+    t.insert("x-int".into(), AMQPValue::LongInt(-7));
+    ch.basic_publish(
+        dest.as_str().into(),
+        "".into(),
+        BasicPublishOptions::default(),
+        b"foreign",
+        BasicProperties::default()
+            .with_headers(t)
+            .with_message_id("m\u{7}bell".into()),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    producer.send(Message::new("native")).await.unwrap();
+
+    let d = recv(&mut consumer).await;
+    assert_eq!(text(&d), "foreign");
+    let h = &d.message().headers;
+    assert_eq!(h.get("x-ok"), Some("fine"));
+    assert_eq!(h.get("x-int"), Some("-7"));
+    let why = h
+        .get("x-brokerkit-invalid-headers")
+        .expect("skipped headers are listed")
+        .to_string();
+    for bad in ["x-bin", "x-nested", "bad name:here", "x-ctl", "message-id"] {
+        assert!(why.contains(bad), "{bad} not listed in {why:?}");
+    }
+    d.nack(None).await.unwrap();
+    let d = recv(&mut consumer).await;
+    let d = if text(&d) == "native" {
+        d.ack().await.unwrap();
+        recv(&mut consumer).await
+    } else {
+        let again = recv(&mut consumer).await;
+        assert_eq!(text(&again), "native");
+        again.ack().await.unwrap();
+        d
+    };
+    assert_eq!(text(&d), "foreign");
+    assert_eq!(d.attempt(), 2);
+    assert_eq!(
+        d.message().headers.get("x-brokerkit-invalid-headers"),
+        Some(why.as_str())
+    );
+    d.dead_letter(DeadLetterReason::new("foreign junk"))
+        .await
+        .unwrap();
+    let dl = recv(&mut dead).await;
+    assert_eq!(text(&dl), "foreign");
+    assert_eq!(dl.message().headers.get("x-ok"), Some("fine"));
+    assert!(dl
+        .message()
+        .headers
+        .get("x-brokerkit-invalid-headers")
+        .is_some_and(|w| w.contains("x-bin")));
+    let env = DeadLetterEnvelope::read_from(&dl.message().headers).expect("envelope");
+    assert_eq!(
+        (env.attempts, env.reason.reason.as_str()),
+        (2, "foreign junk")
+    );
+    dl.ack().await.unwrap();
+    let _ = conn.close(200, "bye".into()).await;
+    broker.close().await.unwrap();
+    cleanup(&url, &dest, &["g"]).await;
+    cleanup(&url, &format!("{dest}.dlq"), &["ops"]).await;
+}
+
+/// Clones of one producer send concurrently (one confirm channel); every message arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_concurrent_sends_from_producer_clones_all_arrive() {
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    let broker = Broker::connect(&url).await.unwrap();
+    let dest = unique("concurrent");
+    let mut consumer = broker.consumer(&dest).build().await.unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let p = producer.clone();
+            tokio::spawn(async move { p.send(Message::new(i.to_string())).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let mut seen = HashSet::new();
+    while seen.len() < 200 {
+        let d = recv(&mut consumer).await;
+        assert!(seen.insert(text(&d)), "duplicate {}", text(&d));
+        d.ack().await.unwrap();
+    }
+    broker.close().await.unwrap();
+    cleanup(&url, &dest, &["default"]).await;
+}
+
+/// Dead letters are kept in `<dest>.dlq:default` even when nobody consumed the DLQ before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_dead_letters_wait_for_a_later_dlq_consumer() {
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    let broker = Broker::connect(&url).await.unwrap();
+    let dest = unique("dlqlater");
+    let mut consumer = broker
+        .consumer(&dest)
+        .group("billing")
+        .build()
+        .await
+        .unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    let h = Headers::new().with("x-order", "7").unwrap();
+    producer
+        .send(Message::new("poison").with_headers(h))
+        .await
+        .unwrap();
+    let d = recv(&mut consumer).await;
+    d.dead_letter(DeadLetterReason::new("bad")).await.unwrap();
+    let mut dead = broker
+        .consumer(&format!("{dest}.dlq"))
+        .build()
+        .await
+        .unwrap();
+    let dl = recv(&mut dead).await;
+    assert_eq!(text(&dl), "poison");
+    assert_eq!(dl.message().headers.get("x-order"), Some("7"));
+    assert_eq!(
+        dl.attempt(),
+        1,
+        "a dead letter starts its own attempt count"
+    );
+    let env = DeadLetterEnvelope::read_from(&dl.message().headers).expect("envelope");
+    assert_eq!(env.original_group.as_deref(), Some("billing"));
+    dl.ack().await.unwrap();
+    broker.close().await.unwrap();
+    cleanup(&url, &dest, &["billing"]).await;
+}
+
+/// A delayed nack comes back to the group that nacked only, not to the other groups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_delayed_nack_returns_to_its_own_group_only() {
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    let broker = Broker::connect(&url).await.unwrap();
+    let dest = unique("delay");
+    let mut a = broker.consumer(&dest).group("a").build().await.unwrap();
+    let mut b = broker.consumer(&dest).group("b").build().await.unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    producer.send(Message::new("once")).await.unwrap();
+    let da = recv(&mut a).await;
+    let db = recv(&mut b).await;
+    db.ack().await.unwrap();
+    let at = Instant::now();
+    da.nack(Some(Duration::from_millis(700))).await.unwrap();
+    let again = recv(&mut a).await;
+    assert!(at.elapsed() >= Duration::from_millis(700));
+    assert_eq!((text(&again).as_str(), again.attempt()), ("once", 2));
+    again.ack().await.unwrap();
+    if let Ok(got) = tokio::time::timeout(Duration::from_millis(1500), b.next()).await {
+        let d = got.unwrap().unwrap();
+        panic!("group b got the delayed copy: {:?}", text(&d));
+    }
+    broker.close().await.unwrap();
+    cleanup(&url, &dest, &["a", "b"]).await;
+    let conn = raw(&url).await;
+    let ch = conn.create_channel().await.unwrap();
+    let _ = ch
+        .queue_delete(
+            format!("{dest}:a:delay:700").as_str().into(),
+            QueueDeleteOptions::default(),
+        )
+        .await;
+}
+
+/// With `single_active_consumer=true` the ordering key is available and the conformance
+/// ordering case passes; a second consumer of the group is a standby, not a competitor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_single_active_consumer_mode_keeps_key_order() {
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    let sac = with_query(&url, "single_active_consumer=true");
+    let broker = Broker::connect(&sac).await.unwrap();
+    assert!(broker.capabilities().ordering_key.is_available());
+    assert!(!broker.capabilities().competing_consumers);
+    broker.close().await.unwrap();
+    run_case(Some(sac.clone()), "ordering_key", conformance::ordering_key).await;
+    run_case(
+        Some(sac),
+        "headers_round_trip",
+        conformance::headers_round_trip,
+    )
+    .await;
+}
+
+/// Restarts the RabbitMQ application (`rabbitmqctl stop_app` / `start_app`) while 10,000
+/// messages stream through; every message must arrive (duplicates allowed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_broker_restart_mid_stream_loses_nothing() {
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    if std::process::Command::new("rabbitmqctl")
+        .arg("-q")
+        .arg("status")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        panic!("rabbitmqctl is needed (as root) to restart the broker for this test");
+    }
+    const N: usize = 10_000;
+    let broker = Broker::connect(&url).await.unwrap();
+    let dest = unique("restart");
+    let mut consumer = broker
+        .consumer(&dest)
+        .group("restart")
+        .prefetch(256)
+        .build()
+        .await
+        .unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let retries = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+
+    let sender = {
+        let (sent, retries) = (sent.clone(), retries.clone());
+        tokio::spawn(async move {
+            for i in 0..N {
+                loop {
+                    match producer.send(Message::new(i.to_string())).await {
+                        Ok(()) => break,
+                        Err(e) if e.is_retryable() => {
+                            retries.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(e) => panic!("send {i} failed with a non-retryable error: {e}"),
+                    }
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let restarter = {
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            while sent.load(Ordering::Relaxed) < N / 3 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let guard = RestartGuard;
+            rabbitmqctl("stop_app").await;
+            let stopped_at = sent.load(Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            rabbitmqctl("start_app").await;
+            std::mem::forget(guard);
+            stopped_at
+        })
+    };
+
+    let mut seen = HashSet::with_capacity(N);
+    let mut duplicates = 0usize;
+    let mut receive_errors = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while seen.len() < N {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {N} messages arrived (sent {})",
+            seen.len(),
+            sent.load(Ordering::Relaxed)
+        );
+        let got = tokio::time::timeout(Duration::from_secs(30), consumer.next()).await;
+        let d = match got {
+            Err(_) => continue,
+            Ok(Ok(Some(d))) => d,
+            Ok(Ok(None)) => panic!("consumer ended"),
+            Ok(Err(e)) if e.is_retryable() => {
+                receive_errors += 1;
+                continue;
+            }
+            Ok(Err(e)) => panic!("receive failed: {e}"),
+        };
+        let id: usize = text(&d).parse().expect("numeric payload");
+        if !seen.insert(id) {
+            duplicates += 1;
+        }
+        // An ack that fails because the connection dropped is fine: the message comes back.
+        let _ = d.ack().await;
+    }
+    let elapsed = started.elapsed();
+    sender.await.unwrap();
+    let stopped_at = restarter.await.unwrap();
+    println!(
+        "restart test: sent {N} (broker stopped after {stopped_at}), received unique {}, \
+         duplicates {duplicates}, send retries {}, receive errors {receive_errors}, time {:.1} s",
+        seen.len(),
+        retries.load(Ordering::Relaxed),
+        elapsed.as_secs_f64()
+    );
+    assert_eq!(seen.len(), N);
+    broker.close().await.unwrap();
+    cleanup(&url, &dest, &["restart"]).await;
+}
+
+async fn rabbitmqctl(cmd: &'static str) {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("rabbitmqctl").arg(cmd).output()
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("rabbitmqctl {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {cmd} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts the RabbitMQ application again if the test fails while it is stopped.
+struct RestartGuard;
+
+impl Drop for RestartGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .arg("start_app")
+            .output();
+    }
+}
