@@ -10,9 +10,8 @@ use brokerkit::{
     Message, RetryPolicy,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 
-use crate::harness::{Ctx, Outcome};
+use crate::harness::{Ctx, Outcome, Stop};
 
 /// The event the layer cases send.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
@@ -70,13 +69,9 @@ pub async fn correlation_flows(c: Ctx) -> Outcome {
                 forward.send(Message::new("next")).await
             }
         });
-    let stop = Arc::new(Notify::new());
-    let stop_in = stop.clone();
+    let stop = Stop::new();
     let mut downstream = c.broker.consumer(&b).group("g").build().await.unwrap();
-    let run = handler
-        .start(async move { stop_in.notified().await })
-        .await
-        .unwrap();
+    let run = handler.start(stop.signal()).await.unwrap();
     let mut first = Headers::new();
     first
         .set_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
@@ -103,7 +98,7 @@ pub async fn correlation_flows(c: Ctx) -> Outcome {
         h.traceparent()
     );
     d.ack().await.unwrap();
-    stop.notify_one();
+    stop.now();
     run.join().await.unwrap();
     Outcome::Passed
 }
@@ -126,12 +121,8 @@ pub async fn idempotent_handler(c: Ctx) -> Outcome {
                 Ok(())
             }
         });
-    let stop = Arc::new(Notify::new());
-    let stop_in = stop.clone();
-    let run = handler
-        .start(async move { stop_in.notified().await })
-        .await
-        .unwrap();
+    let stop = Stop::new();
+    let run = handler.start(stop.signal()).await.unwrap();
     let p = c.broker.producer(&dest).build().await.unwrap();
     for (i, key) in ["k1", "k1", "k2", "k1"].into_iter().enumerate() {
         let mut m = brokerkit::encode_event(&TestEvent {
@@ -144,7 +135,7 @@ pub async fn idempotent_handler(c: Ctx) -> Outcome {
     }
     until("two handled keys", || runs.load(Ordering::SeqCst) >= 2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.notify_one();
+    stop.now();
     let report = run.join().await.unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 2, "{report:?}");
     assert_eq!(report.acked, 2, "{report:?}");
@@ -185,12 +176,8 @@ pub async fn retry_then_dead_letter(c: Ctx) -> Outcome {
                 ))
             }
         });
-    let stop = Arc::new(Notify::new());
-    let stop_in = stop.clone();
-    let run = handler
-        .start(async move { stop_in.notified().await })
-        .await
-        .unwrap();
+    let stop = Stop::new();
+    let run = handler.start(stop.signal()).await.unwrap();
     let p = c.broker.producer(&dest).build().await.unwrap();
     p.send_event(&TestEvent {
         id: 1,
@@ -215,7 +202,7 @@ pub async fn retry_then_dead_letter(c: Ctx) -> Outcome {
         "original headers kept"
     );
     dl.ack().await.unwrap();
-    stop.notify_one();
+    stop.now();
     let report = run.join().await.unwrap();
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
     assert_eq!((report.retried, report.dead_lettered), (2, 1), "{report:?}");
@@ -249,12 +236,8 @@ pub async fn bad_payloads_dead_lettered(c: Ctx) -> Outcome {
                 Ok(())
             }
         });
-    let stop = Arc::new(Notify::new());
-    let stop_in = stop.clone();
-    let run = handler
-        .start(async move { stop_in.notified().await })
-        .await
-        .unwrap();
+    let stop = Stop::new();
+    let run = handler.start(stop.signal()).await.unwrap();
     let p = c.broker.producer(&dest).build().await.unwrap();
     let typed = |body: &str, event_type: &str| {
         let mut h = Headers::new();
@@ -287,7 +270,7 @@ pub async fn bad_payloads_dead_lettered(c: Ctx) -> Outcome {
         dl.ack().await.unwrap();
     }
     until("the good event", || !handled.lock().unwrap().is_empty()).await;
-    stop.notify_one();
+    stop.now();
     run.join().await.unwrap();
     assert_eq!(
         *handled.lock().unwrap(),
@@ -357,12 +340,8 @@ pub async fn handler_shutdown_drains(c: Ctx) -> Outcome {
                 Ok(())
             }
         });
-    let stop = Arc::new(Notify::new());
-    let stop_in = stop.clone();
-    let run = handler
-        .start(async move { stop_in.notified().await })
-        .await
-        .unwrap();
+    let stop = Stop::new();
+    let run = handler.start(stop.signal()).await.unwrap();
     let p = c.broker.producer(&dest).build().await.unwrap();
     p.send_event(&TestEvent {
         id: 1,
@@ -380,7 +359,7 @@ pub async fn handler_shutdown_drains(c: Ctx) -> Outcome {
         started.load(Ordering::SeqCst) == 2
     })
     .await;
-    stop.notify_one();
+    stop.now();
     let report = run.join().await.unwrap();
     assert_eq!(
         (report.acked, report.cancelled, report.dead_lettered),

@@ -9,6 +9,29 @@ use brokerkit::{Broker, Consumer, Delivery};
 /// Longest wait for a message that should arrive (real brokers included).
 pub const RECEIVE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Stops handlers started with [`Stop::signal`].
+#[derive(Clone, Default)]
+pub struct Stop(std::sync::Arc<tokio::sync::Notify>);
+
+impl Stop {
+    /// A new, unfired stop.
+    pub fn new() -> Self {
+        Stop::default()
+    }
+
+    /// A shutdown future for `Handler::start`, resolved by [`Stop::now`].
+    pub fn signal(&self) -> impl Future<Output = ()> + Send + 'static {
+        let n = self.0.clone();
+        async move { n.notified().await }
+    }
+
+    /// Fires the stop.
+    pub fn now(&self) {
+        self.0.notify_waiters();
+        self.0.notify_one();
+    }
+}
+
 /// Result of a case that did not fail.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {

@@ -82,3 +82,97 @@ fn kafka_answers_rdkafka() {
         "the broker advertises the address it listens on: {advertised:?}"
     );
 }
+
+#[cfg(feature = "rabbitmq")]
+#[tokio::test]
+async fn rabbitmq_answers_lapin() {
+    use lapin::options::{
+        BasicGetOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
+    };
+    let Some(url) = addr(
+        "BROKERKIT_SMOKE_RABBITMQ",
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+    ) else {
+        return;
+    };
+    let conn = tokio::time::timeout(
+        TIMEOUT,
+        lapin::Connection::connect(&url, lapin::ConnectionProperties::default()),
+    )
+    .await
+    .expect("connect in time")
+    .expect("rabbitmq answers");
+    let ch = conn.create_channel().await.unwrap();
+    let queue = unique("smoke");
+    ch.queue_declare(
+        queue.as_str().into(),
+        QueueDeclareOptions::default(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    ch.basic_publish(
+        "".into(),
+        queue.as_str().into(),
+        BasicPublishOptions::default(),
+        b"ping",
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let mut got = None;
+    for _ in 0..50 {
+        got = ch
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap();
+        if got.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(got.expect("the message comes back").delivery.data, b"ping");
+    ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+}
+
+#[cfg(feature = "sqs")]
+#[tokio::test]
+async fn localstack_sqs_answers_aws_sdk() {
+    let Some(endpoint) = addr("BROKERKIT_SMOKE_LOCALSTACK", "http://127.0.0.1:4566") else {
+        return;
+    };
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "smoke",
+        ))
+        .load()
+        .await;
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let created = sqs
+        .create_queue()
+        .queue_name(unique("smoke"))
+        .send()
+        .await
+        .expect("LocalStack SQS answers");
+    let url = created.queue_url().expect("a queue url").to_string();
+    assert!(url.contains("/queue/"), "path-style queue URL: {url}");
+    sqs.send_message()
+        .queue_url(&url)
+        .message_body("ping")
+        .send()
+        .await
+        .unwrap();
+    let got = sqs
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.messages()[0].body(), Some("ping"));
+    sqs.delete_queue().queue_url(&url).send().await.unwrap();
+}

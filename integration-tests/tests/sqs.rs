@@ -229,7 +229,12 @@ async fn odd_payloads_round_trip(url: String) {
     let broker = Broker::connect(&url).await.unwrap();
     let dest = unique("odd");
     let mut consumer = broker.consumer(&dest).build().await.unwrap();
-    let producer = broker.producer(&dest).build().await.unwrap();
+    let producer = broker
+        .producer(&dest)
+        .without_default_layers()
+        .build()
+        .await
+        .unwrap();
     let payloads: Vec<Vec<u8>> = vec![
         (0..=255u8).collect(),
         "\u{FFFF}\u{FFFE}".as_bytes().to_vec(),
@@ -297,7 +302,12 @@ async fn largest_message_fits(url: String) {
         .await
         .unwrap();
     let mut consumer = broker.consumer(&dest).build().await.unwrap();
-    let producer = broker.producer(&dest).build().await.unwrap();
+    let producer = broker
+        .producer(&dest)
+        .without_default_layers()
+        .build()
+        .await
+        .unwrap();
     let msg = Message::new(payload.clone()).with_headers(headers.clone());
     producer.send(msg.clone()).await.unwrap();
     producer.send_batch(vec![msg.clone(), msg]).await.unwrap();
