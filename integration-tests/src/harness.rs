@@ -32,6 +32,9 @@ impl Stop {
     }
 }
 
+/// Longest a whole case may run.
+pub const CASE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Result of a case that did not fail.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -128,7 +131,15 @@ where
         case,
         run_id,
     };
-    match f(ctx).await {
+    // No case may hang a CI run: each gets a hard bound.
+    let outcome = match tokio::time::timeout(CASE_TIMEOUT, f(ctx)).await {
+        Ok(o) => o,
+        Err(_) => panic!(
+            "[{case}] did not finish within {CASE_TIMEOUT:?} on {}",
+            broker.adapter()
+        ),
+    };
+    match outcome {
         Outcome::Passed => {}
         Outcome::Skipped(why) => eprintln!("SKIP {case} on {}: {why}", broker.adapter()),
     }

@@ -281,6 +281,9 @@ pub struct Pending {
     _channel: Channel,
 }
 
+/// Longest wait for a publisher confirm.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A confirm-mode channel, re-created when it breaks.
 pub struct Publisher {
     link: Arc<Link>,
@@ -360,7 +363,9 @@ impl Publisher {
         })
     }
 
-    /// Waits for a confirm from [`Publisher::start`].
+    /// Waits for a confirm from [`Publisher::start`], at most [`CONFIRM_TIMEOUT`]: a confirm
+    /// that never comes (a blocked connection, a channel lost mid-publish) is a retryable
+    /// `Timeout`, never a hang.
     pub async fn finish(
         &self,
         op: &'static str,
@@ -368,7 +373,17 @@ impl Publisher {
         pending: Pending,
     ) -> std::result::Result<(), Refused> {
         let address = self.link.address();
-        match pending.confirm.await {
+        let Ok(confirmed) = tokio::time::timeout(CONFIRM_TIMEOUT, pending.confirm).await else {
+            // Drop the channel: a fresh one is opened for the next publish.
+            *self.channel.lock().await = None;
+            return Err(Refused::Failed(error::new(
+                ErrorKind::Timeout,
+                "no publisher confirm from RabbitMQ in time; the message may or may not be stored",
+                op,
+                address,
+            )));
+        };
+        match confirmed {
             Ok(Confirmation::Ack(None)) => Ok(()),
             Ok(Confirmation::Ack(Some(returned))) => Err(Refused::Unroutable(format!(
                 "RabbitMQ returned the message ({} {}): no queue is bound to exchange {exchange:?}",

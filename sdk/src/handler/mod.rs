@@ -179,8 +179,23 @@ where
             Ok(r) => r?,
             Err(_) => {
                 cancel_tx.send_replace(true);
-                while let Some(done) = tasks.join_next().await {
-                    report.add(done.map_err(join_error)?);
+                // Cancelled handlers settle (nack) promptly; one stuck in its broker call is
+                // aborted after a bound, which drops its delivery: the broker redelivers it.
+                let settle_bound = self.settings.drain_timeout.max(Duration::from_secs(5));
+                let settled = tokio::time::timeout(settle_bound, async {
+                    while let Some(done) = tasks.join_next().await {
+                        report.add(done.map_err(join_error)?);
+                    }
+                    Ok::<_, Error>(())
+                })
+                .await;
+                match settled {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        report.cancelled += tasks.len() as u64;
+                        tasks.abort_all();
+                        tracing::warn!("handlers did not settle after cancellation; aborted");
+                    }
                 }
             }
         }
