@@ -32,6 +32,12 @@ impl Stop {
     }
 }
 
+/// Prints a skip reason past the test harness's output capture, so it shows in every run.
+fn skip_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// Longest a whole case may run.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -104,7 +110,7 @@ impl Ctx {
 pub fn broker_url(name: &str, env_var: &str, default: &str) -> Option<String> {
     let skipped = std::env::var("BROKERKIT_SKIP_BROKERS").unwrap_or_default();
     if skipped.split(',').any(|s| s.trim() == name) {
-        eprintln!("SKIP {name}: listed in BROKERKIT_SKIP_BROKERS");
+        skip_line(&format!("SKIP {name}: listed in BROKERKIT_SKIP_BROKERS"));
         return None;
     }
     Some(std::env::var(env_var).unwrap_or_else(|_| default.to_string()))
@@ -117,7 +123,9 @@ where
     Fut: Future<Output = Outcome>,
 {
     let Some(url) = url else {
-        eprintln!("SKIP {case}: no broker URL configured for this suite");
+        skip_line(&format!(
+            "SKIP {case}: no broker URL configured for this suite"
+        ));
         return;
     };
     let broker = match Broker::connect(&url).await {
@@ -141,7 +149,7 @@ where
     };
     match outcome {
         Outcome::Passed => {}
-        Outcome::Skipped(why) => eprintln!("SKIP {case} on {}: {why}", broker.adapter()),
+        Outcome::Skipped(why) => skip_line(&format!("SKIP {case} on {}: {why}", broker.adapter())),
     }
     let _ = broker.close().await;
 }
