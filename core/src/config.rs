@@ -19,7 +19,7 @@ pub fn is_secret_key(key: &str) -> bool {
         "token",
         "passwd",
         "credential",
-        "sasl_password",
+        "access_key",
     ]
     .iter()
     .any(|s| k.contains(s))
@@ -210,6 +210,20 @@ mod tests {
         let p = u.params(&["token", "prefetch"]).unwrap();
         assert!(!format!("{p:?}").contains("abc"));
         assert_eq!(p.get("token"), Some("abc"));
+    }
+
+    #[test]
+    fn aws_keys_are_secrets() {
+        let u = BrokerUrl::parse(
+            "sqs://?access_key_id=AKIA1&secret_access_key=s&session_token=t&region=eu-west-1",
+        )
+        .unwrap();
+        let shown = u.redacted();
+        assert!(
+            !shown.contains("AKIA1") && !shown.contains("=s&") && !shown.contains("=t"),
+            "{shown}"
+        );
+        assert!(shown.contains("region=eu-west-1"), "{shown}");
     }
 
     #[test]
