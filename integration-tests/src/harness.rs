@@ -72,34 +72,39 @@ impl Ctx {
 
     /// The next delivery, failing the test after [`RECEIVE_TIMEOUT`].
     pub async fn recv(&self, consumer: &mut Consumer) -> Delivery {
-        match tokio::time::timeout(RECEIVE_TIMEOUT, consumer.next()).await {
-            Ok(Ok(Some(d))) => d,
-            Ok(Ok(None)) => panic!(
-                "[{}] consumer ended while a delivery was expected",
-                self.case
-            ),
-            Ok(Err(e)) => panic!("[{}] receive failed: {e}", self.case),
-            Err(_) => panic!(
-                "[{}] no delivery within {RECEIVE_TIMEOUT:?} on {}",
-                self.case,
-                consumer.destination()
-            ),
-        }
+        receive(consumer).await
     }
 
     /// Asserts that nothing arrives within `wait`.
     pub async fn expect_nothing(&self, consumer: &mut Consumer, wait: Duration) {
-        if let Ok(got) = tokio::time::timeout(wait, consumer.next()).await {
-            match got {
-                Ok(Some(d)) => panic!(
-                    "[{}] unexpected delivery (attempt {}): {:?}",
-                    self.case,
-                    d.attempt(),
-                    String::from_utf8_lossy(&d.message().payload)
-                ),
-                Ok(None) => {}
-                Err(e) => panic!("[{}] receive failed: {e}", self.case),
-            }
+        expect_none(consumer, wait).await
+    }
+}
+
+/// The next delivery, failing the test after [`RECEIVE_TIMEOUT`] (for broker-level tests).
+pub async fn receive(consumer: &mut Consumer) -> Delivery {
+    match tokio::time::timeout(RECEIVE_TIMEOUT, consumer.next()).await {
+        Ok(Ok(Some(d))) => d,
+        Ok(Ok(None)) => panic!("consumer ended while a delivery was expected"),
+        Ok(Err(e)) => panic!("receive failed: {e}"),
+        Err(_) => panic!(
+            "no delivery within {RECEIVE_TIMEOUT:?} on {}",
+            consumer.destination()
+        ),
+    }
+}
+
+/// Asserts that nothing arrives on `consumer` within `wait`.
+pub async fn expect_none(consumer: &mut Consumer, wait: Duration) {
+    if let Ok(got) = tokio::time::timeout(wait, consumer.next()).await {
+        match got {
+            Ok(Some(d)) => panic!(
+                "unexpected delivery (attempt {}): {:?}",
+                d.attempt(),
+                String::from_utf8_lossy(&d.message().payload)
+            ),
+            Ok(None) => {}
+            Err(e) => panic!("receive failed: {e}"),
         }
     }
 }

@@ -7,7 +7,9 @@ pub mod conformance;
 pub mod conformance_layers;
 mod harness;
 
-pub use harness::{broker_url, run_case, Ctx, Outcome, Stop, RECEIVE_TIMEOUT};
+pub use harness::{
+    broker_url, expect_none, receive, run_case, Ctx, Outcome, Stop, RECEIVE_TIMEOUT,
+};
 
 /// Generates one `#[tokio::test]` per conformance case, for the broker at `$url`
 /// (an expression giving `Option<String>`; `None` skips with a printed reason).

@@ -5,16 +5,14 @@
 //! child process on a free port and never touches that server.
 #![cfg(feature = "nats")]
 
+use brokerkit_integration_tests::{expect_none, receive};
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use brokerkit::{
-    dead_letter_destination, Broker, Consumer, DeadLetterEnvelope, Delivery, ErrorKind, Headers,
-    Message,
-};
+use brokerkit::{dead_letter_destination, Broker, DeadLetterEnvelope, ErrorKind, Headers, Message};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -37,23 +35,6 @@ fn raw_address(url: &str) -> String {
 fn unique(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     format!("bk-{prefix}-{}", &id[..10])
-}
-
-async fn recv(consumer: &mut Consumer) -> Delivery {
-    match tokio::time::timeout(WAIT, consumer.next()).await {
-        Ok(Ok(Some(d))) => d,
-        other => panic!("no delivery on {}: {other:?}", consumer.destination()),
-    }
-}
-
-async fn expect_nothing(consumer: &mut Consumer, wait: Duration) {
-    if let Ok(Ok(Some(d))) = tokio::time::timeout(wait, consumer.next()).await {
-        panic!(
-            "unexpected delivery (attempt {}): {:?}",
-            d.attempt(),
-            d.message().payload
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +128,7 @@ async fn payload_limits_follow_the_server_max_payload() {
         .send(Message::new(vec![2u8; max]).with_headers(small))
         .await
         .unwrap();
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     assert_eq!(d.message().payload.len(), max);
     d.ack().await.unwrap();
     broker.close().await.unwrap();
@@ -176,12 +157,12 @@ async fn same_idempotency_key_is_stored_once() {
     let raw = async_nats::jetstream::new(async_nats::connect(raw_address(&url)).await.unwrap());
     let mut stream = raw.get_stream(&dest).await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 1);
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     assert_eq!(&d.message().payload[..], b"first");
     assert_eq!(d.message().headers.idempotency_key(), Some("order-1001"));
     assert!(d.message().headers.get("Nats-Msg-Id").is_none());
     d.ack().await.unwrap();
-    expect_nothing(&mut consumer, Duration::from_millis(500)).await;
+    expect_none(&mut consumer, Duration::from_millis(500)).await;
     broker.close().await.unwrap();
 }
 
@@ -211,11 +192,11 @@ async fn max_deliver_dead_letters_the_last_nacked_attempt() {
         .await
         .unwrap();
     for attempt in 1..=2 {
-        let d = recv(&mut consumer).await;
+        let d = receive(&mut consumer).await;
         assert_eq!(d.attempt(), attempt);
         d.nack(None).await.unwrap();
     }
-    let dl = recv(&mut dead).await;
+    let dl = receive(&mut dead).await;
     assert_eq!(&dl.message().payload[..], b"poison");
     assert_eq!(dl.message().headers.get("x-order"), Some("7"));
     assert_eq!(dl.message().key.as_deref(), Some("c-1"));
@@ -227,7 +208,7 @@ async fn max_deliver_dead_letters_the_last_nacked_attempt() {
     );
     assert!(env.first_failure <= env.last_failure);
     dl.ack().await.unwrap();
-    expect_nothing(&mut consumer, Duration::from_millis(500)).await;
+    expect_none(&mut consumer, Duration::from_millis(500)).await;
     broker.close().await.unwrap();
 }
 
@@ -289,7 +270,7 @@ async fn foreign_malformed_headers_are_skipped_and_the_consumer_goes_on() {
         .unwrap()
         .await
         .unwrap();
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     assert_eq!(&d.message().payload[..], b"foreign");
     let h = &d.message().headers;
     assert_eq!(h.get("x-ok"), Some("fine"));
@@ -300,7 +281,7 @@ async fn foreign_malformed_headers_are_skipped_and_the_consumer_goes_on() {
         "{listed}"
     );
     d.ack().await.unwrap();
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     assert_eq!(&d.message().payload[..], b"next");
     d.ack().await.unwrap();
     broker.close().await.unwrap();
@@ -342,13 +323,13 @@ async fn an_existing_stream_capturing_the_subject_is_used_with_a_filter() {
         .send(Message::new("us-1"))
         .await
         .unwrap();
-    let d = recv(&mut eu_consumer).await;
+    let d = receive(&mut eu_consumer).await;
     assert_eq!(&d.message().payload[..], b"eu-1");
     d.ack().await.unwrap();
-    let d = recv(&mut us_consumer).await;
+    let d = receive(&mut us_consumer).await;
     assert_eq!(&d.message().payload[..], b"us-1");
     d.ack().await.unwrap();
-    expect_nothing(&mut eu_consumer, Duration::from_millis(300)).await;
+    expect_none(&mut eu_consumer, Duration::from_millis(300)).await;
     let mut info = raw.get_stream(&name).await.unwrap();
     assert_eq!(info.info().await.unwrap().state.messages, 2);
     broker.close().await.unwrap();

@@ -7,13 +7,14 @@
 //! Tests in this file run one at a time (the restart would disturb the others).
 #![cfg(feature = "rabbitmq")]
 
+use brokerkit_integration_tests::receive;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brokerkit::{Broker, DeadLetterEnvelope, DeadLetterReason, ErrorKind, Headers, Message};
-use brokerkit_integration_tests::{broker_url, conformance, run_case, RECEIVE_TIMEOUT};
+use brokerkit_integration_tests::{broker_url, conformance, run_case};
 use lapin::options::{BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::BasicProperties;
@@ -69,14 +70,6 @@ async fn cleanup(url: &str, destination: &str, groups: &[&str]) {
             .await;
     }
     let _ = conn.close(200, "bye".into()).await;
-}
-
-async fn recv(consumer: &mut brokerkit::Consumer) -> brokerkit::Delivery {
-    tokio::time::timeout(RECEIVE_TIMEOUT, consumer.next())
-        .await
-        .expect("a delivery in time")
-        .expect("receive ok")
-        .expect("not closed")
 }
 
 fn text(d: &brokerkit::Delivery) -> String {
@@ -151,7 +144,7 @@ async fn rabbitmq_payload_over_configured_max_is_refused_before_sending() {
         "{e}"
     );
     producer.send(Message::new(vec![1u8; 1024])).await.unwrap();
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     assert_eq!(
         d.message().payload.len(),
         1024,
@@ -226,7 +219,7 @@ async fn rabbitmq_malformed_foreign_headers_are_skipped_with_reason() {
     let producer = broker.producer(&dest).build().await.unwrap();
     producer.send(Message::new("native")).await.unwrap();
 
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     assert_eq!(text(&d), "foreign");
     let h = &d.message().headers;
     assert_eq!(h.get("x-ok"), Some("fine"));
@@ -239,12 +232,12 @@ async fn rabbitmq_malformed_foreign_headers_are_skipped_with_reason() {
         assert!(why.contains(bad), "{bad} not listed in {why:?}");
     }
     d.nack(None).await.unwrap();
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     let d = if text(&d) == "native" {
         d.ack().await.unwrap();
-        recv(&mut consumer).await
+        receive(&mut consumer).await
     } else {
-        let again = recv(&mut consumer).await;
+        let again = receive(&mut consumer).await;
         assert_eq!(text(&again), "native");
         again.ack().await.unwrap();
         d
@@ -258,7 +251,7 @@ async fn rabbitmq_malformed_foreign_headers_are_skipped_with_reason() {
     d.dead_letter(DeadLetterReason::new("foreign junk"))
         .await
         .unwrap();
-    let dl = recv(&mut dead).await;
+    let dl = receive(&mut dead).await;
     assert_eq!(text(&dl), "foreign");
     assert_eq!(dl.message().headers.get("x-ok"), Some("fine"));
     assert!(dl
@@ -298,7 +291,7 @@ async fn rabbitmq_concurrent_sends_from_producer_clones_all_arrive() {
     }
     let mut seen = HashSet::new();
     while seen.len() < 200 {
-        let d = recv(&mut consumer).await;
+        let d = receive(&mut consumer).await;
         assert!(seen.insert(text(&d)), "duplicate {}", text(&d));
         d.ack().await.unwrap();
     }
@@ -325,14 +318,14 @@ async fn rabbitmq_dead_letters_wait_for_a_later_dlq_consumer() {
         .send(Message::new("poison").with_headers(h))
         .await
         .unwrap();
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     d.dead_letter(DeadLetterReason::new("bad")).await.unwrap();
     let mut dead = broker
         .consumer(&format!("{dest}.dlq"))
         .build()
         .await
         .unwrap();
-    let dl = recv(&mut dead).await;
+    let dl = receive(&mut dead).await;
     assert_eq!(text(&dl), "poison");
     assert_eq!(dl.message().headers.get("x-order"), Some("7"));
     assert_eq!(
@@ -358,12 +351,12 @@ async fn rabbitmq_delayed_nack_returns_to_its_own_group_only() {
     let mut b = broker.consumer(&dest).group("b").build().await.unwrap();
     let producer = broker.producer(&dest).build().await.unwrap();
     producer.send(Message::new("once")).await.unwrap();
-    let da = recv(&mut a).await;
-    let db = recv(&mut b).await;
+    let da = receive(&mut a).await;
+    let db = receive(&mut b).await;
     db.ack().await.unwrap();
     let at = Instant::now();
     da.nack(Some(Duration::from_millis(700))).await.unwrap();
-    let again = recv(&mut a).await;
+    let again = receive(&mut a).await;
     assert!(at.elapsed() >= Duration::from_millis(700));
     assert_eq!((text(&again).as_str(), again.attempt()), ("once", 2));
     again.ack().await.unwrap();

@@ -3,12 +3,13 @@
 //! broker-side redrive, and an outage (the connection cut and restored through a proxy).
 #![cfg(feature = "sqs")]
 
+use brokerkit_integration_tests::{expect_none, receive};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use brokerkit::{
-    dead_letter_destination, Broker, Consumer, DeadLetterEnvelope, DeadLetterReason, Delivery,
-    ErrorKind, Headers, Message, Support,
+    dead_letter_destination, Broker, DeadLetterEnvelope, DeadLetterReason, Delivery, ErrorKind,
+    Headers, Message, Support,
 };
 use brokerkit_integration_tests::broker_url;
 
@@ -29,24 +30,6 @@ fn unique(prefix: &str) -> String {
         "bk-{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..10]
     )
-}
-
-async fn recv(consumer: &mut Consumer) -> Delivery {
-    match tokio::time::timeout(WAIT, consumer.next()).await {
-        Ok(Ok(Some(d))) => d,
-        Ok(Ok(None)) => panic!("consumer ended"),
-        Ok(Err(e)) => panic!("receive failed: {e}"),
-        Err(_) => panic!("no delivery within {WAIT:?} on {}", consumer.destination()),
-    }
-}
-
-async fn expect_nothing(consumer: &mut Consumer, wait: Duration) {
-    if let Ok(Ok(Some(d))) = tokio::time::timeout(wait, consumer.next()).await {
-        panic!(
-            "unexpected delivery: {:?}",
-            String::from_utf8_lossy(&d.message().payload)
-        );
-    }
 }
 
 fn text(d: &Delivery) -> String {
@@ -74,7 +57,7 @@ async fn fifo_order_and_dedup(url: String) {
     producer.send_batch(second.to_vec()).await.unwrap();
     let mut last: HashMap<String, i64> = HashMap::new();
     for _ in 0..all.len() {
-        let d = recv(&mut consumer).await;
+        let d = receive(&mut consumer).await;
         let body = text(&d);
         let (k, i) = body.rsplit_once(':').unwrap();
         let i: i64 = i.parse().unwrap();
@@ -92,10 +75,10 @@ async fn fifo_order_and_dedup(url: String) {
             .await
             .unwrap();
     }
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     assert_eq!(text(&d), "once");
     d.ack().await.unwrap();
-    expect_nothing(&mut consumer, Duration::from_secs(2)).await;
+    expect_none(&mut consumer, Duration::from_secs(2)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,16 +157,16 @@ async fn fifo_dead_letter_and_delayed_nack() {
         .send(Message::new("poison").with_key("cust-1").with_headers(h))
         .await
         .unwrap();
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     let nacked = Instant::now();
     d.nack(Some(Duration::from_millis(1200))).await.unwrap();
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     assert!(nacked.elapsed() >= Duration::from_millis(1200));
     assert_eq!(d.attempt(), 2);
     d.dead_letter(DeadLetterReason::new("cannot bill"))
         .await
         .unwrap();
-    let dl = recv(&mut dead).await;
+    let dl = receive(&mut dead).await;
     assert_eq!(text(&dl), "poison");
     assert_eq!(dl.message().key.as_deref(), Some("cust-1"));
     assert_eq!(dl.message().headers.get("x-order"), Some("7"));
@@ -194,7 +177,7 @@ async fn fifo_dead_letter_and_delayed_nack() {
     );
     assert_eq!(env.original_group.as_deref(), Some("billing"));
     dl.ack().await.unwrap();
-    expect_nothing(&mut consumer, Duration::from_secs(1)).await;
+    expect_none(&mut consumer, Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,7 +239,7 @@ async fn odd_payloads_round_trip(url: String) {
     }
     let mut got = Vec::new();
     for _ in &payloads {
-        let d = recv(&mut consumer).await;
+        let d = receive(&mut consumer).await;
         assert_eq!(d.message().headers, headers);
         got.push(d.message().payload.to_vec());
         d.ack().await.unwrap();
@@ -312,15 +295,15 @@ async fn largest_message_fits(url: String) {
     producer.send(msg.clone()).await.unwrap();
     producer.send_batch(vec![msg.clone(), msg]).await.unwrap();
     for _ in 0..2 {
-        let d = recv(&mut consumer).await;
+        let d = receive(&mut consumer).await;
         assert_eq!(d.message().payload.len(), payload.len());
         assert_eq!(d.message().headers, headers);
         d.ack().await.unwrap();
     }
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     let reason = "why? ".repeat(3000);
     d.dead_letter(DeadLetterReason::new(reason)).await.unwrap();
-    let dl = recv(&mut dead).await;
+    let dl = receive(&mut dead).await;
     assert_eq!(&dl.message().payload[..], &payload[..]);
     for (n, v) in headers.iter() {
         assert_eq!(dl.message().headers.get(n), Some(v));
@@ -398,7 +381,7 @@ async fn foreign_messages_never_stop_the_consumer() {
         .send()
         .await
         .unwrap();
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     assert_eq!(text(&d), "from elsewhere");
     let h = &d.message().headers;
     assert_eq!(h.get("tenant"), Some("acme"));
@@ -410,7 +393,7 @@ async fn foreign_messages_never_stop_the_consumer() {
         .collect();
     assert_eq!(invalid, HashSet::from(["blob", "brokerkit"]));
     d.ack().await.unwrap();
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     assert_eq!(text(&d), "next");
     d.ack().await.unwrap();
 }
@@ -449,17 +432,17 @@ async fn redrive(url: String) {
         .await
         .unwrap();
     for attempt in 1..=2 {
-        let d = recv(&mut consumer).await;
+        let d = receive(&mut consumer).await;
         assert_eq!(d.attempt(), attempt);
         d.nack(None).await.unwrap();
     }
-    let dl = recv(&mut dead).await;
+    let dl = receive(&mut dead).await;
     assert_eq!(text(&dl), "crashes consumers");
     assert_eq!(dl.message().headers.get("x-order"), Some("9"));
     // Moved by SQS itself: no brokerkit envelope.
     assert!(DeadLetterEnvelope::read_from(&dl.message().headers).is_none());
     dl.ack().await.unwrap();
-    expect_nothing(&mut consumer, Duration::from_secs(1)).await;
+    expect_none(&mut consumer, Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -515,7 +498,7 @@ async fn message_size_follows_the_queue_limit() {
     let mut consumer = big.consumer(&dest).build().await.unwrap();
     let producer = big.producer(&dest).build().await.unwrap();
     producer.send(Message::new(vec![7u8; max])).await.unwrap();
-    let d = recv(&mut consumer).await;
+    let d = receive(&mut consumer).await;
     assert_eq!(d.message().payload.len(), max);
     d.ack().await.unwrap();
 }
@@ -581,7 +564,7 @@ async fn outage_gives_retryable_errors_and_loses_nothing() {
     producer.send_batch(before).await.unwrap();
     let mut done = HashSet::new();
     for _ in 0..10 {
-        let d = recv(&mut consumer).await;
+        let d = receive(&mut consumer).await;
         done.insert(text(&d));
         d.ack().await.unwrap();
     }
@@ -686,7 +669,7 @@ async fn cancelled_next_loses_nothing_and_close_keeps_settlement() {
         );
     }
     producer.send(Message::new("kept")).await.unwrap();
-    let held = recv(&mut consumer).await;
+    let held = receive(&mut consumer).await;
     assert_eq!(text(&held), "kept");
     // After the broker is closed: sends fail with Closed, intake ends, but the delivery in
     // hand can still be settled.

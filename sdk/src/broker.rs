@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use std::future::Future;
-use std::sync::Arc as StdArc;
 use std::time::Duration;
 
 use brokerkit_core::{Backend, Capabilities, ConsumerOptions, Error, Message, Result};
@@ -127,7 +126,7 @@ fn check_destination(destination: &str) -> Result<()> {
 pub struct ProducerBuilder {
     broker: Broker,
     destination: String,
-    layers: Vec<StdArc<dyn SendLayer>>,
+    layers: Vec<Arc<dyn SendLayer>>,
 }
 
 impl ProducerBuilder {
@@ -139,7 +138,7 @@ impl ProducerBuilder {
 
     /// Adds a layer after the ones already present.
     pub fn layer(mut self, layer: impl SendLayer) -> Self {
-        self.layers.push(StdArc::new(layer));
+        self.layers.push(Arc::new(layer));
         self
     }
 
@@ -231,7 +230,7 @@ impl ConsumerBuilder {
     /// Runs `f` for each JSON payload valid against `schema` (a contract with no Rust type).
     pub fn handle_json<F, Fut>(
         self,
-        schema: StdArc<SchemaValidator>,
+        schema: Arc<SchemaValidator>,
         f: F,
     ) -> Handler<JsonWithSchema, F>
     where
