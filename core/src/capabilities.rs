@@ -24,7 +24,21 @@ impl Support {
 }
 
 /// The capabilities of one adapter (as configured by its URL).
+///
+/// `#[non_exhaustive]`: adapters start from [`Capabilities::default`] (the most conservative
+/// values: nothing optional available) and set what they provide, so a new field never breaks
+/// an adapter.
+///
+/// ```
+/// use brokerkit_core::{Capabilities, Support};
+/// let mut caps = Capabilities::default();
+/// caps.max_payload_bytes = 1 << 20;
+/// caps.redelivery = true;
+/// caps.dead_letter = Support::Emulated;
+/// assert!(caps.check_dead_letter().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// Largest payload accepted, in bytes.
     pub max_payload_bytes: usize,
@@ -50,6 +64,39 @@ pub struct Capabilities {
     pub fan_out: bool,
     /// Several consumers in one group share the messages.
     pub competing_consumers: bool,
+    /// Extending the lease of a delivery that is being handled ([`crate::Delivery::extend`]):
+    /// SQS `ChangeMessageVisibility`, JetStream in-progress ack, memory visibility. `No` where
+    /// the broker never takes back a delivery while its consumer is connected (RabbitMQ, Kafka:
+    /// nothing to extend, see [`Capabilities::lease`]).
+    pub lease_extension: Support,
+    /// How long the broker lets a delivery stay unsettled before it hands it to another
+    /// consumer (SQS visibility timeout, JetStream `ack_wait`, memory `visibility_timeout_ms`).
+    /// `None`: no such clock while the consumer stays connected. The SDK's lease keeper
+    /// extends a running handler's delivery well before this elapses.
+    pub lease: Option<Duration>,
+}
+
+impl Default for Capabilities {
+    /// Nothing optional: 1 MiB payloads, one message per batch, no redelivery, no delay, no
+    /// ordering key, no dead-letter, no groups, no lease. Adapters set what they provide.
+    fn default() -> Self {
+        Capabilities {
+            max_payload_bytes: 1024 * 1024,
+            max_batch: 1,
+            redelivery: false,
+            delayed_redelivery: Support::No,
+            max_delay: None,
+            ordering_key: Support::No,
+            dead_letter: Support::No,
+            native_dedup: false,
+            max_headers: None,
+            max_header_bytes: None,
+            fan_out: false,
+            competing_consumers: false,
+            lease_extension: Support::No,
+            lease: None,
+        }
+    }
 }
 
 impl Capabilities {
@@ -129,6 +176,18 @@ impl Capabilities {
         }
     }
 
+    /// Refuses a lease extension the adapter cannot honour.
+    pub fn check_extend(&self) -> Result<()> {
+        if self.lease_extension.is_available() {
+            Ok(())
+        } else {
+            Err(Error::unsupported(
+                "this broker has no lease to extend (it never redelivers a message whose \
+                 consumer is still connected)",
+            ))
+        }
+    }
+
     /// Refuses a consumer group the adapter cannot honour.
     pub fn check_group(&self, group: Option<&str>) -> Result<()> {
         match group {
@@ -148,17 +207,9 @@ mod tests {
     fn minimal() -> Capabilities {
         Capabilities {
             max_payload_bytes: 10,
-            max_batch: 1,
-            redelivery: false,
-            delayed_redelivery: Support::No,
-            max_delay: None,
-            ordering_key: Support::No,
-            dead_letter: Support::No,
-            native_dedup: false,
             max_headers: Some(1),
             max_header_bytes: Some(8),
-            fan_out: false,
-            competing_consumers: false,
+            ..Capabilities::default()
         }
     }
 
@@ -182,6 +233,7 @@ mod tests {
         );
         assert_eq!(kind(c.check_nack(None)), ErrorKind::Unsupported);
         assert_eq!(kind(c.check_dead_letter()), ErrorKind::Unsupported);
+        assert_eq!(kind(c.check_extend()), ErrorKind::Unsupported);
         assert_eq!(kind(c.check_group(Some("g"))), ErrorKind::Unsupported);
         let h = Headers::new()
             .with("a", "1")

@@ -41,6 +41,16 @@ pub enum Settlement {
 pub trait Settle: Send + 'static {
     /// Settles the delivery.
     async fn settle(self: Box<Self>, how: Settlement) -> Result<()>;
+
+    /// Keeps the delivery from being handed to another consumer for at least `by` from now
+    /// (SQS `ChangeMessageVisibility`, JetStream in-progress ack, memory visibility).
+    /// Only called when [`Capabilities::lease_extension`] is available; the default refuses.
+    async fn extend(&mut self, by: Duration) -> Result<()> {
+        let _ = by;
+        Err(crate::Error::unsupported(
+            "this broker has no lease to extend",
+        ))
+    }
 }
 
 /// A message handed to a consumer, with its attempt count.
@@ -96,6 +106,17 @@ impl Delivery {
     /// The capabilities of the adapter that delivered it.
     pub fn capabilities(&self) -> &Capabilities {
         &self.capabilities
+    }
+
+    /// Extends the delivery's lease (visibility timeout, `ack_wait`) to at least `by` from now,
+    /// so a slow handler keeps it. The SDK's handler runner does this on its own; call it only
+    /// when you settle deliveries of a raw [`crate::ConsumerBackend`] yourself.
+    ///
+    /// Errors: `Unsupported` where [`Capabilities::lease_extension`] is `No` (the broker
+    /// never takes the delivery back while the consumer is connected).
+    pub async fn extend(&mut self, by: Duration) -> Result<()> {
+        self.capabilities.check_extend()?;
+        self.settler.extend(by).await
     }
 
     /// Acknowledges: the message is done.

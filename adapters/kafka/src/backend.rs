@@ -76,20 +76,18 @@ pub fn producer_config(c: &KafkaConfig) -> ClientConfig {
 
 impl Shared {
     fn capabilities(c: &KafkaConfig) -> Capabilities {
-        Capabilities {
-            max_payload_bytes: c.max_payload_bytes(),
-            max_batch: 1000,
-            redelivery: true,
-            delayed_redelivery: Support::Emulated,
-            max_delay: Some(c.max_delay),
-            ordering_key: Support::Native,
-            dead_letter: Support::Emulated,
-            native_dedup: false,
-            max_headers: None,
-            max_header_bytes: Some(MAX_HEADER_BYTES),
-            fan_out: true,
-            competing_consumers: true,
-        }
+        let mut caps = Capabilities::default();
+        caps.max_payload_bytes = c.max_payload_bytes();
+        caps.max_batch = 1000;
+        caps.redelivery = true;
+        caps.delayed_redelivery = Support::Emulated;
+        caps.max_delay = Some(c.max_delay);
+        caps.ordering_key = Support::Native;
+        caps.dead_letter = Support::Emulated;
+        caps.max_header_bytes = Some(MAX_HEADER_BYTES);
+        caps.fan_out = true;
+        caps.competing_consumers = true;
+        caps
     }
 
     pub fn check_open(&self, destination: &str, operation: &'static str) -> Result<()> {

@@ -223,36 +223,31 @@ pub struct NatsBackend {
     pub(crate) shared: Arc<Shared>,
 }
 
-fn capabilities(mode: Mode, max_payload: usize) -> Capabilities {
+fn capabilities(mode: Mode, max_payload: usize, ack_wait: Duration) -> Capabilities {
     match mode {
-        Mode::Core => Capabilities {
-            max_payload_bytes: max_payload,
-            max_batch: 1000,
-            redelivery: false,
-            delayed_redelivery: Support::No,
-            max_delay: None,
-            ordering_key: Support::No,
-            dead_letter: Support::No,
-            native_dedup: false,
-            max_headers: None,
-            max_header_bytes: None,
-            fan_out: true,
-            competing_consumers: true,
-        },
-        Mode::JetStream => Capabilities {
-            max_payload_bytes: max_payload.saturating_sub(HEADER_RESERVE),
-            max_batch: 256,
-            redelivery: true,
-            delayed_redelivery: Support::Native,
-            max_delay: None,
-            ordering_key: Support::Native,
-            dead_letter: Support::Emulated,
-            native_dedup: true,
-            max_headers: None,
-            max_header_bytes: None,
-            fan_out: true,
-            competing_consumers: true,
-        },
+        Mode::Core => {
+            let mut c = Capabilities::default();
+            c.max_payload_bytes = max_payload;
+            c.max_batch = 1000;
+            c.fan_out = true;
+            c.competing_consumers = true;
+            c
+        }
+        Mode::JetStream => {
+            let mut c = Capabilities::default();
+            c.max_payload_bytes = max_payload.saturating_sub(HEADER_RESERVE);
+            c.max_batch = 256;
+            c.redelivery = true;
+            c.delayed_redelivery = Support::Native;
+            c.ordering_key = Support::Native;
+            c.dead_letter = Support::Emulated;
+            c.native_dedup = true;
+            c.fan_out = true;
+            c.competing_consumers = true;
+            c.lease_extension = Support::Native;
+            c.lease = Some(ack_wait);
+            c
+        }
     }
 }
 
@@ -306,7 +301,7 @@ impl NatsBackend {
                 Some(js)
             }
         };
-        let caps = Arc::new(capabilities(config.mode, max_payload));
+        let caps = Arc::new(capabilities(config.mode, max_payload, config.ack_wait));
         Ok(NatsBackend {
             shared: Arc::new(Shared {
                 config,

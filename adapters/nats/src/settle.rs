@@ -189,6 +189,23 @@ impl Settle for JsSettler {
             Settlement::DeadLetter { reason, message } => self.dead_letter(reason, message).await,
         }
     }
+
+    /// `+WPI`: the server restarts the delivery's `ack_wait` clock. JetStream cannot set
+    /// another duration, so `by` longer than `ack_wait` is met by the caller extending again.
+    async fn extend(&mut self, _by: Duration) -> Result<()> {
+        let Some(msg) = self.msg.as_ref() else {
+            return Ok(());
+        };
+        msg.ack_with(AckKind::Progress).await.map_err(|e| {
+            error(
+                ErrorKind::Closed,
+                format!("cannot extend the ack_wait of a delivery: {e}"),
+                self.shared.address(),
+            )
+            .with_destination(&*self.target.destination)
+            .with_operation("extend")
+        })
+    }
 }
 
 impl Drop for JsSettler {

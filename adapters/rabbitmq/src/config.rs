@@ -151,24 +151,23 @@ impl RabbitConfig {
         // The content header (properties + headers table) must fit in one frame.
         let frame = frame_max as usize;
         let frame = if frame == 0 { 131_072 } else { frame };
-        Capabilities {
-            max_payload_bytes: self.max_payload_bytes,
-            max_batch: 256,
-            redelivery: true,
-            delayed_redelivery: Support::Emulated,
-            max_delay: Some(MAX_DELAY),
-            ordering_key: if self.single_active_consumer {
-                Support::Native
-            } else {
-                Support::No
-            },
-            dead_letter: Support::Emulated,
-            native_dedup: false,
-            max_headers: Some(MAX_HEADERS.min(frame / 128)),
-            max_header_bytes: Some(MAX_HEADER_BYTES.min(frame / 2)),
-            fan_out: true,
-            competing_consumers: !self.single_active_consumer,
-        }
+        let mut caps = Capabilities::default();
+        caps.max_payload_bytes = self.max_payload_bytes;
+        caps.max_batch = 256;
+        caps.redelivery = true;
+        caps.delayed_redelivery = Support::Emulated;
+        caps.max_delay = Some(MAX_DELAY);
+        caps.ordering_key = if self.single_active_consumer {
+            Support::Native
+        } else {
+            Support::No
+        };
+        caps.dead_letter = Support::Emulated;
+        caps.max_headers = Some(MAX_HEADERS.min(frame / 128));
+        caps.max_header_bytes = Some(MAX_HEADER_BYTES.min(frame / 2));
+        caps.fan_out = true;
+        caps.competing_consumers = !self.single_active_consumer;
+        caps
     }
 }
 

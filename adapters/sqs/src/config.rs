@@ -283,24 +283,28 @@ impl SqsConfig {
 
     /// The capabilities of this connection.
     pub fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            max_payload_bytes: max_payload_bytes(self.max_message_bytes),
-            max_batch: MAX_BATCH,
-            redelivery: true,
-            delayed_redelivery: Support::Native,
-            max_delay: Some(MAX_DELAY),
-            ordering_key: if self.fifo {
-                Support::Native
-            } else {
-                Support::No
-            },
-            dead_letter: Support::Emulated,
-            native_dedup: self.fifo,
-            max_headers: Some(MAX_HEADERS),
-            max_header_bytes: Some(MAX_HEADER_BYTES),
-            fan_out: self.service == Service::Sns,
-            competing_consumers: true,
-        }
+        let mut caps = Capabilities::default();
+        caps.max_payload_bytes = max_payload_bytes(self.max_message_bytes);
+        caps.max_batch = MAX_BATCH;
+        caps.redelivery = true;
+        caps.delayed_redelivery = Support::Native;
+        caps.max_delay = Some(MAX_DELAY);
+        caps.ordering_key = if self.fifo {
+            Support::Native
+        } else {
+            Support::No
+        };
+        caps.dead_letter = Support::Emulated;
+        caps.native_dedup = self.fifo;
+        caps.max_headers = Some(MAX_HEADERS);
+        caps.max_header_bytes = Some(MAX_HEADER_BYTES);
+        caps.fan_out = self.service == Service::Sns;
+        caps.competing_consumers = true;
+        caps.lease_extension = Support::Native;
+        caps.lease = Some(Duration::from_secs(
+            self.visibility_timeout_secs.unwrap_or(30).max(1) as u64,
+        ));
+        caps
     }
 }
 

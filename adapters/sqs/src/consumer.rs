@@ -400,6 +400,12 @@ impl Settle for SqsSettler {
             Settlement::DeadLetter { reason, message } => self.dead_letter(reason, message).await,
         }
     }
+
+    async fn extend(&mut self, by: Duration) -> Result<()> {
+        // Whole seconds, rounded up, within SQS's 12-hour limit.
+        self.change_visibility(visibility_secs(Some(by)), "extend")
+            .await
+    }
 }
 
 impl Drop for SqsSettler {

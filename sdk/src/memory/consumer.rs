@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use brokerkit_core::{
@@ -183,6 +183,20 @@ impl Settle for MemorySettler {
             Ok(())
         } else {
             Err(self.expired(op))
+        }
+    }
+
+    async fn extend(&mut self, by: Duration) -> Result<()> {
+        self.extend_lease(by)
+    }
+}
+
+impl MemorySettler {
+    fn extend_lease(&self, by: Duration) -> Result<()> {
+        if self.group.extend(self.ticket, by) {
+            Ok(())
+        } else {
+            Err(self.expired("extend"))
         }
     }
 }

@@ -158,6 +158,11 @@ impl Group {
         ok
     }
 
+    /// Keeps a held message invisible for `by` from now; `false` if the ticket is stale.
+    pub fn extend(&self, t: Ticket, by: Duration) -> bool {
+        self.lock().queue.extend(t, Instant::now() + by)
+    }
+
     pub fn take_for_dead_letter(&self, t: Ticket) -> Option<Entry> {
         self.lock().queue.take_for_dead_letter(t)
     }

@@ -81,20 +81,18 @@ impl MemoryConfig {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            max_payload_bytes: self.max_payload_bytes,
-            max_batch: 1000,
-            redelivery: true,
-            delayed_redelivery: Support::Native,
-            max_delay: None,
-            ordering_key: Support::Native,
-            dead_letter: Support::Native,
-            native_dedup: false,
-            max_headers: None,
-            max_header_bytes: None,
-            fan_out: true,
-            competing_consumers: true,
-        }
+        let mut caps = Capabilities::default();
+        caps.max_payload_bytes = self.max_payload_bytes;
+        caps.max_batch = 1000;
+        caps.redelivery = true;
+        caps.delayed_redelivery = Support::Native;
+        caps.ordering_key = Support::Native;
+        caps.dead_letter = Support::Native;
+        caps.fan_out = true;
+        caps.competing_consumers = true;
+        caps.lease_extension = Support::Native;
+        caps.lease = Some(self.visibility_timeout);
+        caps
     }
 }
 

@@ -72,7 +72,8 @@ pub(crate) struct Queue {
     delayed: BinaryHeap<Reverse<Delayed>>,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    /// Deadlines in hand-out order (the visibility timeout is fixed, so they are sorted).
+    /// Visibility deadlines, sorted. A record whose slot now holds a later deadline (after
+    /// [`Queue::extend`]) or another generation is stale and skipped.
     deadlines: VecDeque<(Instant, Ticket)>,
     /// Keys with a message in flight or delayed: later messages of the key wait.
     locked_keys: HashSet<String>,
@@ -123,6 +124,9 @@ impl Queue {
                 break;
             }
             self.deadlines.pop_front();
+            if self.held_deadline(ticket).is_some_and(|d| d > now) {
+                continue; // extended: a later record stands for it
+            }
             if let Some(mut entry) = self.take(ticket) {
                 entry.failed_now();
                 self.requeue_front(entry);
@@ -191,6 +195,28 @@ impl Queue {
             });
         }
         Some((ticket, delivered))
+    }
+
+    fn held_deadline(&self, t: Ticket) -> Option<Instant> {
+        let s = self.slots.get(t.slot as usize)?;
+        if s.generation != t.generation {
+            return None;
+        }
+        s.held.as_ref().map(|(_, d)| *d)
+    }
+
+    /// Moves a held message's visibility deadline to `deadline`. `false` if the ticket is
+    /// stale (settled, or expired and handed out again).
+    pub fn extend(&mut self, t: Ticket, deadline: Instant) -> bool {
+        if !self.is_current(t) {
+            return false;
+        }
+        if let Some((_, d)) = &mut self.slots[t.slot as usize].held {
+            *d = deadline;
+        }
+        let at = self.deadlines.partition_point(|(d, _)| *d <= deadline);
+        self.deadlines.insert(at, (deadline, t));
+        true
     }
 
     fn is_current(&self, t: Ticket) -> bool {
@@ -337,6 +363,25 @@ mod tests {
         assert!(!q.ack(t), "expired ticket");
         assert!(q.ack(t2));
         assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn extend_moves_the_visibility_deadline() {
+        let mut q = Queue::new();
+        q.push(msg("a", None));
+        let t0 = Instant::now();
+        let (t, _) = q.pop(t0, t0 + Duration::from_secs(1)).unwrap();
+        assert!(q.extend(t, t0 + Duration::from_secs(5)));
+        q.tick(t0 + Duration::from_secs(2));
+        assert_eq!(q.len(), 1);
+        assert!(q
+            .pop(t0 + Duration::from_secs(2), t0 + Duration::from_secs(9))
+            .is_none());
+        q.tick(t0 + Duration::from_secs(6));
+        assert!(!q.ack(t), "expired after the extended deadline");
+        assert!(q
+            .pop(t0 + Duration::from_secs(6), t0 + Duration::from_secs(9))
+            .is_some());
     }
 
     #[test]
