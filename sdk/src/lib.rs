@@ -21,6 +21,7 @@
 
 mod broker;
 mod consumer;
+mod consumer_builder;
 mod context;
 mod event;
 pub mod handler;
@@ -28,12 +29,13 @@ pub mod idempotency;
 pub mod layers;
 pub mod memory;
 mod producer;
+mod producer_builder;
 pub mod redrive;
 pub mod registry;
 pub mod retry;
 pub mod schema;
 
-pub use broker::{Broker, ConsumerBuilder, ProducerBuilder, URL_ENV};
+pub use broker::{Broker, URL_ENV};
 pub use brokerkit_core as core;
 pub use brokerkit_core::{
     dead_letter_destination, Backend, BrokerUrl, Bytes, Capabilities, ConsumerBackend,
@@ -41,15 +43,20 @@ pub use brokerkit_core::{
     Message, ProducerBackend, Result, Support, ValidationIssue,
 };
 pub use consumer::{Consumer, ShutdownHandle};
+pub use consumer_builder::{ConsumerBuilder, HandlerBuilder};
 pub use context::Context;
 pub use event::{encode_event, Event};
 pub use handler::{Handler, RunReport, RunningHandler};
 pub use idempotency::{connect_store, Idempotency, IdempotencyStore};
 pub use producer::Producer;
+pub use producer_builder::ProducerBuilder;
 pub use redrive::{redrive, RedriveOptions, RedriveReport};
 pub use registry::Registry;
 pub use retry::{Backoff, Decision, RetryPolicy};
 pub use schema::SchemaValidator;
+
+/// The group a consumer joins when it names none.
+pub const DEFAULT_GROUP: &str = "default";
 
 /// Canonical header names.
 pub use brokerkit_core::headers::names as header_names;

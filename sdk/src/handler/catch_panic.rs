@@ -8,13 +8,15 @@ use std::task::{Context, Poll};
 
 use brokerkit_core::{Error, ErrorKind, Result};
 
-pub(crate) struct CatchPanic<F>(pub Pin<Box<F>>);
+pub(crate) struct CatchPanic<F>(pub F);
 
 impl<F: Future<Output = Result<()>>> Future for CatchPanic<F> {
     type Output = Result<()>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let fut = self.0.as_mut();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        // SAFETY: structural pinning of the only field; `CatchPanic` has no `Drop` and does
+        // not implement `Unpin` by hand, so the inner future is never moved once pinned.
+        let fut = unsafe { self.map_unchecked_mut(|s| &mut s.0) };
         match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(p) => p,
             Err(panic) => {

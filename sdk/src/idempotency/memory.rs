@@ -113,6 +113,16 @@ impl IdempotencyStore for MemoryStore {
         }
         Ok(())
     }
+
+    async fn extend(&self, key: &str, token: &ClaimToken, lease: Duration) -> Result<bool> {
+        let now = Instant::now();
+        let mut g = self.lock();
+        let held = matches!(g.slots.get(key), Some(Slot { state: State::Claimed(t), expires }) if t == token && *expires > now);
+        if held {
+            g.set(key, State::Claimed(token.clone()), now + lease);
+        }
+        Ok(held)
+    }
 }
 
 #[cfg(test)]
@@ -148,5 +158,25 @@ mod tests {
             Claim::Acquired(_)
         ));
         assert_eq!(s.len(), 1, "expired keys are evicted");
+    }
+
+    #[tokio::test]
+    async fn extend_keeps_a_claim_past_its_first_lease() {
+        let s = MemoryStore::new();
+        let lease = Duration::from_millis(50);
+        let Claim::Acquired(t) = s.claim("k", lease).await.unwrap() else {
+            panic!()
+        };
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            assert!(s.extend("k", &t, lease).await.unwrap());
+        }
+        assert_eq!(s.claim("k", lease).await.unwrap(), Claim::InProgress);
+        assert!(!s.extend("k", &ClaimToken::new(), lease).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(
+            !s.extend("k", &t, lease).await.unwrap(),
+            "lost after expiry"
+        );
     }
 }

@@ -7,7 +7,7 @@ use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::SendLayer;
+use super::Stamp;
 use crate::context::Context;
 
 /// Injects `traceparent`/`tracestate`.
@@ -34,8 +34,8 @@ impl Extractor for Extract<'_> {
     }
 }
 
-impl SendLayer for TraceContextLayer {
-    fn on_send(&self, message: &mut Message) -> Result<()> {
+impl Stamp for TraceContextLayer {
+    fn stamp(&self, message: &mut Message) -> Result<()> {
         if message.headers.traceparent().is_some() {
             return Ok(());
         }

@@ -1,0 +1,181 @@
+//! The delivery lifecycle, owned in one place: from the moment a delivery is received until
+//! it is settled, once.
+//!
+//! - **Lease keeping.** On brokers with a lease ([`Capabilities::lease`]: SQS visibility
+//!   timeout, JetStream `ack_wait`, memory visibility), the delivery's lease is extended every
+//!   third of it — while the delivery waits for a free handler slot *and* while its handler
+//!   runs — so a slow handler or a deep prefetch buffer never lets the broker hand the message
+//!   to another consumer. RabbitMQ and Kafka have no such clock while the consumer is
+//!   connected and need none.
+//! - **Settlement by disposition.** The receive layers decide ([`Disposition`]); this module
+//!   settles, adapting to the broker: no delay where it has none, a nack where it has no
+//!   dead-letter destination.
+//! - **Cancellation.** On shutdown, a delivery not yet started is handed back at once; one
+//!   whose handler is cancelled after the drain timeout is nacked. Shutdown never
+//!   dead-letters.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use brokerkit_core::{Capabilities, Delivery, Result};
+use tokio::sync::{watch, Semaphore};
+
+use super::report::Outcome;
+use crate::context::Context;
+use crate::layers::receive::{Disposition, Incoming, ReceiveService};
+
+/// What every delivery of one handler run shares.
+pub(crate) struct Lifecycle {
+    pub service: ReceiveService,
+    pub group: Option<Arc<str>>,
+    pub permits: Arc<Semaphore>,
+    /// Lease to keep, where the broker has one and can extend it.
+    pub lease: Option<Duration>,
+}
+
+impl Lifecycle {
+    pub fn new(
+        service: ReceiveService,
+        group: Option<&str>,
+        concurrency: usize,
+        caps: &Capabilities,
+    ) -> Self {
+        Lifecycle {
+            service,
+            group: group.map(Arc::from),
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            lease: caps.lease.filter(|_| caps.lease_extension.is_available()),
+        }
+    }
+}
+
+/// The shutdown signals a delivery watches: `stopping` (intake stopped: hand back deliveries
+/// not started) and `cancel` (drain timed out: cancel running handlers).
+#[derive(Clone)]
+pub(crate) struct Signals {
+    pub stopping: watch::Receiver<bool>,
+    pub cancel: watch::Receiver<bool>,
+}
+
+/// Takes one delivery from receipt to settlement.
+pub(crate) async fn deliver(
+    life: Arc<Lifecycle>,
+    mut delivery: Delivery,
+    signals: Signals,
+) -> Outcome {
+    let context = Context::new(
+        delivery.message().headers.clone(),
+        delivery.destination(),
+        life.group.as_deref(),
+        delivery.attempt(),
+    );
+    let incoming = Incoming::new(delivery.message().clone(), context);
+    let Signals {
+        mut stopping,
+        mut cancel,
+    } = signals;
+    let work = async {
+        let permit = tokio::select! {
+            biased;
+            p = life.permits.acquire() => p,
+            _ = stopping.wait_for(|s| *s) => return Step::NotStarted,
+        };
+        let Ok(_permit) = permit else {
+            return Step::NotStarted;
+        };
+        let run = life.service.run(incoming);
+        tokio::select! {
+            r = run => Step::Done(r),
+            _ = cancel.wait_for(|c| *c) => Step::Cancelled,
+        }
+    };
+    let step = keep_lease(&mut delivery, life.lease, work).await;
+    match step {
+        Step::NotStarted => settle(delivery.nack(None).await, Outcome::Released),
+        Step::Cancelled => settle(delivery.nack(None).await, Outcome::Cancelled),
+        Step::Done(Ok(d)) => settle_by(delivery, d).await,
+        Step::Done(Err(e)) => {
+            // Only when the `retry` layer was removed: never lose the message.
+            tracing::warn!(error = %e, "handler failed and no retry layer decided; delivering again");
+            settle(delivery.nack(None).await, Outcome::Retried)
+        }
+    }
+}
+
+enum Step {
+    NotStarted,
+    Cancelled,
+    Done(Result<Disposition>),
+}
+
+/// Runs `work`, extending `delivery`'s lease every third of `lease` until it completes.
+async fn keep_lease<F: Future>(
+    delivery: &mut Delivery,
+    lease: Option<Duration>,
+    work: F,
+) -> F::Output {
+    let Some(lease) = lease else {
+        return work.await;
+    };
+    let period = (lease / 3).max(Duration::from_millis(50));
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            _ = tokio::time::sleep(period) => {}
+        }
+        let extend = delivery.extend(lease);
+        tokio::pin!(extend);
+        // Keep polling the work while the broker answers.
+        let answer = tokio::select! {
+            biased;
+            out = &mut work => return out,
+            answer = &mut extend => answer,
+        };
+        if let Err(e) = answer {
+            tracing::warn!(error = %e, "could not extend the delivery's lease; the broker may deliver it again");
+        }
+    }
+}
+
+/// Settles as the layers decided, within what the broker can do.
+async fn settle_by(delivery: Delivery, disposition: Disposition) -> Outcome {
+    let caps = delivery.capabilities();
+    match disposition {
+        Disposition::Ack => settle(delivery.ack().await, Outcome::Acked),
+        Disposition::Duplicate => settle(delivery.ack().await, Outcome::Duplicate),
+        Disposition::Drop => settle(delivery.ack().await, Outcome::Dropped),
+        Disposition::Retry { delay } => {
+            let delay = delay.filter(|d| !d.is_zero()).and_then(|d| {
+                if !caps.delayed_redelivery.is_available() {
+                    return None;
+                }
+                Some(caps.max_delay.map_or(d, |max| d.min(max)))
+            });
+            settle(delivery.nack(delay).await, Outcome::Retried)
+        }
+        Disposition::RetryLater => settle(delivery.nack(None).await, Outcome::Retried),
+        Disposition::DeadLetter(reason) => {
+            if !caps.dead_letter.is_available() {
+                tracing::error!(reason = %reason.reason, "cannot dead-letter on this broker; message goes back");
+                return settle(delivery.nack(None).await, Outcome::Retried);
+            }
+            settle(delivery.dead_letter(reason).await, Outcome::DeadLettered)
+        }
+        // Dispositions added later default to "deliver again": nothing is lost.
+        #[allow(unreachable_patterns)]
+        _ => settle(delivery.nack(None).await, Outcome::Retried),
+    }
+}
+
+fn settle(result: Result<()>, outcome: Outcome) -> Outcome {
+    match result {
+        Ok(()) => outcome,
+        Err(e) => {
+            tracing::warn!(error = %e, "settling the delivery failed; the broker will redeliver it");
+            Outcome::SettleFailed
+        }
+    }
+}
