@@ -5,10 +5,12 @@
 
 pub mod conformance;
 pub mod conformance_layers;
+pub mod conformance_lifecycle;
 mod harness;
 
 pub use harness::{
-    broker_url, expect_none, receive, run_case, Ctx, Outcome, Stop, RECEIVE_TIMEOUT,
+    broker_url, expect_none, receive, run_case, run_case_with_lease, Ctx, Outcome, Stop,
+    RECEIVE_TIMEOUT,
 };
 
 /// Generates one `#[tokio::test]` per conformance case, for the broker at `$url`
@@ -20,7 +22,15 @@ pub use harness::{
 #[macro_export]
 macro_rules! conformance_suite {
     ($name:ident, $url:expr) => {
+        $crate::conformance_suite!($name, $url, lease: None);
+    };
+    ($name:ident, $url:expr, lease: $lease_url:expr) => {
         mod $name {
+            $crate::conformance_lifecycle_cases!(
+                $url, $lease_url;
+                slow_handler_keeps_its_lease,
+                prefetched_backlog_keeps_its_lease
+            );
             $crate::conformance_cases!(
                 $url;
                 send_receive_ack,
@@ -62,6 +72,22 @@ macro_rules! conformance_layer_cases {
             async fn $case() {
                 let url: Option<String> = $url;
                 $crate::run_case(url, stringify!($case), $crate::conformance_layers::$case).await;
+            }
+        )*
+    };
+}
+
+/// Internal: one test per lifecycle case name (they get the short-lease URL too).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_lifecycle_cases {
+    ($url:expr, $lease_url:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let url: Option<String> = $url;
+                let lease_url: Option<String> = $lease_url;
+                $crate::run_case_with_lease(url, lease_url, stringify!($case), $crate::conformance_lifecycle::$case).await;
             }
         )*
     };
