@@ -109,6 +109,11 @@ impl ConsumerBuilder {
         self.handler_builder().layer(name, layer)
     }
 
+    /// Removes a receive layer: see [`HandlerBuilder::without_layer`].
+    pub fn without_layer(self, name: &str) -> HandlerBuilder {
+        self.handler_builder().without_layer(name)
+    }
+
     /// Runs `f` for each event of type `E`: see [`HandlerBuilder::handle`].
     pub fn handle<E, F, Fut>(self, f: F) -> Handler
     where

@@ -112,7 +112,7 @@ where
 /// let tenant_check = from_fn(|incoming: Incoming, next: ReceiveService| async move {
 ///     match incoming.message.headers.get("tenant") {
 ///         Some("acme") => next.run(incoming).await,
-///         _ => Err(Error::new(ErrorKind::Handler, "unknown tenant").retryable(false)),
+///         _ => Err(Error::new(ErrorKind::Rejected, "unknown tenant")),
 ///     }
 /// });
 /// # let _ = tenant_check;
