@@ -205,7 +205,10 @@ pub async fn prefetched_backlog_keeps_its_lease(c: Ctx) -> Outcome {
     tokio::time::sleep(lease * 2).await;
     stop.now();
     let report = handler.join().await.unwrap();
-    check_once(&runs, &ids, broker.capabilities().lease.is_some());
-    assert_eq!(report.acked, ids.len() as u64);
+    // Attempts may start above 1 here (the subscribing consumer may have pre-fetched and
+    // released some); an expired lease shows as a second run or a failed ack.
+    check_once(&runs, &ids, false);
+    assert_eq!(report.acked, ids.len() as u64, "{report:?}");
+    assert_eq!(report.settle_failed, 0, "{report:?}");
     Outcome::Passed
 }
