@@ -47,6 +47,10 @@ impl ConsumerBuilder {
         }
     }
 
+    pub(crate) fn destination(&self) -> &str {
+        &self.destination
+    }
+
     pub(crate) fn group_name(&self) -> Option<&str> {
         self.options.group.as_deref()
     }

@@ -17,29 +17,29 @@ pub struct Context(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     headers: Headers,
-    destination: String,
-    group: Option<String>,
+    destination: Arc<str>,
+    group: Option<Arc<str>>,
     attempt: u32,
 }
 
 impl Context {
     pub(crate) fn new(
         headers: Headers,
-        destination: &str,
-        group: Option<&str>,
+        destination: Arc<str>,
+        group: Option<Arc<str>>,
         attempt: u32,
     ) -> Self {
         Context(Arc::new(Inner {
             headers,
-            destination: destination.to_string(),
-            group: group.map(str::to_string),
+            destination,
+            group,
             attempt,
         }))
     }
 
     #[cfg(test)]
     pub(crate) fn for_test(headers: Headers) -> Self {
-        Context::new(headers, "test", None, 1)
+        Context::new(headers, Arc::from("test"), None, 1)
     }
 
     /// The context of a delivery received from a raw [`crate::Consumer`] (a handler gets it
@@ -47,8 +47,8 @@ impl Context {
     pub fn of(delivery: &Delivery, group: Option<&str>) -> Self {
         Context::new(
             delivery.message().headers.clone(),
-            delivery.destination(),
-            group,
+            Arc::from(delivery.destination()),
+            group.map(Arc::from),
             delivery.attempt(),
         )
     }

@@ -28,6 +28,7 @@ use crate::layers::receive::{Disposition, Incoming, ReceiveService};
 /// What every delivery of one handler run shares.
 pub(crate) struct Lifecycle {
     pub service: ReceiveService,
+    pub destination: Arc<str>,
     pub group: Option<Arc<str>>,
     pub permits: Arc<Semaphore>,
     /// Lease to keep, where the broker has one and can extend it.
@@ -37,12 +38,14 @@ pub(crate) struct Lifecycle {
 impl Lifecycle {
     pub fn new(
         service: ReceiveService,
+        destination: &str,
         group: Option<&str>,
         concurrency: usize,
         caps: &Capabilities,
     ) -> Self {
         Lifecycle {
             service,
+            destination: Arc::from(destination),
             group: group.map(Arc::from),
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             lease: caps.lease.filter(|_| caps.lease_extension.is_available()),
@@ -66,8 +69,8 @@ pub(crate) async fn deliver(
 ) -> Outcome {
     let context = Context::new(
         delivery.message().headers.clone(),
-        delivery.destination(),
-        life.group.as_deref(),
+        life.destination.clone(),
+        life.group.clone(),
         delivery.attempt(),
     );
     let incoming = Incoming::new(delivery.message().clone(), context);
@@ -120,6 +123,10 @@ async fn keep_lease<F: Future>(
     };
     let period = (lease / 3).max(Duration::from_millis(50));
     tokio::pin!(work);
+    // Most work finishes in its first poll: no timer, no clock read for it.
+    if let Some(out) = crate::layers::poll_once(work.as_mut()).await {
+        return out;
+    }
     loop {
         tokio::select! {
             biased;

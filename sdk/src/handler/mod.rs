@@ -129,7 +129,13 @@ impl Handler {
             Ok(s) => s.clone(),
             Err(e) => return Err(Error::config(e.message().to_string())),
         };
-        let life = Lifecycle::new(service, self.consumer.group_name(), self.concurrency, caps);
+        let life = Lifecycle::new(
+            service,
+            self.consumer.destination(),
+            self.consumer.group_name(),
+            self.concurrency,
+            caps,
+        );
         let consumer = self.consumer.build().await?;
         Ok((consumer, Arc::new(life)))
     }

@@ -1,7 +1,7 @@
 //! In-process idempotency store (the default): one process only.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -21,10 +21,10 @@ struct Slot {
 
 #[derive(Default)]
 struct Inner {
-    slots: HashMap<String, Slot>,
+    slots: HashMap<Arc<str>, Slot>,
     /// Expiry records in insertion order; stale ones are skipped. Keeps memory bounded by
     /// the keys seen within the TTL.
-    expiries: VecDeque<(Instant, String)>,
+    expiries: VecDeque<(Instant, Arc<str>)>,
 }
 
 /// Claims in a hash map with lease and TTL expiry.
@@ -63,15 +63,20 @@ impl Inner {
             let Some((at, key)) = self.expiries.pop_front() else {
                 break;
             };
-            if self.slots.get(&key).is_some_and(|s| s.expires <= at) {
-                self.slots.remove(&key);
+            if self.slots.get(&*key).is_some_and(|s| s.expires <= at) {
+                self.slots.remove(&*key);
             }
         }
     }
 
     fn set(&mut self, key: &str, state: State, expires: Instant) {
-        self.expiries.push_back((expires, key.to_string()));
-        self.slots.insert(key.to_string(), Slot { state, expires });
+        // One shared allocation per key, reused when the key is set again.
+        let key: Arc<str> = match self.slots.get_key_value(key) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(key),
+        };
+        self.expiries.push_back((expires, key.clone()));
+        self.slots.insert(key, Slot { state, expires });
     }
 }
 

@@ -41,3 +41,14 @@ mod stack;
 pub(crate) use service::Call;
 pub use service::{from_fn, BoxFuture, Extensions, FromFnLayer, SharedService};
 pub use stack::LayerStack;
+
+/// Polls `fut` once: its output if it is ready, `None` (with the waker registered) if not.
+pub(crate) async fn poll_once<F: std::future::Future>(
+    mut fut: std::pin::Pin<&mut F>,
+) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
+}

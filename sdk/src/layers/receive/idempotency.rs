@@ -111,6 +111,9 @@ impl HeldClaim {
         };
         let period = (lease / 3).max(Duration::from_millis(10));
         tokio::pin!(work);
+        if let Some(out) = crate::layers::poll_once(work.as_mut()).await {
+            return out;
+        }
         let mut renewing = true;
         loop {
             if !renewing {
