@@ -3,9 +3,10 @@
 //!
 //! - **Lease keeping.** On brokers with a lease ([`Capabilities::lease`]: SQS visibility
 //!   timeout, JetStream `ack_wait`, memory visibility), the delivery's lease is extended every
-//!   third of it — while the delivery waits for a free handler slot *and* while its handler
-//!   runs — so a slow handler or a deep prefetch buffer never lets the broker hand the message
-//!   to another consumer. RabbitMQ and Kafka have no such clock while the consumer is
+//!   third of it — while the delivery waits for a free handler slot (by the runner, for every
+//!   waiting delivery at once) *and* while its handler runs (by [`deliver`]) — so a slow
+//!   handler or a deep prefetch buffer never lets the broker hand the message to another
+//!   consumer. RabbitMQ and Kafka have no such clock while the consumer is
 //!   connected and need none.
 //! - **Settlement by disposition.** The receive layers decide ([`Disposition`]); this module
 //!   settles, adapting to the broker: no delay where it has none, a nack where it has no
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brokerkit_core::{Capabilities, Delivery, Result};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use super::report::Outcome;
 use crate::context::Context;
@@ -30,7 +31,6 @@ pub(crate) struct Lifecycle {
     pub service: ReceiveService,
     pub destination: Arc<str>,
     pub group: Option<Arc<str>>,
-    pub permits: Arc<Semaphore>,
     /// Lease to keep, where the broker has one and can extend it.
     pub lease: Option<Duration>,
 }
@@ -40,32 +40,46 @@ impl Lifecycle {
         service: ReceiveService,
         destination: &str,
         group: Option<&str>,
-        concurrency: usize,
         caps: &Capabilities,
     ) -> Self {
         Lifecycle {
             service,
             destination: Arc::from(destination),
             group: group.map(Arc::from),
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
             lease: caps.lease.filter(|_| caps.lease_extension.is_available()),
         }
     }
 }
 
-/// The shutdown signals a delivery watches: `stopping` (intake stopped: hand back deliveries
-/// not started) and `cancel` (drain timed out: cancel running handlers).
-#[derive(Clone)]
-pub(crate) struct Signals {
-    pub stopping: watch::Receiver<bool>,
-    pub cancel: watch::Receiver<bool>,
+/// Extends the lease of deliveries waiting for a free handler slot (they are not running, so
+/// nothing else does it). Failures are logged: the broker may deliver such a message again.
+pub(crate) async fn extend_waiting<'a>(
+    lease: Duration,
+    waiting: impl Iterator<Item = &'a mut Delivery>,
+) {
+    for delivery in waiting {
+        if let Err(e) = delivery.extend(lease).await {
+            tracing::warn!(error = %e, "could not extend the lease of a waiting delivery");
+        }
+    }
 }
 
-/// Takes one delivery from receipt to settlement.
+/// Every third of the lease: how often leases are extended.
+pub(crate) fn extend_period(lease: Duration) -> Duration {
+    (lease / 3).max(Duration::from_millis(50))
+}
+
+/// Hands back a delivery that was received but not started (shutdown).
+pub(crate) async fn release(delivery: Delivery) -> Outcome {
+    settle(delivery.nack(None).await, Outcome::Released)
+}
+
+/// Runs one delivery through the layers and settles it. `cancel` fires when the drain
+/// timed out.
 pub(crate) async fn deliver(
     life: Arc<Lifecycle>,
     mut delivery: Delivery,
-    signals: Signals,
+    mut cancel: watch::Receiver<bool>,
 ) -> Outcome {
     let context = Context::new(
         delivery.message().headers.clone(),
@@ -74,28 +88,16 @@ pub(crate) async fn deliver(
         delivery.attempt(),
     );
     let incoming = Incoming::new(delivery.message().clone(), context);
-    let Signals {
-        mut stopping,
-        mut cancel,
-    } = signals;
+    let run = life.service.run(incoming);
     let work = async {
-        let permit = tokio::select! {
-            biased;
-            p = life.permits.acquire() => p,
-            _ = stopping.wait_for(|s| *s) => return Step::NotStarted,
-        };
-        let Ok(_permit) = permit else {
-            return Step::NotStarted;
-        };
-        let run = life.service.run(incoming);
         tokio::select! {
+            biased;
             r = run => Step::Done(r),
             _ = cancel.wait_for(|c| *c) => Step::Cancelled,
         }
     };
     let step = keep_lease(&mut delivery, life.lease, work).await;
     match step {
-        Step::NotStarted => settle(delivery.nack(None).await, Outcome::Released),
         Step::Cancelled => settle(delivery.nack(None).await, Outcome::Cancelled),
         Step::Done(Ok(d)) => settle_by(delivery, d).await,
         Step::Done(Err(e)) => {
@@ -107,7 +109,6 @@ pub(crate) async fn deliver(
 }
 
 enum Step {
-    NotStarted,
     Cancelled,
     Done(Result<Disposition>),
 }
@@ -121,12 +122,21 @@ async fn keep_lease<F: Future>(
     let Some(lease) = lease else {
         return work.await;
     };
-    let period = (lease / 3).max(Duration::from_millis(50));
     tokio::pin!(work);
-    // Most work finishes in its first poll: no timer, no clock read for it.
+    // Most work finishes in its first poll: no timer, no clock read for it. The rest keeps
+    // the lease in a boxed loop, so the common path's future stays small.
     if let Some(out) = crate::layers::poll_once(work.as_mut()).await {
         return out;
     }
+    Box::pin(extend_until_done(delivery, lease, work)).await
+}
+
+async fn extend_until_done<F: Future>(
+    delivery: &mut Delivery,
+    lease: Duration,
+    mut work: std::pin::Pin<&mut F>,
+) -> F::Output {
+    let period = extend_period(lease);
     loop {
         tokio::select! {
             biased;

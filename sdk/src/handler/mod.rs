@@ -16,6 +16,7 @@ mod decode;
 mod lifecycle;
 mod report;
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,7 @@ use crate::layers::receive::{
     idempotency::IdempotencyLayer, retry::RetryLayer, trace::TraceLayer, ReceiveService,
 };
 use crate::retry::RetryPolicy;
-use lifecycle::{deliver, Lifecycle, Signals};
+use lifecycle::{deliver, extend_period, extend_waiting, release, Lifecycle};
 
 /// A handler ready to run: see [`ConsumerBuilder::handle`].
 pub struct Handler {
@@ -100,8 +101,8 @@ impl Handler {
     /// to the builder is unknown, or the retry policy needs a delayed redelivery this broker
     /// does not have (`Unsupported`).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<RunReport> {
-        let (consumer, life) = self.subscribe().await?;
-        serve(consumer, life, self.drain_timeout, shutdown).await
+        let (consumer, life, concurrency) = self.subscribe().await?;
+        serve(consumer, life, concurrency, self.drain_timeout, shutdown).await
     }
 
     /// Subscribes, then runs on a new task until `shutdown` completes. When this returns the
@@ -110,14 +111,18 @@ impl Handler {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<RunningHandler> {
-        let (consumer, life) = self.subscribe().await?;
+        let (consumer, life, concurrency) = self.subscribe().await?;
         let drain = self.drain_timeout;
         Ok(RunningHandler(tokio::spawn(serve(
-            consumer, life, drain, shutdown,
+            consumer,
+            life,
+            concurrency,
+            drain,
+            shutdown,
         ))))
     }
 
-    async fn subscribe(&self) -> Result<(crate::Consumer, Arc<Lifecycle>)> {
+    async fn subscribe(&self) -> Result<(crate::Consumer, Arc<Lifecycle>, usize)> {
         let caps = self.consumer.capabilities();
         if self.retry.needs_delay() && !caps.delayed_redelivery.is_available() {
             return Err(Error::unsupported(
@@ -133,36 +138,73 @@ impl Handler {
             service,
             self.consumer.destination(),
             self.consumer.group_name(),
-            self.concurrency,
             caps,
         );
         let consumer = self.consumer.build().await?;
-        Ok((consumer, Arc::new(life)))
+        Ok((consumer, Arc::new(life), self.concurrency))
+    }
+}
+
+/// Received deliveries waiting for a free handler slot, oldest first. Workers take from the
+/// front; the runner extends the leases of those still here every third of the lease.
+type Waiting = Arc<std::sync::Mutex<VecDeque<brokerkit_core::Delivery>>>;
+
+fn lock(waiting: &Waiting) -> std::sync::MutexGuard<'_, VecDeque<brokerkit_core::Delivery>> {
+    waiting.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One handler slot: runs waiting deliveries one after another until none is left.
+async fn worker(
+    life: Arc<Lifecycle>,
+    waiting: Waiting,
+    cancel: watch::Receiver<bool>,
+) -> RunReport {
+    let mut report = RunReport::default();
+    loop {
+        let Some(delivery) = lock(&waiting).pop_front() else {
+            return report;
+        };
+        report.add(deliver(life.clone(), delivery, cancel.clone()).await);
     }
 }
 
 async fn serve(
     mut consumer: crate::Consumer,
     life: Arc<Lifecycle>,
+    concurrency: usize,
     drain_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunReport> {
-    let (stop_tx, stop_rx) = watch::channel(false);
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let signals = Signals {
-        stopping: stop_rx,
-        cancel: cancel_rx,
-    };
     let mut tasks = JoinSet::new();
     let mut report = RunReport::default();
+    let waiting: Waiting = Arc::default();
+    let period = life.lease.map(extend_period);
+    let mut next_extend = tokio::time::Instant::now();
     tokio::pin!(shutdown);
     loop {
-        while let Some(done) = tasks.try_join_next() {
-            report.add(done.map_err(join_error)?);
+        while tasks.len() < concurrency && !lock(&waiting).is_empty() {
+            tasks.spawn(worker(life.clone(), waiting.clone(), cancel_rx.clone()));
         }
+        let extend_due = period.is_some() && !lock(&waiting).is_empty();
         let next = tokio::select! {
             biased;
             _ = &mut shutdown => break,
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                report.merge(&done.map_err(join_error)?);
+                continue;
+            }
+            _ = tokio::time::sleep_until(next_extend), if extend_due => {
+                // Out of the queue while the broker answers, then back in front, in order.
+                let mut batch = std::mem::take(&mut *lock(&waiting));
+                extend_waiting(life.lease.unwrap_or_default(), batch.iter_mut()).await;
+                let mut queue = lock(&waiting);
+                while let Some(d) = batch.pop_back() {
+                    queue.push_front(d);
+                }
+                next_extend = tokio::time::Instant::now() + period.unwrap_or_default();
+                continue;
+            }
             n = consumer.next() => n,
         };
         let delivery = match next {
@@ -175,13 +217,20 @@ async fn serve(
             }
             Err(e) => return Err(e),
         };
-        tasks.spawn(deliver(life.clone(), delivery, signals.clone()));
+        let mut queue = lock(&waiting);
+        if queue.is_empty() {
+            next_extend = tokio::time::Instant::now() + period.unwrap_or_default();
+        }
+        queue.push_back(delivery);
+    }
+    let unstarted = std::mem::take(&mut *lock(&waiting));
+    for d in unstarted {
+        report.add(release(d).await);
     }
     consumer.close().await?;
-    stop_tx.send_replace(true);
     let drained = tokio::time::timeout(drain_timeout, async {
         while let Some(done) = tasks.join_next().await {
-            report.add(done.map_err(join_error)?);
+            report.merge(&done.map_err(join_error)?);
         }
         Ok::<_, Error>(())
     })
@@ -195,7 +244,7 @@ async fn serve(
             let settle_bound = drain_timeout.max(Duration::from_secs(5));
             let settled = tokio::time::timeout(settle_bound, async {
                 while let Some(done) = tasks.join_next().await {
-                    report.add(done.map_err(join_error)?);
+                    report.merge(&done.map_err(join_error)?);
                 }
                 Ok::<_, Error>(())
             })

@@ -109,11 +109,20 @@ impl HeldClaim {
         let Some(token) = &self.token else {
             return work.await;
         };
-        let period = (lease / 3).max(Duration::from_millis(10));
         tokio::pin!(work);
         if let Some(out) = crate::layers::poll_once(work.as_mut()).await {
             return out;
         }
+        Box::pin(self.renew_until_done(token, lease, work)).await
+    }
+
+    async fn renew_until_done<F: Future>(
+        &self,
+        token: &ClaimToken,
+        lease: Duration,
+        mut work: std::pin::Pin<&mut F>,
+    ) -> F::Output {
+        let period = (lease / 3).max(Duration::from_millis(10));
         let mut renewing = true;
         loop {
             if !renewing {
