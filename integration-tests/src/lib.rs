@@ -6,7 +6,9 @@
 pub mod conformance;
 pub mod conformance_layers;
 pub mod conformance_lifecycle;
+pub mod conformance_metrics;
 mod harness;
+pub mod metrics_probe;
 
 pub use harness::{
     broker_url, expect_none, receive, run_case, run_case_with_lease, Ctx, Outcome, Stop,
@@ -58,6 +60,10 @@ macro_rules! conformance_suite {
                 bad_payloads_dead_lettered,
                 handler_shutdown_drains
             );
+            $crate::conformance_metrics_cases!(
+                $url;
+                metrics_count_exactly
+            );
         }
     };
 }
@@ -88,6 +94,21 @@ macro_rules! conformance_lifecycle_cases {
                 let url: Option<String> = $url;
                 let lease_url: Option<String> = $lease_url;
                 $crate::run_case_with_lease(url, lease_url, stringify!($case), $crate::conformance_lifecycle::$case).await;
+            }
+        )*
+    };
+}
+
+/// Internal: one test per metrics case name.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_metrics_cases {
+    ($url:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let url: Option<String> = $url;
+                $crate::run_case(url, stringify!($case), $crate::conformance_metrics::$case).await;
             }
         )*
     };

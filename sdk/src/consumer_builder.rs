@@ -47,6 +47,10 @@ impl ConsumerBuilder {
         }
     }
 
+    pub(crate) fn adapter(&self) -> &'static str {
+        self.broker.adapter()
+    }
+
     pub(crate) fn destination(&self) -> &str {
         &self.destination
     }
@@ -179,6 +183,7 @@ pub(crate) struct HandlerSettings {
     pub concurrency: usize,
     pub drain_timeout: Duration,
     pub stack: ReceiveStack,
+    pub instruments: Option<Arc<crate::metrics::Instruments>>,
 }
 
 impl Default for HandlerSettings {
@@ -189,6 +194,7 @@ impl Default for HandlerSettings {
             concurrency: 1,
             drain_timeout: Duration::from_secs(30),
             stack: ReceiveStack::with_defaults(DEFAULT_LAYERS),
+            instruments: None,
         }
     }
 }
@@ -294,6 +300,13 @@ impl HandlerBuilder {
     /// unknown name fails the handler's start with a `Config` error listing the layers.
     pub fn without_layer(mut self, name: &str) -> Self {
         self.settings.stack.remove(name);
+        self
+    }
+
+    /// Records the `metrics` layer's measurements (and the runner's settle failures and
+    /// lease extensions) on `instruments` (default: the global meter provider's).
+    pub fn instruments(mut self, instruments: Arc<crate::metrics::Instruments>) -> Self {
+        self.settings.instruments = Some(instruments);
         self
     }
 

@@ -28,6 +28,7 @@ pub mod handler;
 pub mod idempotency;
 pub mod layers;
 pub mod memory;
+pub mod metrics;
 mod producer;
 mod producer_builder;
 pub mod redrive;

@@ -5,8 +5,8 @@ use brokerkit_core::{Error, Message, Result};
 use crate::broker::{check_destination, Broker};
 use crate::layers::send::{
     capability::adapter_service, correlation::CorrelationLayer,
-    idempotency_key::IdempotencyKeyLayer, schema::SchemaLayer, trace_context::TraceContextLayer,
-    SendService, SendStack, Stamp, StampLayer, DEFAULT_LAYERS,
+    idempotency_key::IdempotencyKeyLayer, metrics::MetricsLayer, schema::SchemaLayer,
+    trace_context::SendSpanLayer, SendService, SendStack, Stamp, StampLayer, DEFAULT_LAYERS,
 };
 use crate::layers::SharedService;
 use crate::producer::Producer;
@@ -18,6 +18,7 @@ pub struct ProducerBuilder {
     destination: String,
     stack: SendStack,
     idempotency_key: Option<IdempotencyKeyLayer>,
+    instruments: Option<std::sync::Arc<crate::metrics::Instruments>>,
 }
 
 impl ProducerBuilder {
@@ -27,6 +28,7 @@ impl ProducerBuilder {
             destination: destination.to_string(),
             stack: SendStack::with_defaults(DEFAULT_LAYERS),
             idempotency_key: None,
+            instruments: None,
         }
     }
 
@@ -112,6 +114,13 @@ impl ProducerBuilder {
         self
     }
 
+    /// Records the `metrics` layer's measurements on `instruments` (default: the global meter
+    /// provider's, see [`crate::metrics`]).
+    pub fn instruments(mut self, instruments: std::sync::Arc<crate::metrics::Instruments>) -> Self {
+        self.instruments = Some(instruments);
+        self
+    }
+
     /// Creates the producer (and the destination, where the adapter does that).
     pub async fn build(self) -> Result<Producer> {
         let b = &self.broker;
@@ -124,9 +133,18 @@ impl ProducerBuilder {
             .map_err(context)?;
         let adapter = adapter_service(backend.into(), b.shared_capabilities());
         let key = self.idempotency_key.clone();
+        let metrics = MetricsLayer::new(
+            self.instruments
+                .clone()
+                .unwrap_or_else(crate::metrics::Instruments::global),
+            b.adapter(),
+            &self.destination,
+        );
         let service = self
             .stack
-            .build(adapter, |name, inner| builtin(name, inner, key.as_ref()))
+            .build(adapter, |name, inner| {
+                builtin(name, inner, key.as_ref(), &metrics)
+            })
             .map_err(context)?;
         Ok(Producer::new(service, b.adapter(), &self.destination))
     }
@@ -136,13 +154,15 @@ fn builtin(
     name: &str,
     inner: SendService,
     key: Option<&IdempotencyKeyLayer>,
+    metrics: &MetricsLayer,
 ) -> Option<SendService> {
     use tower::Layer;
     let wrapped: SharedService<_, _> = match name {
-        "trace_context" => StampLayer::new(TraceContextLayer).layer(inner),
+        "trace_context" => SendSpanLayer.layer(inner),
         "correlation" => StampLayer::new(CorrelationLayer).layer(inner),
         "schema" => SchemaLayer.layer(inner),
         "idempotency_key" => StampLayer::new(key?.clone()).layer(inner),
+        "metrics" => metrics.layer(inner),
         _ => return None,
     };
     Some(wrapped)

@@ -20,11 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brokerkit_core::{Capabilities, Delivery, Result};
+use opentelemetry::KeyValue;
 use tokio::sync::watch;
 
 use super::report::Outcome;
 use crate::context::Context;
 use crate::layers::receive::{Disposition, Incoming, ReceiveService};
+use crate::metrics::{with_error, Instruments};
 
 /// What every delivery of one handler run shares.
 pub(crate) struct Lifecycle {
@@ -33,6 +35,8 @@ pub(crate) struct Lifecycle {
     pub group: Option<Arc<str>>,
     /// Lease to keep, where the broker has one and can extend it.
     pub lease: Option<Duration>,
+    instruments: Arc<Instruments>,
+    attributes: Arc<[KeyValue]>,
 }
 
 impl Lifecycle {
@@ -41,12 +45,39 @@ impl Lifecycle {
         destination: &str,
         group: Option<&str>,
         caps: &Capabilities,
+        instruments: Arc<Instruments>,
+        attributes: Arc<[KeyValue]>,
     ) -> Self {
         Lifecycle {
             service,
             destination: Arc::from(destination),
             group: group.map(Arc::from),
             lease: caps.lease.filter(|_| caps.lease_extension.is_available()),
+            instruments,
+            attributes,
+        }
+    }
+
+    fn extended(&self, result: &Result<()>) {
+        match result {
+            Ok(()) => self.instruments.lease_extensions.add(1, &self.attributes),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not extend a delivery's lease; the broker may deliver it again");
+                let attrs = with_error(&self.attributes, e.kind().as_str());
+                self.instruments.lease_extensions.add(1, &attrs);
+            }
+        }
+    }
+
+    fn settle(&self, result: Result<()>, outcome: Outcome) -> Outcome {
+        match result {
+            Ok(()) => outcome,
+            Err(e) => {
+                tracing::warn!(error = %e, "settling the delivery failed; the broker will redeliver it");
+                let attrs = with_error(&self.attributes, e.kind().as_str());
+                self.instruments.settle_failures.add(1, &attrs);
+                Outcome::SettleFailed
+            }
         }
     }
 }
@@ -54,13 +85,14 @@ impl Lifecycle {
 /// Extends the lease of deliveries waiting for a free handler slot (they are not running, so
 /// nothing else does it). Failures are logged: the broker may deliver such a message again.
 pub(crate) async fn extend_waiting<'a>(
-    lease: Duration,
+    life: &Lifecycle,
     waiting: impl Iterator<Item = &'a mut Delivery>,
 ) {
+    let Some(lease) = life.lease else {
+        return;
+    };
     for delivery in waiting {
-        if let Err(e) = delivery.extend(lease).await {
-            tracing::warn!(error = %e, "could not extend the lease of a waiting delivery");
-        }
+        life.extended(&delivery.extend(lease).await);
     }
 }
 
@@ -70,8 +102,8 @@ pub(crate) fn extend_period(lease: Duration) -> Duration {
 }
 
 /// Hands back a delivery that was received but not started (shutdown).
-pub(crate) async fn release(delivery: Delivery) -> Outcome {
-    settle(delivery.nack(None).await, Outcome::Released)
+pub(crate) async fn release(life: &Lifecycle, delivery: Delivery) -> Outcome {
+    life.settle(delivery.nack(None).await, Outcome::Released)
 }
 
 /// Runs one delivery through the layers and settles it. `cancel` fires when the drain
@@ -96,14 +128,14 @@ pub(crate) async fn deliver(
             _ = cancel.wait_for(|c| *c) => Step::Cancelled,
         }
     };
-    let step = keep_lease(&mut delivery, life.lease, work).await;
+    let step = keep_lease(&life, &mut delivery, work).await;
     match step {
-        Step::Cancelled => settle(delivery.nack(None).await, Outcome::Cancelled),
-        Step::Done(Ok(d)) => settle_by(delivery, d).await,
+        Step::Cancelled => life.settle(delivery.nack(None).await, Outcome::Cancelled),
+        Step::Done(Ok(d)) => settle_by(&life, delivery, d).await,
         Step::Done(Err(e)) => {
             // Only when the `retry` layer was removed: never lose the message.
             tracing::warn!(error = %e, "handler failed and no retry layer decided; delivering again");
-            settle(delivery.nack(None).await, Outcome::Retried)
+            life.settle(delivery.nack(None).await, Outcome::Retried)
         }
     }
 }
@@ -114,12 +146,8 @@ enum Step {
 }
 
 /// Runs `work`, extending `delivery`'s lease every third of `lease` until it completes.
-async fn keep_lease<F: Future>(
-    delivery: &mut Delivery,
-    lease: Option<Duration>,
-    work: F,
-) -> F::Output {
-    let Some(lease) = lease else {
+async fn keep_lease<F: Future>(life: &Lifecycle, delivery: &mut Delivery, work: F) -> F::Output {
+    let Some(lease) = life.lease else {
         return work.await;
     };
     tokio::pin!(work);
@@ -128,10 +156,11 @@ async fn keep_lease<F: Future>(
     if let Some(out) = crate::layers::poll_once(work.as_mut()).await {
         return out;
     }
-    Box::pin(extend_until_done(delivery, lease, work)).await
+    Box::pin(extend_until_done(life, delivery, lease, work)).await
 }
 
 async fn extend_until_done<F: Future>(
+    life: &Lifecycle,
     delivery: &mut Delivery,
     lease: Duration,
     mut work: std::pin::Pin<&mut F>,
@@ -151,19 +180,17 @@ async fn extend_until_done<F: Future>(
             out = &mut work => return out,
             answer = &mut extend => answer,
         };
-        if let Err(e) = answer {
-            tracing::warn!(error = %e, "could not extend the delivery's lease; the broker may deliver it again");
-        }
+        life.extended(&answer);
     }
 }
 
 /// Settles as the layers decided, within what the broker can do.
-async fn settle_by(delivery: Delivery, disposition: Disposition) -> Outcome {
+async fn settle_by(life: &Lifecycle, delivery: Delivery, disposition: Disposition) -> Outcome {
     let caps = delivery.capabilities();
     match disposition {
-        Disposition::Ack => settle(delivery.ack().await, Outcome::Acked),
-        Disposition::Duplicate => settle(delivery.ack().await, Outcome::Duplicate),
-        Disposition::Drop => settle(delivery.ack().await, Outcome::Dropped),
+        Disposition::Ack => life.settle(delivery.ack().await, Outcome::Acked),
+        Disposition::Duplicate => life.settle(delivery.ack().await, Outcome::Duplicate),
+        Disposition::Drop => life.settle(delivery.ack().await, Outcome::Dropped),
         Disposition::Retry { delay } => {
             let delay = delay.filter(|d| !d.is_zero()).and_then(|d| {
                 if !caps.delayed_redelivery.is_available() {
@@ -171,28 +198,18 @@ async fn settle_by(delivery: Delivery, disposition: Disposition) -> Outcome {
                 }
                 Some(caps.max_delay.map_or(d, |max| d.min(max)))
             });
-            settle(delivery.nack(delay).await, Outcome::Retried)
+            life.settle(delivery.nack(delay).await, Outcome::Retried)
         }
-        Disposition::RetryLater => settle(delivery.nack(None).await, Outcome::Retried),
+        Disposition::RetryLater => life.settle(delivery.nack(None).await, Outcome::Retried),
         Disposition::DeadLetter(reason) => {
             if !caps.dead_letter.is_available() {
                 tracing::error!(reason = %reason.reason, "cannot dead-letter on this broker; message goes back");
-                return settle(delivery.nack(None).await, Outcome::Retried);
+                return life.settle(delivery.nack(None).await, Outcome::Retried);
             }
-            settle(delivery.dead_letter(reason).await, Outcome::DeadLettered)
+            life.settle(delivery.dead_letter(reason).await, Outcome::DeadLettered)
         }
         // Dispositions added later default to "deliver again": nothing is lost.
         #[allow(unreachable_patterns)]
-        _ => settle(delivery.nack(None).await, Outcome::Retried),
-    }
-}
-
-fn settle(result: Result<()>, outcome: Outcome) -> Outcome {
-    match result {
-        Ok(()) => outcome,
-        Err(e) => {
-            tracing::warn!(error = %e, "settling the delivery failed; the broker will redeliver it");
-            Outcome::SettleFailed
-        }
+        _ => life.settle(delivery.nack(None).await, Outcome::Retried),
     }
 }

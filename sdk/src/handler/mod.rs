@@ -33,7 +33,8 @@ use crate::consumer_builder::{ConsumerBuilder, HandlerSettings};
 use crate::context::Context;
 use crate::layers::receive::{
     correlation::CorrelationLayer, decode::DecodeLayer, handler_fn::handler_service,
-    idempotency::IdempotencyLayer, retry::RetryLayer, trace::TraceLayer, ReceiveService,
+    idempotency::IdempotencyLayer, metrics::MetricsLayer, retry::RetryLayer, trace::TraceLayer,
+    ReceiveService,
 };
 use crate::retry::RetryPolicy;
 use lifecycle::{deliver, extend_period, extend_waiting, release, Lifecycle};
@@ -41,6 +42,7 @@ use lifecycle::{deliver, extend_period, extend_waiting, release, Lifecycle};
 /// A handler ready to run: see [`ConsumerBuilder::handle`].
 pub struct Handler {
     consumer: ConsumerBuilder,
+    instruments: Arc<crate::metrics::Instruments>,
     concurrency: usize,
     drain_timeout: Duration,
     retry: RetryPolicy,
@@ -70,11 +72,22 @@ impl Handler {
         let decode = DecodeLayer::new(decoder);
         let idempotency = settings.idempotency.clone().map(IdempotencyLayer::new);
         let retry_layer = RetryLayer::new(retry.clone());
+        let instruments = settings
+            .instruments
+            .clone()
+            .unwrap_or_else(crate::metrics::Instruments::global);
+        let metrics = MetricsLayer::new(
+            instruments.clone(),
+            consumer.adapter(),
+            consumer.destination(),
+            consumer.group_name(),
+        );
         let service = settings.stack.build(handler_service(f), |name, inner| {
             use tower::Layer;
             Some(match name {
                 "trace" => TraceLayer.layer(inner),
                 "correlation" => CorrelationLayer.layer(inner),
+                "metrics" => metrics.layer(inner),
                 "retry" => retry_layer.layer(inner),
                 "decode" => decode.layer(inner),
                 "idempotency" => idempotency.as_ref()?.layer(inner),
@@ -83,6 +96,7 @@ impl Handler {
         });
         Handler {
             consumer,
+            instruments,
             concurrency: settings.concurrency.max(1),
             drain_timeout: settings.drain_timeout,
             retry,
@@ -139,6 +153,12 @@ impl Handler {
             self.consumer.destination(),
             self.consumer.group_name(),
             caps,
+            self.instruments.clone(),
+            crate::metrics::attributes(
+                self.consumer.adapter(),
+                self.consumer.destination(),
+                self.consumer.group_name(),
+            ),
         );
         let consumer = self.consumer.build().await?;
         Ok((consumer, Arc::new(life), self.concurrency))
@@ -197,7 +217,7 @@ async fn serve(
             _ = tokio::time::sleep_until(next_extend), if extend_due => {
                 // Out of the queue while the broker answers, then back in front, in order.
                 let mut batch = std::mem::take(&mut *lock(&waiting));
-                extend_waiting(life.lease.unwrap_or_default(), batch.iter_mut()).await;
+                extend_waiting(&life, batch.iter_mut()).await;
                 let mut queue = lock(&waiting);
                 while let Some(d) = batch.pop_back() {
                     queue.push_front(d);
@@ -225,7 +245,7 @@ async fn serve(
     }
     let unstarted = std::mem::take(&mut *lock(&waiting));
     for d in unstarted {
-        report.add(release(d).await);
+        report.add(release(&life, d).await);
     }
     consumer.close().await?;
     let drained = tokio::time::timeout(drain_timeout, async {

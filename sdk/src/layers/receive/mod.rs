@@ -7,6 +7,7 @@
 //! |---------------|--------------------|------------------------------------------------------------|
 //! | `trace`       | [`trace`]          | `brokerkit.handle` span, parent from `traceparent`          |
 //! | `correlation` | [`correlation`]    | [`crate::Context::current`] for sends made while handling  |
+//! | `metrics`     | [`metrics`]        | consumed, processed, retried, dead-lettered (OpenTelemetry) |
 //! | `retry`       | [`retry`]          | a failure becomes retry-after-backoff, dead-letter or drop |
 //! | `decode`      | [`decode`]         | decode and schema-validate the payload for the handler     |
 //! | `idempotency` | [`idempotency`]    | run each key once; renew the claim while the handler runs  |
@@ -30,6 +31,7 @@ pub mod correlation;
 pub mod decode;
 pub mod handler_fn;
 pub mod idempotency;
+pub mod metrics;
 pub mod retry;
 pub mod trace;
 
@@ -49,7 +51,14 @@ pub type ReceiveService = crate::layers::SharedService<Incoming, Disposition>;
 pub type ReceiveStack = crate::layers::LayerStack<Incoming, Disposition>;
 
 /// The default receive layers, outermost first.
-pub const DEFAULT_LAYERS: &[&str] = &["trace", "correlation", "retry", "decode", "idempotency"];
+pub const DEFAULT_LAYERS: &[&str] = &[
+    "trace",
+    "correlation",
+    "metrics",
+    "retry",
+    "decode",
+    "idempotency",
+];
 
 /// One delivery as the layers see it: the message, its [`Context`] and typed extensions that
 /// layers pass inward (the decoded event, for example). The delivery itself stays with the

@@ -10,6 +10,7 @@
 //! | `correlation`     | [`correlation`]       | message-id, correlation-id, causation-id, timestamp |
 //! | `schema`          | [`schema`]            | typed events validated against their JSON Schema   |
 //! | `idempotency_key` | [`idempotency_key`]   | the key from your function (when configured)        |
+//! | `metrics`         | [`metrics`]           | sent messages and send duration (OpenTelemetry)     |
 //! | *your layers*     |                       | [`crate::ProducerBuilder::layer`] adds them here     |
 //! | (always)          | [`capability`]        | the broker's capability check, then the adapter     |
 //!
@@ -19,6 +20,7 @@
 pub mod capability;
 pub mod correlation;
 pub mod idempotency_key;
+pub mod metrics;
 pub mod schema;
 pub mod trace_context;
 
@@ -36,7 +38,13 @@ pub type SendService = SharedService<Outgoing, ()>;
 pub type SendStack = crate::layers::LayerStack<Outgoing, ()>;
 
 /// The default send layers, outermost first.
-pub const DEFAULT_LAYERS: &[&str] = &["trace_context", "correlation", "schema", "idempotency_key"];
+pub const DEFAULT_LAYERS: &[&str] = &[
+    "trace_context",
+    "correlation",
+    "schema",
+    "idempotency_key",
+    "metrics",
+];
 
 /// What a send layer sees: the destination, one message or a batch, and typed extensions
 /// (e.g. the schema of a typed event, attached by `send_event`).
