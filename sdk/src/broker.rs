@@ -16,6 +16,7 @@ pub const URL_ENV: &str = "BROKERKIT_URL";
 pub struct Broker {
     backend: Arc<dyn Backend>,
     capabilities: Arc<Capabilities>,
+    stats: Arc<crate::health::Stats>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -57,6 +58,7 @@ impl Broker {
         Broker {
             backend,
             capabilities,
+            stats: Arc::default(),
         }
     }
 
@@ -90,7 +92,18 @@ impl Broker {
 
     /// Closes the connection; later operations fail with `Closed`.
     pub async fn close(&self) -> Result<()> {
+        self.stats.closed();
         self.backend.close().await
+    }
+
+    /// Health without I/O (see [`crate::health`]): last successful round trip, consumers
+    /// and handlers running, deliveries in flight and stuck handlers.
+    pub fn health(&self) -> crate::health::Health {
+        self.stats.snapshot(self.adapter())
+    }
+
+    pub(crate) fn stats(&self) -> &Arc<crate::health::Stats> {
+        &self.stats
     }
 }
 

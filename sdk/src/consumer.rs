@@ -8,6 +8,7 @@ use tokio::sync::watch;
 /// Receives deliveries from one destination for one group.
 pub struct Consumer {
     backend: Box<dyn ConsumerBackend>,
+    stats: Arc<crate::health::Stats>,
     broker: &'static str,
     destination: Arc<str>,
     shutdown: watch::Receiver<bool>,
@@ -30,12 +31,15 @@ impl ShutdownHandle {
 impl Consumer {
     pub(crate) fn new(
         backend: Box<dyn ConsumerBackend>,
+        stats: Arc<crate::health::Stats>,
         broker: &'static str,
         destination: &str,
     ) -> Self {
         let (tx, rx) = watch::channel(false);
+        stats.consumer_opened();
         Consumer {
             backend,
+            stats,
             broker,
             destination: destination.into(),
             shutdown: rx,
@@ -66,7 +70,10 @@ impl Consumer {
             got = self.backend.next() => Some(got),
         };
         match got {
-            Some(Ok(Some(d))) => Ok(Some(d)),
+            Some(Ok(Some(d))) => {
+                self.stats.round_trip();
+                Ok(Some(d))
+            }
             Some(Ok(None)) | None => {
                 self.close().await?;
                 Ok(None)
@@ -81,10 +88,19 @@ impl Consumer {
             return Ok(());
         }
         self.closed = true;
+        self.stats.consumer_closed();
         self.trigger.send_replace(true);
         self.backend
             .close()
             .await
             .map_err(|e| e.or_context(self.broker, &self.destination, "close"))
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.stats.consumer_closed();
+        }
     }
 }

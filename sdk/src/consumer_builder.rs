@@ -47,6 +47,10 @@ impl ConsumerBuilder {
         }
     }
 
+    pub(crate) fn stats(&self) -> &Arc<crate::health::Stats> {
+        self.broker.stats()
+    }
+
     pub(crate) fn adapter(&self) -> &'static str {
         self.broker.adapter()
     }
@@ -170,7 +174,12 @@ impl ConsumerBuilder {
             .consumer(&self.destination, &self.options)
             .await
             .map_err(context)?;
-        Ok(Consumer::new(backend, b.adapter(), &self.destination))
+        Ok(Consumer::new(
+            backend,
+            b.stats().clone(),
+            b.adapter(),
+            &self.destination,
+        ))
     }
 }
 

@@ -25,6 +25,7 @@ mod consumer_builder;
 mod context;
 mod event;
 pub mod handler;
+pub mod health;
 pub mod idempotency;
 pub mod layers;
 pub mod memory;

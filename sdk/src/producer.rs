@@ -13,14 +13,21 @@ use crate::layers::send::{Outgoing, SendService};
 #[derive(Clone)]
 pub struct Producer {
     service: SendService,
+    stats: Arc<crate::health::Stats>,
     broker: &'static str,
     destination: Arc<str>,
 }
 
 impl Producer {
-    pub(crate) fn new(service: SendService, broker: &'static str, destination: &str) -> Self {
+    pub(crate) fn new(
+        service: SendService,
+        stats: Arc<crate::health::Stats>,
+        broker: &'static str,
+        destination: &str,
+    ) -> Self {
         Producer {
             service,
+            stats,
             broker,
             destination: destination.into(),
         }
@@ -61,7 +68,12 @@ impl Producer {
     }
 
     async fn run(&self, out: Outgoing, op: &'static str) -> Result<()> {
-        self.service.run(out).await.map_err(|e| self.context(e, op))
+        self.service
+            .run(out)
+            .await
+            .map_err(|e| self.context(e, op))?;
+        self.stats.round_trip();
+        Ok(())
     }
 
     fn context(&self, e: Error, op: &'static str) -> Error {

@@ -146,7 +146,12 @@ impl ProducerBuilder {
                 builtin(name, inner, key.as_ref(), &metrics)
             })
             .map_err(context)?;
-        Ok(Producer::new(service, b.adapter(), &self.destination))
+        Ok(Producer::new(
+            service,
+            b.stats().clone(),
+            b.adapter(),
+            &self.destination,
+        ))
     }
 }
 

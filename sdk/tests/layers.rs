@@ -60,6 +60,7 @@ async fn user_receive_layer_counts_and_rejects_a_tenant() {
         [
             "trace",
             "correlation",
+            "metrics",
             "retry",
             "decode",
             "idempotency",
@@ -193,7 +194,7 @@ async fn defaults_can_be_removed_and_mistakes_are_config_errors() {
     let builder = broker.producer("plain").without_layer("correlation");
     assert_eq!(
         builder.layer_names(),
-        ["trace_context", "schema", "idempotency_key"]
+        ["trace_context", "schema", "idempotency_key", "metrics"]
     );
     builder
         .build()
@@ -240,4 +241,45 @@ async fn raw_consumer_gets_correlation_context() {
     let next = recv(&mut second).await;
     assert_eq!(next.message().headers.causation_id(), Some(id.as_str()));
     assert_eq!(next.message().headers.correlation_id(), Some(id.as_str()));
+}
+
+/// Health needs no I/O: a running handler shows its live report and a stuck handler.
+#[tokio::test]
+async fn health_shows_running_handlers_and_stuck_ones() {
+    let broker = Broker::connect("memory://?visibility_timeout_ms=300")
+        .await
+        .unwrap();
+    assert_eq!(broker.health().last_round_trip, None);
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let stop_in = stop.clone();
+    let running = broker
+        .consumer("health")
+        .drain_timeout(Duration::from_millis(100))
+        .handle_raw(|_ctx, m: Message| async move {
+            if &m.payload[..] == b"hang" {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            Ok(())
+        })
+        .start(async move { stop_in.notified().await })
+        .await
+        .unwrap();
+    let producer = broker.producer("health").build().await.unwrap();
+    producer.send(Message::new("ok")).await.unwrap();
+    producer.send(Message::new("hang")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let h = running.health();
+    assert_eq!(h.report.acked, 1);
+    assert_eq!((h.in_flight, h.stuck), (1, 1), "{h:?}");
+    let b = broker.health();
+    assert_eq!(
+        (b.handlers_running, b.handlers_stuck, b.consumers_running),
+        (1, 1, 1)
+    );
+    assert!(b.last_round_trip.is_some() && !b.is_ready(Duration::from_secs(60)));
+    stop.notify_one();
+    let report = running.join().await.unwrap();
+    assert_eq!((report.acked, report.cancelled), (1, 1));
+    let b = broker.health();
+    assert_eq!((b.handlers_running, b.consumers_running), (0, 0));
 }

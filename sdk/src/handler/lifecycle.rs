@@ -23,7 +23,7 @@ use brokerkit_core::{Capabilities, Delivery, Result};
 use opentelemetry::KeyValue;
 use tokio::sync::watch;
 
-use super::report::Outcome;
+use super::report::{Outcome, RunReport};
 use crate::context::Context;
 use crate::layers::receive::{Disposition, Incoming, ReceiveService};
 use crate::metrics::{with_error, Instruments};
@@ -37,9 +37,97 @@ pub(crate) struct Lifecycle {
     pub lease: Option<Duration>,
     instruments: Arc<Instruments>,
     attributes: Arc<[KeyValue]>,
+    /// Live counts and the start time of each delivery being handled, for health.
+    state: std::sync::Mutex<RunState>,
+    /// A handler running longer than this is counted as stuck.
+    stuck_after: Duration,
+}
+
+#[derive(Default)]
+struct RunState {
+    report: RunReport,
+    running: std::collections::HashMap<u64, std::time::Instant>,
+    next_id: u64,
+    waiting: usize,
+}
+
+/// A live view of one running handler (see [`super::RunningHandler::health`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HandlerHealth {
+    /// Counts so far.
+    pub report: RunReport,
+    /// Deliveries being handled now.
+    pub in_flight: usize,
+    /// Deliveries received and waiting for a free handler slot.
+    pub waiting: usize,
+    /// Deliveries handled for longer than the lease (the broker's, or 30 s where the broker
+    /// has none).
+    pub stuck: usize,
+    /// How long the oldest delivery being handled has been running.
+    pub oldest: Option<Duration>,
+}
+
+impl crate::health::Reporting for Lifecycle {
+    fn health(&self) -> HandlerHealth {
+        let st = self.lock();
+        let now = std::time::Instant::now();
+        let ages = st
+            .running
+            .values()
+            .map(|t| now.saturating_duration_since(*t));
+        HandlerHealth {
+            report: st.report.clone(),
+            in_flight: st.running.len(),
+            waiting: st.waiting,
+            stuck: ages.clone().filter(|a| *a > self.stuck_after).count(),
+            oldest: ages.max(),
+        }
+    }
+}
+
+/// Takes a delivery off the running list however its processing ends.
+struct Running<'a>(&'a Lifecycle, u64);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.lock().running.remove(&self.1);
+    }
 }
 
 impl Lifecycle {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RunState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn running(&self) -> Running<'_> {
+        let mut st = self.lock();
+        st.next_id += 1;
+        let id = st.next_id;
+        st.running.insert(id, std::time::Instant::now());
+        Running(self, id)
+    }
+
+    /// Counts an outcome in the live report.
+    pub fn record(&self, outcome: Outcome) {
+        self.lock().report.add(outcome);
+    }
+
+    /// Counts handlers aborted at shutdown.
+    pub fn aborted(&self, n: u64) {
+        self.lock().report.cancelled += n;
+    }
+
+    /// The report so far.
+    pub fn report(&self) -> RunReport {
+        self.lock().report.clone()
+    }
+
+    /// How many received deliveries wait for a slot.
+    pub fn set_waiting(&self, n: usize) {
+        self.lock().waiting = n;
+    }
+
     pub fn new(
         service: ReceiveService,
         destination: &str,
@@ -55,6 +143,8 @@ impl Lifecycle {
             lease: caps.lease.filter(|_| caps.lease_extension.is_available()),
             instruments,
             attributes,
+            state: Default::default(),
+            stuck_after: caps.lease.unwrap_or(Duration::from_secs(30)),
         }
     }
 
@@ -120,6 +210,7 @@ pub(crate) async fn deliver(
         delivery.attempt(),
     );
     let incoming = Incoming::new(delivery.message().clone(), context);
+    let running = life.running();
     let run = life.service.run(incoming);
     let work = async {
         tokio::select! {
@@ -129,6 +220,7 @@ pub(crate) async fn deliver(
         }
     };
     let step = keep_lease(&life, &mut delivery, work).await;
+    drop(running);
     match step {
         Step::Cancelled => life.settle(delivery.nack(None).await, Outcome::Cancelled),
         Step::Done(Ok(d)) => settle_by(&life, delivery, d).await,

@@ -37,6 +37,7 @@ use crate::layers::receive::{
     ReceiveService,
 };
 use crate::retry::RetryPolicy;
+pub use lifecycle::HandlerHealth;
 use lifecycle::{deliver, extend_period, extend_waiting, release, Lifecycle};
 
 /// A handler ready to run: see [`ConsumerBuilder::handle`].
@@ -127,13 +128,8 @@ impl Handler {
     ) -> Result<RunningHandler> {
         let (consumer, life, concurrency) = self.subscribe().await?;
         let drain = self.drain_timeout;
-        Ok(RunningHandler(tokio::spawn(serve(
-            consumer,
-            life,
-            concurrency,
-            drain,
-            shutdown,
-        ))))
+        let task = tokio::spawn(serve(consumer, life.clone(), concurrency, drain, shutdown));
+        Ok(RunningHandler(task, life))
     }
 
     async fn subscribe(&self) -> Result<(crate::Consumer, Arc<Lifecycle>, usize)> {
@@ -161,7 +157,11 @@ impl Handler {
             ),
         );
         let consumer = self.consumer.build().await?;
-        Ok((consumer, Arc::new(life), self.concurrency))
+        let life = Arc::new(life);
+        let weak: std::sync::Weak<dyn crate::health::Reporting> =
+            Arc::downgrade(&life) as std::sync::Weak<dyn crate::health::Reporting>;
+        self.consumer.stats().register(weak);
+        Ok((consumer, life, self.concurrency))
     }
 }
 
@@ -174,17 +174,18 @@ fn lock(waiting: &Waiting) -> std::sync::MutexGuard<'_, VecDeque<brokerkit_core:
 }
 
 /// One handler slot: runs waiting deliveries one after another until none is left.
-async fn worker(
-    life: Arc<Lifecycle>,
-    waiting: Waiting,
-    cancel: watch::Receiver<bool>,
-) -> RunReport {
-    let mut report = RunReport::default();
+async fn worker(life: Arc<Lifecycle>, waiting: Waiting, cancel: watch::Receiver<bool>) {
     loop {
-        let Some(delivery) = lock(&waiting).pop_front() else {
-            return report;
+        let next = {
+            let mut queue = lock(&waiting);
+            let next = queue.pop_front();
+            life.set_waiting(queue.len());
+            next
         };
-        report.add(deliver(life.clone(), delivery, cancel.clone()).await);
+        let Some(delivery) = next else {
+            return;
+        };
+        life.record(deliver(life.clone(), delivery, cancel.clone()).await);
     }
 }
 
@@ -197,7 +198,6 @@ async fn serve(
 ) -> Result<RunReport> {
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let mut report = RunReport::default();
     let waiting: Waiting = Arc::default();
     let period = life.lease.map(extend_period);
     let mut next_extend = tokio::time::Instant::now();
@@ -211,7 +211,7 @@ async fn serve(
             biased;
             _ = &mut shutdown => break,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                report.merge(&done.map_err(join_error)?);
+                done.map_err(join_error)?;
                 continue;
             }
             _ = tokio::time::sleep_until(next_extend), if extend_due => {
@@ -242,15 +242,16 @@ async fn serve(
             next_extend = tokio::time::Instant::now() + period.unwrap_or_default();
         }
         queue.push_back(delivery);
+        life.set_waiting(queue.len());
     }
     let unstarted = std::mem::take(&mut *lock(&waiting));
     for d in unstarted {
-        report.add(release(&life, d).await);
+        life.record(release(&life, d).await);
     }
     consumer.close().await?;
     let drained = tokio::time::timeout(drain_timeout, async {
         while let Some(done) = tasks.join_next().await {
-            report.merge(&done.map_err(join_error)?);
+            done.map_err(join_error)?;
         }
         Ok::<_, Error>(())
     })
@@ -264,7 +265,7 @@ async fn serve(
             let settle_bound = drain_timeout.max(Duration::from_secs(5));
             let settled = tokio::time::timeout(settle_bound, async {
                 while let Some(done) = tasks.join_next().await {
-                    report.merge(&done.map_err(join_error)?);
+                    done.map_err(join_error)?;
                 }
                 Ok::<_, Error>(())
             })
@@ -272,20 +273,25 @@ async fn serve(
             match settled {
                 Ok(r) => r?,
                 Err(_) => {
-                    report.cancelled += tasks.len() as u64;
+                    life.aborted(tasks.len() as u64);
                     tasks.abort_all();
                     tracing::warn!("handlers did not settle after cancellation; aborted");
                 }
             }
         }
     }
-    Ok(report)
+    Ok(life.report())
 }
 
 /// A handler running on its own task (see [`Handler::start`]).
-pub struct RunningHandler(tokio::task::JoinHandle<Result<RunReport>>);
+pub struct RunningHandler(tokio::task::JoinHandle<Result<RunReport>>, Arc<Lifecycle>);
 
 impl RunningHandler {
+    /// A live view: the report so far, deliveries in flight and waiting, stuck handlers.
+    pub fn health(&self) -> HandlerHealth {
+        crate::health::Reporting::health(&*self.1)
+    }
+
     /// Waits for the run to end (after its shutdown signal) and returns its report.
     pub async fn join(self) -> Result<RunReport> {
         self.0.await.map_err(join_error)?

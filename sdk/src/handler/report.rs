@@ -49,17 +49,6 @@ impl RunReport {
         *n += 1;
     }
 
-    pub(crate) fn merge(&mut self, o: &RunReport) {
-        self.acked += o.acked;
-        self.duplicates += o.duplicates;
-        self.retried += o.retried;
-        self.dead_lettered += o.dead_lettered;
-        self.dropped += o.dropped;
-        self.cancelled += o.cancelled;
-        self.released += o.released;
-        self.settle_failed += o.settle_failed;
-    }
-
     /// Deliveries processed in all.
     pub fn total(&self) -> u64 {
         self.acked
