@@ -283,3 +283,60 @@ async fn health_shows_running_handlers_and_stuck_ones() {
     let b = broker.health();
     assert_eq!((b.handlers_running, b.consumers_running), (0, 0));
 }
+
+/// A panic in the idempotency key function or in the synchronous part of a handler closure
+/// dead-letters that message; the run goes on and drains normally.
+#[tokio::test]
+async fn panics_in_key_functions_and_handler_closures_do_not_stop_the_run() {
+    let broker = Broker::connect("memory://").await.unwrap();
+    let mut dlq = broker
+        .consumer(&dead_letter_destination("panics"))
+        .build()
+        .await
+        .unwrap();
+    let store = brokerkit::connect_store("memory://").await.unwrap();
+    let idem = brokerkit::Idempotency::new(store).key_fn(|m: &Message| {
+        assert!(&m.payload[..] != b"key", "key function blew up");
+        Some(String::from_utf8_lossy(&m.payload).into_owned())
+    });
+    let handled = Arc::new(AtomicUsize::new(0));
+    let handled_in = handled.clone();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let stop_in = stop.clone();
+    let running = broker
+        .consumer("panics")
+        .retry(RetryPolicy::immediate(2))
+        .idempotency(idem)
+        .handle_raw(move |_ctx, m: Message| {
+            assert!(&m.payload[..] != b"sync", "handler closure blew up");
+            handled_in.fetch_add(1, Ordering::SeqCst);
+            async { Ok(()) }
+        })
+        .start(async move { stop_in.notified().await })
+        .await
+        .unwrap();
+    let producer = broker.producer("panics").build().await.unwrap();
+    for body in ["key", "sync", "fine"] {
+        producer.send(Message::new(body)).await.unwrap();
+    }
+    let mut dead = Vec::new();
+    for _ in 0..2 {
+        let d = recv(&mut dlq).await;
+        let envelope = DeadLetterEnvelope::read_from(&d.message().headers).unwrap();
+        assert!(
+            envelope.reason.reason.contains("panicked"),
+            "{}",
+            envelope.reason.reason
+        );
+        dead.push(d.message().payload.to_vec());
+        d.ack().await.unwrap();
+    }
+    dead.sort();
+    assert_eq!(dead, vec![b"key".to_vec(), b"sync".to_vec()]);
+    while handled.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.notify_one();
+    let report = running.join().await.expect("the run survives the panics");
+    assert_eq!((report.acked, report.dead_lettered), (1, 2));
+}

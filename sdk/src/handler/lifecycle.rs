@@ -211,7 +211,7 @@ pub(crate) async fn deliver(
     );
     let incoming = Incoming::new(delivery.message().clone(), context);
     let running = life.running();
-    let run = life.service.run(incoming);
+    let run = super::CatchPanic::layers(life.service.run(incoming));
     let work = async {
         tokio::select! {
             biased;
@@ -225,8 +225,9 @@ pub(crate) async fn deliver(
         Step::Cancelled => life.settle(delivery.nack(None).await, Outcome::Cancelled),
         Step::Done(Ok(d)) => settle_by(&life, delivery, d).await,
         Step::Done(Err(e)) => {
-            // Only when the `retry` layer was removed: never lose the message.
-            tracing::warn!(error = %e, "handler failed and no retry layer decided; delivering again");
+            // The `retry` layer was removed, or a layer outside it panicked: never lose the
+            // message.
+            tracing::error!(error = %e, "no retry layer decided for this failure; delivering again");
             life.settle(delivery.nack(None).await, Outcome::Retried)
         }
     }

@@ -25,7 +25,7 @@ use brokerkit_core::{Error, ErrorKind, Result};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-pub(crate) use catch_panic::CatchPanic;
+pub(crate) use catch_panic::{call_catching, CatchPanic};
 pub use decode::{Decoder, JsonWithSchema, Raw, Rejection, Typed};
 pub use report::RunReport;
 
@@ -211,7 +211,10 @@ async fn serve(
             biased;
             _ = &mut shutdown => break,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                done.map_err(join_error)?;
+                if let Err(e) = done {
+                    // Panics are caught per delivery; this is a bug, but the run goes on.
+                    tracing::error!(error = %e, "a handler worker ended abnormally");
+                }
                 continue;
             }
             _ = tokio::time::sleep_until(next_extend), if extend_due => {

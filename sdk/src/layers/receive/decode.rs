@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use brokerkit_core::{Result, ValidationIssue};
+use brokerkit_core::{ErrorKind, Result, ValidationIssue};
 
 use super::{BoxFuture, Call, Disposition, Incoming, ReceiveService};
-use crate::handler::Decoder;
+use crate::handler::{Decoder, Rejection};
 
 /// See the [module docs](self).
 pub struct DecodeLayer<D> {
@@ -50,7 +50,10 @@ struct Decode<D> {
 
 impl<D: Decoder> Call<Incoming, Disposition> for Decode<D> {
     fn call(self: Arc<Self>, mut request: Incoming) -> BoxFuture<Result<Disposition>> {
-        match self.decoder.decode(&request.message) {
+        let decoded = crate::handler::call_catching("the decoder", ErrorKind::Decode, || {
+            self.decoder.decode(&request.message)
+        });
+        match decoded.map_err(Rejection::from).and_then(|r| r) {
             Ok(input) => {
                 request.extensions_mut().insert(input);
                 self.inner.run(request)

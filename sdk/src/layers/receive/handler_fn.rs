@@ -9,7 +9,7 @@ use brokerkit_core::{Error, ErrorKind, Result};
 
 use super::{BoxFuture, Call, Disposition, Incoming, ReceiveService};
 use crate::context::Context;
-use crate::handler::CatchPanic;
+use crate::handler::{call_catching, CatchPanic};
 
 /// Wraps `f` as the innermost receive service; its input of type `T` comes from the
 /// request's extensions (put there by the `decode` layer).
@@ -47,7 +47,15 @@ where
             );
             return Box::pin(std::future::ready(Err(e)));
         };
-        let run = CatchPanic((self.f)(request.context, input));
-        Box::pin(async move { run.await.map(|()| Disposition::Ack) })
+        // The closure's synchronous part may panic too.
+        let started = call_catching("handler", ErrorKind::Handler, || {
+            (self.f)(request.context, input)
+        });
+        match started {
+            Ok(fut) => {
+                Box::pin(async move { CatchPanic::handler(fut).await.map(|()| Disposition::Ack) })
+            }
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
     }
 }

@@ -66,7 +66,12 @@ impl Call<Incoming, Disposition> for IdempotentService {
     fn call(self: Arc<Self>, request: Incoming) -> BoxFuture<Result<Disposition>> {
         Box::pin(async move {
             let idem = &self.settings;
-            let key = scoped_key(&request.context, &idem.key_of(&request.message)?);
+            let key = crate::handler::call_catching(
+                "the idempotency key function",
+                brokerkit_core::ErrorKind::Decode,
+                || idem.key_of(&request.message),
+            )??;
+            let key = scoped_key(&request.context, &key);
             let token = match idem.store.claim(&key, idem.lease).await {
                 Ok(Claim::Acquired(token)) => token,
                 Ok(Claim::Done) => return Ok(Disposition::Duplicate),
