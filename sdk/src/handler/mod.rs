@@ -201,6 +201,7 @@ async fn serve(
     let waiting: Waiting = Arc::default();
     let period = life.lease.map(extend_period);
     let mut next_extend = tokio::time::Instant::now();
+    let mut fatal = None;
     tokio::pin!(shutdown);
     loop {
         while tasks.len() < concurrency && !lock(&waiting).is_empty() {
@@ -238,7 +239,12 @@ async fn serve(
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                // Still drain what was taken and close before reporting it.
+                tracing::error!(error = %e, "receive failed for good; draining and stopping");
+                fatal = Some(e);
+                break;
+            }
         };
         let mut queue = lock(&waiting);
         if queue.is_empty() {
@@ -283,7 +289,10 @@ async fn serve(
             }
         }
     }
-    Ok(life.report())
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(life.report()),
+    }
 }
 
 /// A handler running on its own task (see [`Handler::start`]).
