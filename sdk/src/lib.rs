@@ -36,6 +36,7 @@ pub mod redrive;
 pub mod registry;
 pub mod retry;
 pub mod schema;
+mod shutdown;
 
 pub use broker::{Broker, URL_ENV};
 pub use brokerkit_core as core;
@@ -56,6 +57,7 @@ pub use redrive::{redrive, RedriveOptions, RedriveReport};
 pub use registry::Registry;
 pub use retry::{Backoff, Decision, RetryPolicy};
 pub use schema::SchemaValidator;
+pub use shutdown::shutdown_signal;
 
 /// The group a consumer joins when it names none.
 pub const DEFAULT_GROUP: &str = "default";
