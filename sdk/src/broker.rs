@@ -70,6 +70,10 @@ impl Broker {
         }
     }
 
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
     /// The adapter's name, e.g. `memory`.
     pub fn adapter(&self) -> &'static str {
         self.backend.name()

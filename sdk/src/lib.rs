@@ -20,6 +20,9 @@
 #![warn(missing_docs)]
 
 mod broker;
+mod browse;
+#[cfg(feature = "config-file")]
+pub mod config_file;
 mod consumer;
 mod context;
 mod event;
@@ -36,10 +39,13 @@ pub mod schema;
 pub use broker::{Broker, ConsumerBuilder, ProducerBuilder, URL_ENV};
 pub use brokerkit_core as core;
 pub use brokerkit_core::{
-    dead_letter_destination, Backend, BrokerUrl, Bytes, Capabilities, ConsumerBackend,
-    ConsumerOptions, DeadLetterEnvelope, DeadLetterReason, Delivery, Error, ErrorKind, Headers,
-    Message, ProducerBackend, Result, Support, ValidationIssue,
+    dead_letter_destination, Backend, BrokerUrl, BrowsedMessage, Bytes, Capabilities,
+    ConsumerBackend, ConsumerOptions, DeadLetterEnvelope, DeadLetterReason, Delivery, Error,
+    ErrorKind, Headers, Message, ProducerBackend, Result, Support, ValidationIssue,
 };
+pub use browse::{DeadLetterView, MAX_BROWSE};
+#[cfg(feature = "config-file")]
+pub use config_file::BrokerConfig;
 pub use consumer::{Consumer, ShutdownHandle};
 pub use context::Context;
 pub use event::{encode_event, Event};

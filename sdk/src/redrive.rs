@@ -20,6 +20,7 @@ pub struct RedriveOptions {
     limit: usize,
     group: Option<String>,
     idle: Duration,
+    rate: Option<f64>,
 }
 
 impl Default for RedriveOptions {
@@ -30,6 +31,7 @@ impl Default for RedriveOptions {
             limit: 1000,
             group: None,
             idle: Duration::from_secs(1),
+            rate: None,
         }
     }
 }
@@ -56,6 +58,13 @@ impl RedriveOptions {
         self
     }
 
+    /// Sends at most `per_second` messages a second (spreads the load on the original
+    /// destination's consumers). Ignored unless positive.
+    pub fn rate(mut self, per_second: f64) -> Self {
+        self.rate = (per_second.is_finite() && per_second > 0.0).then_some(per_second);
+        self
+    }
+
     /// Stops after this long without a message.
     pub fn idle(mut self, idle: Duration) -> Self {
         self.idle = idle;
@@ -70,6 +79,13 @@ pub struct RedriveReport {
     pub moved: HashMap<String, usize>,
     /// Messages left in place (filtered out or without an envelope).
     pub skipped: usize,
+    /// Dead letters the destination holds (seen by [`Broker::browse`] before the redrive) that
+    /// the redrive's group never received: on brokers where a group created after the
+    /// messages starts at the tail (NATS JetStream when the stream already has consumers), or
+    /// that group already consumed them. Non-zero means "look": pass
+    /// [`RedriveOptions::group`] naming the group that holds them. Always 0 where the broker
+    /// cannot browse.
+    pub unreached: usize,
 }
 
 impl RedriveReport {
@@ -88,6 +104,21 @@ pub async fn redrive(
     dead_letter_destination: &str,
     options: RedriveOptions,
 ) -> Result<RedriveReport> {
+    // What the destination holds before we start, to detect a group that starts at the tail
+    // instead of reporting "moved 0" (see `RedriveReport::unreached`).
+    let stored = if broker.capabilities().browse.is_available() {
+        broker
+            .browse(
+                dead_letter_destination,
+                options.limit.min(crate::MAX_BROWSE),
+            )
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let interval = options.rate.map(|r| Duration::from_secs_f64(1.0 / r));
     let mut builder = broker
         .consumer(dead_letter_destination)
         .prefetch(options.limit + 256);
@@ -123,6 +154,11 @@ pub async fn redrive(
         let mut message = d.message().clone();
         strip_envelope(&mut message.headers);
         if let Some(p) = producers.get(&origin) {
+            if let Some(interval) = interval {
+                if report.total_moved() > 0 {
+                    tokio::time::sleep(interval).await;
+                }
+            }
             p.send(message).await?;
         }
         d.ack().await?;
@@ -131,6 +167,17 @@ pub async fn redrive(
     consumer.close().await?;
     for d in kept {
         d.nack(None).await?;
+    }
+    let seen = report.total_moved() + report.skipped;
+    if seen < stored && report.total_moved() < options.limit {
+        report.unreached = stored - seen;
+        tracing::warn!(
+            destination = dead_letter_destination,
+            stored,
+            seen,
+            "redrive: the group did not receive every stored dead letter; it may have started at \
+             the tail or consumed them before; name the group that holds them"
+        );
     }
     Ok(report)
 }
