@@ -144,7 +144,7 @@ impl BrokerConfig {
         figment = figment.merge(
             Env::prefixed("BROKERKIT_")
                 .filter(|k| {
-                    let k = k.as_str();
+                    let k = k.as_str().to_ascii_lowercase();
                     k == "url" || k == "visibility_timeout_ms" || k.starts_with("destinations__")
                 })
                 .split("__"),
