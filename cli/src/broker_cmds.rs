@@ -165,7 +165,7 @@ pub async fn tail(cli: &Cli, a: &TailArgs) -> CmdResult {
         }
     }
     consumer.close().await.ok();
-    broker.close().await.ok();
+    crate::close(&broker).await;
     print::note(&format!("tail: {seen} message(s)"));
     Ok(Outcome::Ok)
 }

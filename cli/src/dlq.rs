@@ -260,7 +260,7 @@ async fn redrive_cmd(cli: &Cli, a: &RedriveArgs) -> CmdResult {
         options = options.rate(r);
     }
     let r = redrive(&broker, &dlq, options).await?;
-    broker.close().await.ok();
+    crate::close(&broker).await;
     let moved: BTreeMap<String, usize> = r.moved.into_iter().collect();
     report(cli, &dlq, false, &moved, r.skipped, r.unreached);
     if r.unreached > 0 {

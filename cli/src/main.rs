@@ -108,6 +108,16 @@ pub async fn connect(cli: &Cli) -> Result<(Broker, BrokerConfig), Failure> {
     Ok((broker, config))
 }
 
+/// Closes the broker before the process exits. The Kafka adapter's consumer commits its last
+/// settled offsets on its own thread after `close` returns; a process that exits at once loses
+/// that commit (its acks would be read again), so the CLI gives it a moment.
+pub async fn close(broker: &Broker) {
+    broker.close().await.ok();
+    if broker.adapter() == "kafka" {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+}
+
 /// The configured URL with secrets redacted.
 pub fn redacted_url(config: &BrokerConfig) -> String {
     let url = config.url.as_deref().unwrap_or("memory://");

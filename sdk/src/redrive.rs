@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brokerkit_core::dead_letter::strip_envelope;
-use brokerkit_core::{DeadLetterEnvelope, Message, Result};
+use brokerkit_core::{DeadLetterEnvelope, Message, Result, Support};
+
+/// How long dead letters a redrive leaves in place stay invisible (brokers with native delay).
+const KEPT_DELAY: Duration = Duration::from_secs(1);
 
 use crate::broker::Broker;
 use crate::producer::Producer;
@@ -79,12 +82,12 @@ pub struct RedriveReport {
     pub moved: HashMap<String, usize>,
     /// Messages left in place (filtered out or without an envelope).
     pub skipped: usize,
-    /// Dead letters the destination holds (seen by [`Broker::browse`] before the redrive) that
-    /// the redrive's group never received: on brokers where a group created after the
-    /// messages starts at the tail (NATS JetStream when the stream already has consumers), or
-    /// that group already consumed them. Non-zero means "look": pass
-    /// [`RedriveOptions::group`] naming the group that holds them. Always 0 where the broker
-    /// cannot browse.
+    /// Set when the redrive's group received nothing at all while [`Broker::browse`] showed
+    /// this many dead letters held: on brokers where a group created after the messages
+    /// starts at the tail (NATS JetStream when the stream already has consumers), or where that
+    /// group holds them elsewhere. Non-zero means "moved 0, but there is something there":
+    /// pass [`RedriveOptions::group`] naming the group that holds them. Always 0 where the
+    /// broker cannot browse.
     pub unreached: usize,
 }
 
@@ -164,13 +167,19 @@ pub async fn redrive(
         d.ack().await?;
         *report.moved.entry(origin).or_default() += 1;
     }
-    consumer.close().await?;
+    // Settle the kept ones before closing, so the adapter commits past them on close (Kafka:
+    // otherwise the originals and their retry copies would both be read next time). Where the
+    // broker delays natively, a short delay keeps them from being redelivered into this
+    // closing consumer (JetStream would then hold them until `ack_wait`); elsewhere they go
+    // back in place (RabbitMQ requeues at their position).
+    let back = (broker.capabilities().delayed_redelivery == Support::Native).then_some(KEPT_DELAY);
     for d in kept {
-        d.nack(None).await?;
+        d.nack(back).await?;
     }
+    consumer.close().await?;
     let seen = report.total_moved() + report.skipped;
-    if seen < stored && report.total_moved() < options.limit {
-        report.unreached = stored - seen;
+    if seen == 0 && stored > 0 {
+        report.unreached = stored;
         tracing::warn!(
             destination = dead_letter_destination,
             stored,

@@ -5,8 +5,10 @@
 //! A topic keeps records after groups consume them, so a browse shows what the default group
 //! (the one consumers without a group and redrive use) has not committed yet: from that group's
 //! committed offset per partition, or from the low watermark when it has none, up to the high
-//! watermark read at the start. Records of all partitions are merged oldest first (timestamp,
-//! then partition and offset); ids are `partition:offset`.
+//! watermark read at the start. The default group's retry topic (`<d>.retry.default`, where
+//! its nacked records wait, e.g. dead letters a filtered redrive left in place) is read the
+//! same way. Records are merged oldest first (timestamp, then id); ids are `partition:offset`,
+//! or `retry/partition:offset` for the retry topic.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use crate::backend::{base_client_config, Shared};
 use crate::error::from_kafka;
 use crate::headers;
-use crate::topics::{group_id, DEFAULT_GROUP};
+use crate::topics::{group_id, retry_topic, DEFAULT_GROUP};
 
 /// Longest a browse reads before it reports what it has.
 const READ_BUDGET: Duration = Duration::from_secs(20);
@@ -41,13 +43,33 @@ pub async fn browse(
 }
 
 fn read(shared: &Shared, topic: &str, limit: usize) -> Result<Vec<BrowsedMessage>> {
+    // Records the default group nacked (a redrive leaves filtered-out dead letters this way)
+    // wait in its retry topic: they are still held, so they are shown too.
+    let retry = retry_topic(topic, DEFAULT_GROUP);
+    let mut got = read_topic(shared, topic, topic, false, limit)?;
+    got.extend(read_topic(shared, topic, &retry, true, limit)?);
+    got.sort_by_key(|(ts, id, _)| (*ts, id.clone()));
+    Ok(got
+        .into_iter()
+        .take(limit)
+        .map(|(_, id, m)| BrowsedMessage::new(id, m))
+        .collect())
+}
+
+fn read_topic(
+    shared: &Shared,
+    destination: &str,
+    topic: &str,
+    retry: bool,
+    limit: usize,
+) -> Result<Vec<(i64, String, Message)>> {
     let addr = shared.config.redacted.clone();
     let timeout = shared.config.connect_timeout.max(Duration::from_secs(5));
     let kafka = |e: KafkaError, what: &str| from_kafka(e, what, &addr, "browse");
     let mut cc = base_client_config(&shared.config);
     // The default group's id, only to read its committed offsets: `assign` does not join the
     // group, and with auto commit off nothing is ever committed.
-    cc.set("group.id", group_id(topic, DEFAULT_GROUP))
+    cc.set("group.id", group_id(destination, DEFAULT_GROUP))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -95,7 +117,7 @@ fn read(shared: &Shared, topic: &str, limit: usize) -> Result<Vec<BrowsedMessage
     consumer
         .assign(&assign)
         .map_err(|e| kafka(e, "assigning partitions"))?;
-    let mut got: Vec<(i64, i32, i64, Message)> = Vec::new();
+    let mut got: Vec<(i64, String, Message)> = Vec::new();
     let mut per_partition: HashMap<i32, usize> = HashMap::new();
     let deadline = Instant::now() + READ_BUDGET;
     while !ends.is_empty() && Instant::now() < deadline {
@@ -116,21 +138,21 @@ fn read(shared: &Shared, topic: &str, limit: usize) -> Result<Vec<BrowsedMessage
             ends.remove(&p);
             continue;
         }
-        let (hdrs, _) = headers::from_kafka(headers::raw_headers(&m), false);
+        let (hdrs, _) = headers::from_kafka(headers::raw_headers(&m), retry);
         let mut message = Message::new(Bytes::copy_from_slice(m.payload().unwrap_or_default()))
             .with_headers(hdrs);
         message.key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
-        got.push((m.timestamp().to_millis().unwrap_or(0), p, off, message));
+        let id = if retry {
+            format!("retry/{p}:{off}")
+        } else {
+            format!("{p}:{off}")
+        };
+        got.push((m.timestamp().to_millis().unwrap_or(0), id, message));
         let n = per_partition.entry(p).or_default();
         *n += 1;
         if off + 1 >= end || *n >= limit {
             ends.remove(&p);
         }
     }
-    got.sort_by_key(|(ts, p, off, _)| (*ts, *p, *off));
-    Ok(got
-        .into_iter()
-        .take(limit)
-        .map(|(_, p, off, m)| BrowsedMessage::new(format!("{p}:{off}"), m))
-        .collect())
+    Ok(got)
 }
