@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::browse::BrowsedMessage;
 use crate::capabilities::Capabilities;
 use crate::config::BrokerUrl;
 use crate::delivery::Delivery;
@@ -59,6 +60,18 @@ pub trait Backend: Send + Sync + 'static {
         destination: &str,
         options: &ConsumerOptions,
     ) -> Result<Box<dyn ConsumerBackend>>;
+
+    /// Up to `limit` messages that `destination` holds, oldest first, without consuming them:
+    /// browsing twice in a row returns the same messages and moves, acks, duplicates or
+    /// reorders nothing. Where the broker cannot do this, [`Capabilities::browse`] says so and
+    /// the default refuses with [`crate::ErrorKind::Unsupported`].
+    async fn browse(&self, destination: &str, limit: usize) -> Result<Vec<BrowsedMessage>> {
+        let _ = (destination, limit);
+        Err(crate::Error::unsupported(format!(
+            "{} cannot browse a destination without consuming it",
+            self.name()
+        )))
+    }
 
     /// Closes connections. Later calls fail with [`crate::ErrorKind::Closed`].
     async fn close(&self) -> Result<()> {

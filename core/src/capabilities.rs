@@ -74,6 +74,11 @@ pub struct Capabilities {
     /// `None`: no such clock while the consumer stays connected. The SDK's lease keeper
     /// extends a running handler's delivery well before this elapses.
     pub lease: Option<Duration>,
+    /// Reading a destination without consuming it ([`crate::Backend::browse`]): `Native` where
+    /// the broker has a read that settles nothing (JetStream direct get, Kafka offsets,
+    /// memory), `Emulated` where the adapter holds and then releases deliveries (RabbitMQ,
+    /// SQS; see each adapter's README for the caveat).
+    pub browse: Support,
 }
 
 impl Default for Capabilities {
@@ -95,6 +100,7 @@ impl Default for Capabilities {
             competing_consumers: false,
             lease_extension: Support::No,
             lease: None,
+            browse: Support::No,
         }
     }
 }

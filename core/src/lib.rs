@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod adapter;
+pub mod browse;
 pub mod capabilities;
 pub mod config;
 pub mod dead_letter;
@@ -15,6 +16,7 @@ pub mod message;
 
 pub use adapter::{Backend, Connector, ConsumerBackend, ConsumerOptions, ProducerBackend};
 pub use async_trait::async_trait;
+pub use browse::BrowsedMessage;
 pub use bytes::Bytes;
 pub use capabilities::{Capabilities, Support};
 pub use config::{BrokerUrl, Params};

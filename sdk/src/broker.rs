@@ -62,6 +62,10 @@ impl Broker {
         }
     }
 
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
     /// The adapter's name, e.g. `memory`.
     pub fn adapter(&self) -> &'static str {
         self.backend.name()
@@ -80,10 +84,6 @@ impl Broker {
     /// Starts building a consumer of `destination`.
     pub fn consumer(&self, destination: &str) -> ConsumerBuilder {
         ConsumerBuilder::new(self.clone(), destination, ConsumerOptions::default())
-    }
-
-    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
     }
 
     pub(crate) fn shared_capabilities(&self) -> Arc<Capabilities> {

@@ -80,6 +80,12 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Turns this into a [`HandlerBuilder`] (for handler settings given in code elsewhere,
+    /// e.g. from a configuration file).
+    pub fn handler(self) -> HandlerBuilder {
+        self.handler_builder()
+    }
+
     fn handler_builder(self) -> HandlerBuilder {
         HandlerBuilder {
             consumer: self,

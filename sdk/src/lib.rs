@@ -20,6 +20,9 @@
 #![warn(missing_docs)]
 
 mod broker;
+mod browse;
+#[cfg(feature = "config-file")]
+pub mod config_file;
 mod consumer;
 mod consumer_builder;
 mod context;
@@ -41,10 +44,13 @@ mod shutdown;
 pub use broker::{Broker, URL_ENV};
 pub use brokerkit_core as core;
 pub use brokerkit_core::{
-    dead_letter_destination, Backend, BrokerUrl, Bytes, Capabilities, ConsumerBackend,
-    ConsumerOptions, DeadLetterEnvelope, DeadLetterReason, Delivery, Error, ErrorKind, Headers,
-    Message, ProducerBackend, Result, Support, ValidationIssue,
+    dead_letter_destination, Backend, BrokerUrl, BrowsedMessage, Bytes, Capabilities,
+    ConsumerBackend, ConsumerOptions, DeadLetterEnvelope, DeadLetterReason, Delivery, Error,
+    ErrorKind, Headers, Message, ProducerBackend, Result, Support, ValidationIssue,
 };
+pub use browse::{DeadLetterView, MAX_BROWSE};
+#[cfg(feature = "config-file")]
+pub use config_file::BrokerConfig;
 pub use consumer::{Consumer, ShutdownHandle};
 pub use consumer_builder::{ConsumerBuilder, HandlerBuilder};
 pub use context::Context;

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brokerkit_core::dead_letter::strip_envelope;
-use brokerkit_core::{DeadLetterEnvelope, Message, Result};
+use brokerkit_core::{DeadLetterEnvelope, Message, Result, Support};
+
+/// How long dead letters a redrive leaves in place stay invisible (brokers with native delay).
+const KEPT_DELAY: Duration = Duration::from_secs(1);
 
 use crate::broker::Broker;
 use crate::producer::Producer;
@@ -20,6 +23,7 @@ pub struct RedriveOptions {
     limit: usize,
     group: Option<String>,
     idle: Duration,
+    rate: Option<f64>,
 }
 
 impl Default for RedriveOptions {
@@ -30,6 +34,7 @@ impl Default for RedriveOptions {
             limit: 1000,
             group: None,
             idle: Duration::from_secs(1),
+            rate: None,
         }
     }
 }
@@ -56,6 +61,13 @@ impl RedriveOptions {
         self
     }
 
+    /// Sends at most `per_second` messages a second (spreads the load on the original
+    /// destination's consumers). Ignored unless positive.
+    pub fn rate(mut self, per_second: f64) -> Self {
+        self.rate = (per_second.is_finite() && per_second > 0.0).then_some(per_second);
+        self
+    }
+
     /// Stops after this long without a message.
     pub fn idle(mut self, idle: Duration) -> Self {
         self.idle = idle;
@@ -70,6 +82,13 @@ pub struct RedriveReport {
     pub moved: HashMap<String, usize>,
     /// Messages left in place (filtered out or without an envelope).
     pub skipped: usize,
+    /// Set when the redrive's group received nothing at all while [`Broker::browse`] showed
+    /// this many dead letters held: on brokers where a group created after the messages
+    /// starts at the tail (NATS JetStream when the stream already has consumers), or where that
+    /// group holds them elsewhere. Non-zero means "moved 0, but there is something there":
+    /// pass [`RedriveOptions::group`] naming the group that holds them. Always 0 where the
+    /// broker cannot browse.
+    pub unreached: usize,
 }
 
 impl RedriveReport {
@@ -88,6 +107,21 @@ pub async fn redrive(
     dead_letter_destination: &str,
     options: RedriveOptions,
 ) -> Result<RedriveReport> {
+    // What the destination holds before we start, to detect a group that starts at the tail
+    // instead of reporting "moved 0" (see `RedriveReport::unreached`).
+    let stored = if broker.capabilities().browse.is_available() {
+        broker
+            .browse(
+                dead_letter_destination,
+                options.limit.min(crate::MAX_BROWSE),
+            )
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let interval = options.rate.map(|r| Duration::from_secs_f64(1.0 / r));
     let mut builder = broker
         .consumer(dead_letter_destination)
         .prefetch(options.limit + 256);
@@ -123,14 +157,36 @@ pub async fn redrive(
         let mut message = d.message().clone();
         strip_envelope(&mut message.headers);
         if let Some(p) = producers.get(&origin) {
+            if let Some(interval) = interval {
+                if report.total_moved() > 0 {
+                    tokio::time::sleep(interval).await;
+                }
+            }
             p.send(message).await?;
         }
         d.ack().await?;
         *report.moved.entry(origin).or_default() += 1;
     }
-    consumer.close().await?;
+    // Settle the kept ones before closing, so the adapter commits past them on close (Kafka:
+    // otherwise the originals and their retry copies would both be read next time). Where the
+    // broker delays natively, a short delay keeps them from being redelivered into this
+    // closing consumer (JetStream would then hold them until `ack_wait`); elsewhere they go
+    // back in place (RabbitMQ requeues at their position).
+    let back = (broker.capabilities().delayed_redelivery == Support::Native).then_some(KEPT_DELAY);
     for d in kept {
-        d.nack(None).await?;
+        d.nack(back).await?;
+    }
+    consumer.close().await?;
+    let seen = report.total_moved() + report.skipped;
+    if seen == 0 && stored > 0 {
+        report.unreached = stored;
+        tracing::warn!(
+            destination = dead_letter_destination,
+            stored,
+            seen,
+            "redrive: the group did not receive every stored dead letter; it may have started at \
+             the tail or consumed them before; name the group that holds them"
+        );
     }
     Ok(report)
 }

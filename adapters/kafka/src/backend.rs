@@ -87,6 +87,7 @@ impl Shared {
         caps.max_header_bytes = Some(MAX_HEADER_BYTES);
         caps.fan_out = true;
         caps.competing_consumers = true;
+        caps.browse = Support::Native;
         caps
     }
 
@@ -289,6 +290,14 @@ impl Backend for KafkaBackend {
 
     fn capabilities(&self) -> &Capabilities {
         &self.shared.capabilities
+    }
+
+    async fn browse(
+        &self,
+        destination: &str,
+        limit: usize,
+    ) -> Result<Vec<brokerkit_core::BrowsedMessage>> {
+        crate::browse::browse(self.shared.clone(), destination, limit).await
     }
 
     async fn producer(&self, destination: &str) -> Result<Box<dyn ProducerBackend>> {

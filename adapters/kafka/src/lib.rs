@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod browse;
 mod config;
 mod consumer;
 mod driver;

@@ -246,6 +246,7 @@ fn capabilities(mode: Mode, max_payload: usize, ack_wait: Duration) -> Capabilit
             c.competing_consumers = true;
             c.lease_extension = Support::Native;
             c.lease = Some(ack_wait);
+            c.browse = Support::Native;
             c
         }
     }
@@ -407,6 +408,19 @@ impl Backend for NatsBackend {
                 .await?,
             )),
         }
+    }
+
+    async fn browse(
+        &self,
+        destination: &str,
+        limit: usize,
+    ) -> Result<Vec<brokerkit_core::BrowsedMessage>> {
+        if self.shared.config.mode == Mode::Core {
+            return Err(brokerkit_core::Error::unsupported(
+                "core NATS stores nothing to browse; use nats+js://",
+            ));
+        }
+        crate::browse::browse(&self.shared, destination, limit).await
     }
 
     async fn close(&self) -> Result<()> {

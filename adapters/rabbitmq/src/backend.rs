@@ -75,6 +75,14 @@ impl Backend for RabbitBackend {
         Ok(Box::new(c))
     }
 
+    async fn browse(
+        &self,
+        destination: &str,
+        limit: usize,
+    ) -> Result<Vec<brokerkit_core::BrowsedMessage>> {
+        crate::browse::browse(&self.link, destination, limit).await
+    }
+
     async fn close(&self) -> Result<()> {
         self.link.close().await;
         Ok(())

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod browse;
 mod config;
 mod consumer;
 mod error;

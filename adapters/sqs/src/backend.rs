@@ -515,6 +515,14 @@ impl Backend for SqsBackend {
         )))
     }
 
+    async fn browse(
+        &self,
+        destination: &str,
+        limit: usize,
+    ) -> Result<Vec<brokerkit_core::BrowsedMessage>> {
+        crate::browse::browse(&self.inner, destination, limit).await
+    }
+
     async fn close(&self) -> Result<()> {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.shutdown.send_replace(true);

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod browse;
 mod config;
 mod consumer;
 mod error;

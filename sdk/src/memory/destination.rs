@@ -65,6 +65,16 @@ impl Destination {
         group
     }
 
+    /// The group a browse reads: the backlog waiting for a first group, else the default
+    /// group, else the first group that subscribed.
+    pub fn browsed_group(&self) -> Option<Arc<Group>> {
+        let g = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        g.unclaimed.clone().or_else(|| {
+            let default = g.named.iter().find(|(n, _)| n == DEFAULT_GROUP);
+            default.or(g.named.first()).map(|(_, grp)| grp.clone())
+        })
+    }
+
     /// Stores the message in every group, waiting for room where a group is full.
     pub async fn send(&self, message: Message) {
         let targets = self.targets();

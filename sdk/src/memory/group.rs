@@ -45,6 +45,11 @@ impl Group {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Copies of up to `limit` messages held, taking nothing.
+    pub fn peek(&self, limit: usize) -> Vec<brokerkit_core::Message> {
+        self.lock().queue.peek(limit)
+    }
+
     /// Adds one message, waiting while the group is full (backpressure).
     pub async fn push(&self, entry: Entry) {
         let full = {

@@ -92,6 +92,7 @@ impl MemoryConfig {
         caps.competing_consumers = true;
         caps.lease_extension = Support::Native;
         caps.lease = Some(self.visibility_timeout);
+        caps.browse = Support::Native;
         caps
     }
 }
@@ -228,6 +229,21 @@ impl Backend for MemoryBroker {
             group,
             options.prefetch,
         )))
+    }
+
+    async fn browse(
+        &self,
+        destination: &str,
+        limit: usize,
+    ) -> Result<Vec<brokerkit_core::BrowsedMessage>> {
+        self.inner.check_open(destination, "browse")?;
+        let group = self.inner.destination(destination).browsed_group();
+        let held = group.map(|g| g.peek(limit)).unwrap_or_default();
+        Ok(held
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| brokerkit_core::BrowsedMessage::new((i + 1).to_string(), m))
+            .collect())
     }
 
     async fn close(&self) -> Result<()> {

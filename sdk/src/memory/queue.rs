@@ -100,6 +100,25 @@ impl Queue {
         self.ready.len() + self.delayed.len() + self.in_flight
     }
 
+    /// Copies of up to `limit` messages held (ready, then delayed by due time, then in flight),
+    /// taking nothing (browse).
+    pub fn peek(&self, limit: usize) -> Vec<Message> {
+        let mut delayed: Vec<&Delayed> = self.delayed.iter().map(|Reverse(d)| d).collect();
+        delayed.sort_by_key(|d| (d.due, d.seq));
+        let held = self
+            .slots
+            .iter()
+            .filter_map(|s| s.held.as_ref().map(|(e, _)| e));
+        (self
+            .ready
+            .iter()
+            .chain(delayed.into_iter().map(|d| &d.entry))
+            .chain(held))
+        .take(limit)
+        .map(|e| e.message.clone())
+        .collect()
+    }
+
     pub fn push(&mut self, entry: Entry) {
         self.ready.push_back(entry);
     }

@@ -1,0 +1,326 @@
+//! `brokerkit.toml`: the broker URL and the per-destination and per-group settings a team sets
+//! once, shared by services ([`Broker::from_config`]) and the `brokerkit` command line.
+//!
+//! ```toml
+//! url = "amqp://guest:guest@127.0.0.1:5672/%2f"   # BROKERKIT_URL overrides it
+//! visibility_timeout_ms = 30000                     # memory, nats+js (ack_wait), sqs/sns
+//!
+//! [destinations.orders]                             # defaults for every group of `orders`
+//! prefetch = 64
+//! retry = { max_attempts = 5, initial_delay_ms = 100, max_delay_ms = 30000 }
+//!
+//! [destinations.orders.groups.billing]              # overrides for group `billing`
+//! concurrency = 4
+//! idempotency_store = "redis://127.0.0.1:6379"
+//! drain_timeout_ms = 10000
+//! ```
+//!
+//! Layering is done by [figment]: the file first, then environment variables, which win:
+//! `BROKERKIT_URL`, `BROKERKIT_VISIBILITY_TIMEOUT_MS`, and nested keys with `__`, e.g.
+//! `BROKERKIT_DESTINATIONS__ORDERS__PREFETCH=8` (destination names with `.` or `-` cannot be
+//! set this way). An unknown key in the file is a [`ErrorKind::Config`] error naming the file,
+//! the line and the accepted keys.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use brokerkit_core::{BrokerUrl, Error, Result};
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::broker::Broker;
+use crate::consumer_builder::{ConsumerBuilder, HandlerBuilder};
+use crate::idempotency::{connect_store, Idempotency};
+use crate::retry::RetryPolicy;
+
+/// Environment variable naming the configuration file.
+pub const CONFIG_ENV: &str = "BROKERKIT_CONFIG";
+
+/// The whole file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Broker URL; `memory://` when neither the file nor `BROKERKIT_URL` sets one.
+    pub url: Option<String>,
+    /// How long a delivery may stay unsettled before the broker hands it to another consumer.
+    /// Applied to the URL as `visibility_timeout_ms` (memory), `ack_wait_ms` (nats+js) or
+    /// `visibility_timeout_secs` (sqs, sns, rounded up); refused on brokers with no such clock.
+    pub visibility_timeout_ms: Option<u64>,
+    /// Settings per destination.
+    #[serde(default)]
+    pub destinations: BTreeMap<String, DestinationConfig>,
+}
+
+/// Settings for every group of one destination, and per group overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    /// Most unsettled deliveries per consumer.
+    pub prefetch: Option<usize>,
+    /// Handlers running at once.
+    pub concurrency: Option<usize>,
+    /// How long shutdown waits for running handlers, in milliseconds.
+    pub drain_timeout_ms: Option<u64>,
+    /// Retry, then dead-letter.
+    pub retry: Option<RetryConfig>,
+    /// Idempotency store URL (`memory://`, `redis://…`, `postgres://…`).
+    pub idempotency_store: Option<String>,
+    /// Per consumer group overrides.
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupConfig>,
+}
+
+/// Settings of one consumer group; unset values come from its destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Most unsettled deliveries per consumer.
+    pub prefetch: Option<usize>,
+    /// Handlers running at once.
+    pub concurrency: Option<usize>,
+    /// How long shutdown waits for running handlers, in milliseconds.
+    pub drain_timeout_ms: Option<u64>,
+    /// Retry, then dead-letter.
+    pub retry: Option<RetryConfig>,
+    /// Idempotency store URL.
+    pub idempotency_store: Option<String>,
+}
+
+/// A retry policy: `max_attempts` deliveries, exponential from `initial_delay_ms` (0 or unset:
+/// immediate redelivery), capped at `max_delay_ms`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Deliveries before dead-lettering (at least 1).
+    pub max_attempts: u32,
+    /// First delay in milliseconds.
+    pub initial_delay_ms: Option<u64>,
+    /// Longest delay in milliseconds.
+    pub max_delay_ms: Option<u64>,
+}
+
+impl RetryConfig {
+    /// The policy this describes.
+    pub fn policy(&self) -> RetryPolicy {
+        let initial = Duration::from_millis(self.initial_delay_ms.unwrap_or(0));
+        let mut p = RetryPolicy::exponential(initial, self.max_attempts);
+        if let Some(max) = self.max_delay_ms {
+            p = p.max_delay(Duration::from_millis(max));
+        }
+        p
+    }
+}
+
+/// The resolved settings for one destination and group.
+pub type ConsumerSettings = GroupConfig;
+
+impl BrokerConfig {
+    /// Reads `path`, or `$BROKERKIT_CONFIG`, or nothing (an empty configuration), then applies
+    /// the environment. Unknown keys are errors with the file, line and accepted keys.
+    pub fn load(path: Option<&Path>) -> Result<BrokerConfig> {
+        let path: Option<PathBuf> = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => match std::env::var_os(CONFIG_ENV) {
+                Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+                _ => None,
+            },
+        };
+        let mut figment = Figment::new();
+        if let Some(path) = &path {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::config(format!(
+                    "cannot read configuration file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            // toml reports the line and column and serde the accepted keys; figment (below)
+            // reports neither, so the file is checked on its own first.
+            toml::from_str::<BrokerConfig>(&text).map_err(|e| {
+                Error::config(format!("{}: {}", path.display(), e.to_string().trim_end()))
+            })?;
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(
+            Env::prefixed("BROKERKIT_")
+                .filter(|k| {
+                    let k = k.as_str().to_ascii_lowercase();
+                    k == "url" || k == "visibility_timeout_ms" || k.starts_with("destinations__")
+                })
+                .split("__"),
+        );
+        let mut config: BrokerConfig = figment
+            .extract()
+            .map_err(|e| Error::config(format!("configuration: {e}")))?;
+        if config.url.as_deref().is_some_and(|u| u.trim().is_empty()) {
+            config.url = None;
+        }
+        Ok(config)
+    }
+
+    /// The broker URL with [`BrokerConfig::visibility_timeout_ms`] applied. Never print it:
+    /// it may carry a password (use [`BrokerUrl::redacted`]).
+    pub fn broker_url(&self) -> Result<String> {
+        let url = self.url.clone().unwrap_or_else(|| "memory://".to_string());
+        let Some(ms) = self.visibility_timeout_ms else {
+            return Ok(url);
+        };
+        let parsed = BrokerUrl::parse(&url)?;
+        let (key, value) = match parsed.scheme() {
+            "memory" => ("visibility_timeout_ms", ms.to_string()),
+            "nats+js" => ("ack_wait_ms", ms.to_string()),
+            "sqs" | "sns" => ("visibility_timeout_secs", ms.div_ceil(1000).to_string()),
+            other => {
+                return Err(Error::config(format!(
+                    "visibility_timeout_ms: {other}:// has no visibility or ack timeout \
+                     (a delivery stays with its consumer while it is connected); remove the key"
+                )))
+            }
+        };
+        let mut u = parsed.expose().clone();
+        u.query_pairs_mut().append_pair(key, &value);
+        Ok(u.to_string())
+    }
+
+    /// Connects to the configured broker.
+    pub async fn connect(&self) -> Result<Broker> {
+        Broker::connect(&self.broker_url()?).await
+    }
+
+    /// The settings for `destination` and `group`: the group's, then the destination's.
+    pub fn settings(&self, destination: &str, group: Option<&str>) -> ConsumerSettings {
+        let Some(d) = self.destinations.get(destination) else {
+            return ConsumerSettings::default();
+        };
+        let g = group
+            .and_then(|g| d.groups.get(g))
+            .cloned()
+            .unwrap_or_default();
+        GroupConfig {
+            prefetch: g.prefetch.or(d.prefetch),
+            concurrency: g.concurrency.or(d.concurrency),
+            drain_timeout_ms: g.drain_timeout_ms.or(d.drain_timeout_ms),
+            retry: g.retry.or_else(|| d.retry.clone()),
+            idempotency_store: g.idempotency_store.or_else(|| d.idempotency_store.clone()),
+        }
+    }
+
+    /// A raw consumer builder for `destination` and `group` with the configured consumer
+    /// settings applied (prefetch). Handler settings need [`BrokerConfig::handler`].
+    pub fn consumer(
+        &self,
+        broker: &Broker,
+        destination: &str,
+        group: Option<&str>,
+    ) -> ConsumerBuilder {
+        let s = self.settings(destination, group);
+        let mut b = broker.consumer(destination);
+        if let Some(g) = group {
+            b = b.group(g);
+        }
+        if let Some(p) = s.prefetch {
+            b = b.prefetch(p);
+        }
+        b
+    }
+
+    /// A handler builder for `destination` and `group` with every configured setting applied
+    /// (prefetch, concurrency, drain timeout, retry, and the idempotency store, connected
+    /// here).
+    pub async fn handler(
+        &self,
+        broker: &Broker,
+        destination: &str,
+        group: Option<&str>,
+    ) -> Result<HandlerBuilder> {
+        let s = self.settings(destination, group);
+        let mut b = self.consumer(broker, destination, group).handler();
+        if let Some(c) = s.concurrency {
+            b = b.concurrency(c);
+        }
+        if let Some(ms) = s.drain_timeout_ms {
+            b = b.drain_timeout(Duration::from_millis(ms));
+        }
+        if let Some(r) = &s.retry {
+            if r.max_attempts == 0 {
+                return Err(Error::config(format!(
+                    "destinations.{destination}: retry.max_attempts must be at least 1"
+                )));
+            }
+            b = b.retry(r.policy());
+        }
+        if let Some(url) = &s.idempotency_store {
+            b = b.idempotency(Idempotency::new(connect_store(url).await?));
+        }
+        Ok(b)
+    }
+}
+
+impl Broker {
+    /// Connects with the configuration file at `path` (or `$BROKERKIT_CONFIG`), environment
+    /// variables overriding it (`BROKERKIT_URL` as in [`Broker::from_env`]); `memory://` when
+    /// nothing sets a URL. Use [`BrokerConfig::load`] to also get the per-group settings.
+    pub async fn from_config(path: Option<&Path>) -> Result<Broker> {
+        BrokerConfig::load(path)?.connect().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brokerkit_core::ErrorKind;
+
+    fn write(text: &str) -> (PathBuf, impl Drop) {
+        struct Rm(PathBuf);
+        impl Drop for Rm {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+        let p = std::env::temp_dir().join(format!("brokerkit-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&p, text).unwrap();
+        (p.clone(), Rm(p))
+    }
+
+    #[test]
+    fn reads_settings_and_merges_group_over_destination() {
+        let (p, _rm) = write(
+            "url = \"memory://cfg\"\n[destinations.orders]\nprefetch = 8\nretry = { max_attempts = 3 }\n[destinations.orders.groups.billing]\nconcurrency = 4\n",
+        );
+        let c = BrokerConfig::load(Some(&p)).unwrap();
+        let s = c.settings("orders", Some("billing"));
+        assert_eq!(s.prefetch, Some(8));
+        assert_eq!(s.concurrency, Some(4));
+        assert_eq!(s.retry.unwrap().max_attempts, 3);
+        assert_eq!(c.settings("other", None), GroupConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_accepted_keys() {
+        let (p, _rm) = write("url = \"memory://\"\n\n[destinations.orders]\nprefech = 8\n");
+        let e = BrokerConfig::load(Some(&p)).unwrap_err();
+        let m = e.to_string();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(m.contains(&p.display().to_string()), "{m}");
+        assert!(m.contains("line 4"), "{m}");
+        assert!(m.contains("prefech") && m.contains("prefetch"), "{m}");
+    }
+
+    #[test]
+    fn visibility_timeout_maps_per_scheme() {
+        let mut c = BrokerConfig {
+            url: Some("nats+js://127.0.0.1:4222".into()),
+            visibility_timeout_ms: Some(1500),
+            ..Default::default()
+        };
+        assert!(c.broker_url().unwrap().contains("ack_wait_ms=1500"));
+        c.url = Some("sqs://?region=us-east-1".into());
+        assert!(c
+            .broker_url()
+            .unwrap()
+            .contains("visibility_timeout_secs=2"));
+        c.url = Some("kafka://127.0.0.1:9092".into());
+        assert!(c.broker_url().is_err());
+    }
+}
