@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::lag::LagAccuracy;
 use crate::message::Message;
 
 /// How a feature is provided.
@@ -74,11 +75,15 @@ pub struct Capabilities {
     /// `None`: no such clock while the consumer stays connected. The SDK's lease keeper
     /// extends a running handler's delivery well before this elapses.
     pub lease: Option<Duration>,
+    /// Consumer lag ([`crate::Backend::lag`]) and how exact its figure is; `None` where the
+    /// broker cannot say (core NATS keeps nothing to count).
+    pub lag: Option<LagAccuracy>,
 }
 
 impl Default for Capabilities {
     /// Nothing optional: 1 MiB payloads, one message per batch, no redelivery, no delay, no
-    /// ordering key, no dead-letter, no groups, no lease. Adapters set what they provide.
+    /// ordering key, no dead-letter, no groups, no lease, no lag. Adapters set what they
+    /// provide.
     fn default() -> Self {
         Capabilities {
             max_payload_bytes: 1024 * 1024,
@@ -95,6 +100,7 @@ impl Default for Capabilities {
             competing_consumers: false,
             lease_extension: Support::No,
             lease: None,
+            lag: None,
         }
     }
 }
@@ -188,6 +194,17 @@ impl Capabilities {
         }
     }
 
+    /// Refuses a lag request the adapter cannot answer.
+    pub fn check_lag(&self) -> Result<()> {
+        if self.lag.is_some() {
+            Ok(())
+        } else {
+            Err(Error::unsupported(
+                "this broker keeps no count of unacked messages; consumer lag is not available",
+            ))
+        }
+    }
+
     /// Refuses a consumer group the adapter cannot honour.
     pub fn check_group(&self, group: Option<&str>) -> Result<()> {
         match group {
@@ -234,6 +251,7 @@ mod tests {
         assert_eq!(kind(c.check_nack(None)), ErrorKind::Unsupported);
         assert_eq!(kind(c.check_dead_letter()), ErrorKind::Unsupported);
         assert_eq!(kind(c.check_extend()), ErrorKind::Unsupported);
+        assert_eq!(kind(c.check_lag()), ErrorKind::Unsupported);
         assert_eq!(kind(c.check_group(Some("g"))), ErrorKind::Unsupported);
         let h = Headers::new()
             .with("a", "1")

@@ -166,7 +166,8 @@ impl ConsumerBuilder {
             .consumer(&self.destination, &self.options)
             .await
             .map_err(context)?;
-        Ok(Consumer::new(backend, b.adapter(), &self.destination))
+        let lag = crate::lag::LagSource::new(b.backend().clone(), self.options.group.as_deref());
+        Ok(Consumer::new(backend, b.adapter(), &self.destination).with_lag_source(lag))
     }
 }
 

@@ -24,6 +24,7 @@ mod consumer;
 mod consumer_builder;
 mod context;
 mod event;
+mod lag;
 pub mod handler;
 pub mod idempotency;
 pub mod layers;
@@ -40,7 +41,7 @@ pub use brokerkit_core as core;
 pub use brokerkit_core::{
     dead_letter_destination, Backend, BrokerUrl, Bytes, Capabilities, ConsumerBackend,
     ConsumerOptions, DeadLetterEnvelope, DeadLetterReason, Delivery, Error, ErrorKind, Headers,
-    Message, ProducerBackend, Result, Support, ValidationIssue,
+    Lag, LagAccuracy, Message, PartitionLag, ProducerBackend, Result, Support, ValidationIssue,
 };
 pub use consumer::{Consumer, ShutdownHandle};
 pub use consumer_builder::{ConsumerBuilder, HandlerBuilder};

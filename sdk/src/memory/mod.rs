@@ -17,6 +17,7 @@
 mod consumer;
 mod destination;
 mod group;
+mod lag;
 mod queue;
 
 use std::collections::HashMap;
@@ -92,6 +93,7 @@ impl MemoryConfig {
         caps.competing_consumers = true;
         caps.lease_extension = Support::Native;
         caps.lease = Some(self.visibility_timeout);
+        caps.lag = Some(brokerkit_core::LagAccuracy::Exact);
         caps
     }
 }
@@ -228,6 +230,11 @@ impl Backend for MemoryBroker {
             group,
             options.prefetch,
         )))
+    }
+
+    async fn lag(&self, destination: &str, group: Option<&str>) -> Result<brokerkit_core::Lag> {
+        self.inner.check_open(destination, "lag")?;
+        Ok(lag::lag(&self.inner, destination, group))
     }
 
     async fn close(&self) -> Result<()> {

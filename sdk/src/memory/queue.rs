@@ -100,6 +100,11 @@ impl Queue {
         self.ready.len() + self.delayed.len() + self.in_flight
     }
 
+    /// Messages ready, delayed and in flight, apart (for lag).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.ready.len(), self.delayed.len(), self.in_flight)
+    }
+
     pub fn push(&mut self, entry: Entry) {
         self.ready.push_back(entry);
     }
