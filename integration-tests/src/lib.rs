@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+pub mod conformance_lag;
 pub mod conformance_layers;
 pub mod conformance_lifecycle;
 mod harness;
@@ -58,6 +59,12 @@ macro_rules! conformance_suite {
                 bad_payloads_dead_lettered,
                 handler_shutdown_drains
             );
+            $crate::conformance_lag_cases!(
+                $url;
+                lag_after_partial_ack,
+                dead_letter_depth,
+                lag_bad_names
+            );
         }
     };
 }
@@ -72,6 +79,21 @@ macro_rules! conformance_layer_cases {
             async fn $case() {
                 let url: Option<String> = $url;
                 $crate::run_case(url, stringify!($case), $crate::conformance_layers::$case).await;
+            }
+        )*
+    };
+}
+
+/// Internal: one test per lag case name.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_lag_cases {
+    ($url:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let url: Option<String> = $url;
+                $crate::run_case(url, stringify!($case), $crate::conformance_lag::$case).await;
             }
         )*
     };
