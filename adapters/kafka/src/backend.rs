@@ -87,6 +87,7 @@ impl Shared {
         caps.max_header_bytes = Some(MAX_HEADER_BYTES);
         caps.fan_out = true;
         caps.competing_consumers = true;
+        caps.lag = Some(brokerkit_core::LagAccuracy::Exact);
         caps
     }
 
@@ -316,6 +317,10 @@ impl Backend for KafkaBackend {
             shared.close();
         }
         Ok(backend)
+    }
+
+    async fn lag(&self, destination: &str, group: Option<&str>) -> Result<brokerkit_core::Lag> {
+        crate::lag::lag(&self.shared, destination, group).await
     }
 
     async fn close(&self) -> Result<()> {
