@@ -246,6 +246,7 @@ fn capabilities(mode: Mode, max_payload: usize, ack_wait: Duration) -> Capabilit
             c.competing_consumers = true;
             c.lease_extension = Support::Native;
             c.lease = Some(ack_wait);
+            c.lag = Some(brokerkit_core::LagAccuracy::Exact);
             c
         }
     }
@@ -407,6 +408,10 @@ impl Backend for NatsBackend {
                 .await?,
             )),
         }
+    }
+
+    async fn lag(&self, destination: &str, group: Option<&str>) -> Result<brokerkit_core::Lag> {
+        crate::lag::lag(&self.shared, destination, group).await
     }
 
     async fn close(&self) -> Result<()> {

@@ -21,6 +21,7 @@ mod consumer;
 mod core_consumer;
 mod error;
 mod headers;
+mod lag;
 mod names;
 mod producer;
 mod settle;
