@@ -301,6 +301,7 @@ impl SqsConfig {
         caps.fan_out = self.service == Service::Sns;
         caps.competing_consumers = true;
         caps.lease_extension = Support::Native;
+        caps.lag = Some(brokerkit_core::LagAccuracy::Approximate);
         caps.lease = Some(Duration::from_secs(
             self.visibility_timeout_secs.unwrap_or(30).max(1) as u64,
         ));
