@@ -75,6 +75,10 @@ impl Backend for RabbitBackend {
         Ok(Box::new(c))
     }
 
+    async fn lag(&self, destination: &str, group: Option<&str>) -> Result<brokerkit_core::Lag> {
+        crate::lag::lag(&self.link, destination, group).await
+    }
+
     async fn close(&self) -> Result<()> {
         self.link.close().await;
         Ok(())

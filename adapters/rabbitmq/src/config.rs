@@ -167,6 +167,7 @@ impl RabbitConfig {
         caps.max_header_bytes = Some(MAX_HEADER_BYTES.min(frame / 2));
         caps.fan_out = true;
         caps.competing_consumers = !self.single_active_consumer;
+        caps.lag = Some(brokerkit_core::LagAccuracy::WaitingOnly);
         caps
     }
 }

@@ -20,6 +20,7 @@ mod config;
 mod consumer;
 mod error;
 mod headers;
+mod lag;
 mod link;
 mod producer;
 
