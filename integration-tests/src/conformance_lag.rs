@@ -193,6 +193,42 @@ pub async fn dead_letter_depth(c: Ctx) -> Outcome {
     Outcome::Passed
 }
 
+/// A message nacked with a delay is still not acked: it stays in the lag while it waits
+/// (memory's delayed queue, JetStream's ack-pending, SQS's not-visible, Kafka's retry topic;
+/// RabbitMQ's hold queue is not counted, as its `WaitingOnly` accuracy says).
+pub async fn nacked_still_counts(c: Ctx) -> Outcome {
+    let caps = c.broker.capabilities().clone();
+    let Some(accuracy) = caps.lag else {
+        return Outcome::Skipped("the broker declares no consumer lag".into());
+    };
+    if !caps.delayed_redelivery.is_available() {
+        return Outcome::Skipped("no delayed redelivery".into());
+    }
+    let dest = c.dest("q");
+    let mut consumer = consumer(&c, &dest).await;
+    send_all(&c, &dest, 10).await;
+    let d = c.recv(&mut consumer).await;
+    d.nack(Some(Duration::from_secs(30))).await.unwrap();
+    consumer.close().await.unwrap();
+    let lag = settle(|| consumer.lag(), |l| within(accuracy, l.total, 10, 1)).await;
+    report(&format!(
+        "LAG {}: 10 sent, 1 nacked with a 30 s delay, none acked: {} (waiting {:?}, in flight \
+         {:?}, delayed {:?}, {} partitions)",
+        c.broker.adapter(),
+        lag.total,
+        lag.waiting,
+        lag.in_flight,
+        lag.delayed,
+        lag.partitions.len()
+    ));
+    assert!(
+        within(accuracy, lag.total, 10, 1),
+        "lag {} ({accuracy}), want 10",
+        lag.total
+    );
+    Outcome::Passed
+}
+
 /// Lag of an invalid destination or group name is a `Config` error, before any I/O.
 pub async fn lag_bad_names(c: Ctx) -> Outcome {
     if c.broker.capabilities().lag.is_none() {

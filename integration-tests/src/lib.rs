@@ -63,6 +63,7 @@ macro_rules! conformance_suite {
                 $url;
                 lag_after_partial_ack,
                 dead_letter_depth,
+                nacked_still_counts,
                 lag_bad_names
             );
         }
