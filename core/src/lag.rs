@@ -130,9 +130,7 @@ impl Lag {
 
     /// A lag from per-partition figures: `total` is the sum of their lags.
     pub fn from_partitions(partitions: Vec<PartitionLag>, accuracy: LagAccuracy) -> Self {
-        let total = partitions
-            .iter()
-            .fold(0u64, |a, p| a.saturating_add(p.lag));
+        let total = partitions.iter().fold(0u64, |a, p| a.saturating_add(p.lag));
         Lag {
             total,
             waiting: None,

@@ -41,7 +41,10 @@ pub(crate) async fn lag(shared: &Shared, destination: &str, group: Option<&str>)
     let read = tokio::task::spawn_blocking(move || read(&consumer, &topics, timeout))
         .await
         .map_err(|e| Error::new(ErrorKind::Unexpected, format!("lag task failed: {e}")))?;
-    Ok(Lag::from_partitions(read.map_err(fail)?, LagAccuracy::Exact))
+    Ok(Lag::from_partitions(
+        read.map_err(fail)?,
+        LagAccuracy::Exact,
+    ))
 }
 
 /// Partitions of `topic`; empty when the topic does not exist.

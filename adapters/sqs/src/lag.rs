@@ -59,7 +59,10 @@ pub(crate) async fn lag(inner: &Inner, destination: &str, group: Option<&str>) -
         let v = attrs.get(&a).ok_or_else(|| {
             site.error(
                 ErrorKind::Unexpected,
-                format!("GetQueueAttributes gave no {} for queue {name:?}", a.as_str()),
+                format!(
+                    "GetQueueAttributes gave no {} for queue {name:?}",
+                    a.as_str()
+                ),
             )
         })?;
         v.trim().parse::<u64>().map_err(|_| {
@@ -74,7 +77,9 @@ pub(crate) async fn lag(inner: &Inner, destination: &str, group: Option<&str>) -
     };
     Ok(Lag::from_parts(
         Some(get(QueueAttributeName::ApproximateNumberOfMessages)?),
-        Some(get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?),
+        Some(get(
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )?),
         Some(get(QueueAttributeName::ApproximateNumberOfMessagesDelayed)?),
         LagAccuracy::Approximate,
     ))
