@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+pub mod conformance_lag;
 pub mod conformance_layers;
 pub mod conformance_lifecycle;
 pub mod conformance_metrics;
@@ -64,6 +65,13 @@ macro_rules! conformance_suite {
                 $url;
                 metrics_count_exactly
             );
+            $crate::conformance_lag_cases!(
+                $url;
+                lag_after_partial_ack,
+                dead_letter_depth,
+                nacked_still_counts,
+                lag_bad_names
+            );
         }
     };
 }
@@ -78,6 +86,21 @@ macro_rules! conformance_layer_cases {
             async fn $case() {
                 let url: Option<String> = $url;
                 $crate::run_case(url, stringify!($case), $crate::conformance_layers::$case).await;
+            }
+        )*
+    };
+}
+
+/// Internal: one test per lag case name.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_lag_cases {
+    ($url:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let url: Option<String> = $url;
+                $crate::run_case(url, stringify!($case), $crate::conformance_lag::$case).await;
             }
         )*
     };

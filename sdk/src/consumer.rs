@@ -14,6 +14,7 @@ pub struct Consumer {
     shutdown: watch::Receiver<bool>,
     trigger: Arc<watch::Sender<bool>>,
     closed: bool,
+    lag_source: Option<crate::lag::LagSource>,
 }
 
 /// Stops a consumer's intake from another task. Cheap to clone.
@@ -45,7 +46,18 @@ impl Consumer {
             shutdown: rx,
             trigger: Arc::new(tx),
             closed: false,
+            lag_source: None,
         }
+    }
+
+    /// Lets [`Consumer::lag`] ask the broker for this consumer's group.
+    pub(crate) fn with_lag_source(mut self, source: crate::lag::LagSource) -> Self {
+        self.lag_source = Some(source);
+        self
+    }
+
+    pub(crate) fn lag_source(&self) -> Option<&crate::lag::LagSource> {
+        self.lag_source.as_ref()
     }
 
     /// The destination.

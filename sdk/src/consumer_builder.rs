@@ -180,12 +180,11 @@ impl ConsumerBuilder {
             .consumer(&self.destination, &self.options)
             .await
             .map_err(context)?;
-        Ok(Consumer::new(
-            backend,
-            b.stats().clone(),
-            b.adapter(),
-            &self.destination,
-        ))
+        let lag = crate::lag::LagSource::new(b.backend().clone(), self.options.group.as_deref());
+        Ok(
+            Consumer::new(backend, b.stats().clone(), b.adapter(), &self.destination)
+                .with_lag_source(lag),
+        )
     }
 }
 

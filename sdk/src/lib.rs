@@ -30,6 +30,7 @@ mod event;
 pub mod handler;
 pub mod health;
 pub mod idempotency;
+mod lag;
 pub mod layers;
 pub mod memory;
 pub mod metrics;
@@ -46,7 +47,8 @@ pub use brokerkit_core as core;
 pub use brokerkit_core::{
     dead_letter_destination, Backend, BrokerUrl, BrowsedMessage, Bytes, Capabilities,
     ConsumerBackend, ConsumerOptions, DeadLetterEnvelope, DeadLetterReason, Delivery, Error,
-    ErrorKind, Headers, Message, ProducerBackend, Result, Support, ValidationIssue,
+    ErrorKind, Headers, Lag, LagAccuracy, Message, PartitionLag, ProducerBackend, Result, Support,
+    ValidationIssue,
 };
 pub use browse::{DeadLetterView, MAX_BROWSE};
 #[cfg(feature = "config-file")]
