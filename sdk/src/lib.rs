@@ -26,7 +26,6 @@ mod event;
 pub mod handler;
 pub mod idempotency;
 pub mod layers;
-pub mod memory;
 mod producer;
 pub mod redrive;
 pub mod registry;
@@ -40,6 +39,8 @@ pub use brokerkit_core::{
     ConsumerOptions, DeadLetterEnvelope, DeadLetterReason, Delivery, Error, ErrorKind, Headers,
     Message, ProducerBackend, Result, Support, ValidationIssue,
 };
+/// The always-available in-process broker (`memory://`), from the `brokerkit-memory` crate.
+pub use brokerkit_memory as memory;
 pub use consumer::{Consumer, ShutdownHandle};
 pub use context::Context;
 pub use event::{encode_event, Event};

@@ -7,9 +7,6 @@ use super::group::Group;
 use super::queue::Entry;
 use brokerkit_core::Message;
 
-/// Name of the group used by consumers that name none.
-pub(crate) const DEFAULT_GROUP: &str = "default";
-
 pub(crate) struct Destination {
     pub name: Arc<str>,
     groups: Mutex<Groups>,
