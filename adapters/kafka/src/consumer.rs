@@ -17,9 +17,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use brokerkit_core::emulation::{self, DeadLetterPrimitives, FailureRecord};
 use brokerkit_core::{
-    dead_letter_destination, ConsumerBackend, ConsumerOptions, DeadLetterEnvelope,
-    DeadLetterReason, Delivery, Error, ErrorKind, Message, Result, Settle, Settlement,
+    ConsumerBackend, ConsumerOptions, DeadLetterReason, Delivery, Error, ErrorKind, Message,
+    Result, Settle, Settlement,
 };
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -157,52 +158,65 @@ impl ConsumerShared {
         }
     }
 
-    /// `dead_letter`: the message with its envelope to `<destination>.dlq`, then settled.
+    /// `dead_letter`: the core emulation over [`DeadLetterCopy`].
     async fn dead_letter(
         &self,
         f: Fetched,
         reason: DeadLetterReason,
-        mut message: Message,
+        message: Message,
     ) -> Result<()> {
         if !self.lock().is_current(f.tp, f.offset, f.generation) {
             return Err(self.expired("dead_letter"));
         }
-        let now = SystemTime::now();
-        DeadLetterEnvelope {
-            reason,
+        let failure = FailureRecord {
             attempts: f.info.attempt,
-            original_destination: self.destination.to_string(),
-            original_group: Some(self.group.clone()),
-            first_failure: f
-                .info
-                .first_failure_ms
-                .map_or(now, |ms| UNIX_EPOCH + Duration::from_millis(ms)),
-            last_failure: now,
+            destination: self.destination.to_string(),
+            group: Some(self.group.clone()),
+            first_failure: f.info.first_failure_ms.map(emulation::time_from_ms),
+        };
+        let mut copy = DeadLetterCopy {
+            shared: self,
+            fetched: Some(f),
+        };
+        emulation::dead_letter(&mut copy, failure, reason, message)
+            .await
+            .map_err(|e| e.with_operation("dead_letter"))
+    }
+}
+
+/// The dead-letter primitives of a Kafka delivery: produce the copy to `<destination>.dlq`,
+/// then settle the original (its offset may be committed); on failure it is queued again.
+struct DeadLetterCopy<'a> {
+    shared: &'a ConsumerShared,
+    fetched: Option<Fetched>,
+}
+
+#[async_trait]
+impl DeadLetterPrimitives for DeadLetterCopy<'_> {
+    async fn publish_dead_letter(&mut self, dlq: &str, message: Message) -> Result<()> {
+        let backend = &self.shared.backend;
+        backend.ensure_topic(dlq).await?;
+        backend
+            .send_record(
+                dlq,
+                None,
+                message.key.as_deref(),
+                &message.payload,
+                headers::to_kafka(&message.headers, &[]),
+            )
+            .await
+    }
+
+    async fn remove_original(&mut self) -> Result<()> {
+        if let Some(f) = self.fetched.take() {
+            self.shared.mark_settled(&f);
         }
-        .write_to(&mut message.headers);
-        let dlq = dead_letter_destination(&self.destination);
-        let sent = async {
-            self.backend.ensure_topic(&dlq).await?;
-            self.backend
-                .send_record(
-                    &dlq,
-                    None,
-                    message.key.as_deref(),
-                    &message.payload,
-                    headers::to_kafka(&message.headers, &[]),
-                )
-                .await
-        }
-        .await;
-        match sent {
-            Ok(()) => {
-                self.mark_settled(&f);
-                Ok(())
-            }
-            Err(e) => {
-                self.requeue(f, None);
-                Err(e.with_operation("dead_letter"))
-            }
+        Ok(())
+    }
+
+    fn publish_failed(&mut self) {
+        if let Some(f) = self.fetched.take() {
+            self.shared.requeue(f, None);
         }
     }
 }
