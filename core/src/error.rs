@@ -291,7 +291,8 @@ impl fmt::Display for Error {
             f.write_str(" [retryable]")?;
         }
         if let Some(s) = &self.0.source {
-            write!(f, ": {s}")?;
+            // A client library's error may quote the broker URL: never print its password.
+            write!(f, ": {}", crate::config::redact_text(&s.to_string()))?;
         }
         Ok(())
     }

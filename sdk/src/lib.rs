@@ -23,6 +23,7 @@ mod broker;
 mod consumer;
 mod context;
 mod event;
+pub mod faults;
 pub mod handler;
 pub mod idempotency;
 pub mod layers;

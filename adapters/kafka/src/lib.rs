@@ -20,7 +20,9 @@ mod consumer;
 mod driver;
 mod error;
 mod headers;
+mod link;
 mod producer;
+mod settle;
 mod state;
 mod topics;
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use brokerkit_core::{BatchError, Error, Message, ProducerBackend, Result};
 
-use crate::backend::Shared;
 use crate::headers;
+use crate::link::Shared;
 
 pub struct KafkaProducer {
     shared: Arc<Shared>,

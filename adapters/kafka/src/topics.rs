@@ -7,8 +7,8 @@ use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer;
 
-use crate::backend::Shared;
 use crate::error::{error, from_kafka};
+use crate::link::Shared;
 
 /// Longest Kafka topic name.
 const MAX_TOPIC_LEN: usize = 249;

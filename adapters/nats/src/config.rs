@@ -31,6 +31,16 @@ pub enum Mode {
     JetStream,
 }
 
+impl Mode {
+    /// The adapter name in this mode, as `Backend::name` and error context give it.
+    pub fn adapter_name(self) -> &'static str {
+        match self {
+            Mode::Core => "nats",
+            Mode::JetStream => "nats-jetstream",
+        }
+    }
+}
+
 /// Settings read from the URL.
 #[derive(Clone)]
 pub struct NatsConfig {

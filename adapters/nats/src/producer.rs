@@ -8,10 +8,10 @@ use async_nats::jetstream::message::PublishMessage;
 use async_trait::async_trait;
 use brokerkit_core::{BatchError, Error, Message, ProducerBackend, Result};
 
-use crate::backend::Shared;
 use crate::config::Mode;
 use crate::error::from_client;
 use crate::headers;
+use crate::link::Shared;
 
 /// Sends to one destination (one subject).
 pub(crate) struct NatsProducer {

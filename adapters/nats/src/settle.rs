@@ -13,9 +13,8 @@ use brokerkit_core::{DeadLetterReason, ErrorKind, Message, Result, Settle, Settl
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
 
-use crate::backend::{Failure, FailureKey, Shared};
-use crate::consumer::Target;
 use crate::error::error;
+use crate::link::{Failure, FailureKey, Shared, Target};
 use crate::{headers, names, producer};
 
 /// Redelivery delay of a delivery dropped unsettled.

@@ -19,9 +19,9 @@ use brokerkit_core::{
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::backend::{Inner, Queue};
 use crate::error::from_sdk;
 use crate::headers::{pack, unpack, Attr};
+use crate::link::{Inner, Queue};
 use crate::producer::{fifo_id, send_one, Prepared};
 
 /// Most messages one ReceiveMessage returns.

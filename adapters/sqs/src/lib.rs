@@ -22,6 +22,7 @@ mod config;
 mod consumer;
 mod error;
 mod headers;
+mod link;
 mod names;
 mod producer;
 
@@ -42,7 +43,7 @@ impl Connector for SqsConnector {
 
     async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {
         let config = config::SqsConfig::from_url(url)?;
-        let inner = backend::Inner::connect(config).await?;
+        let inner = link::Inner::connect(config).await?;
         Ok(Arc::new(backend::SqsBackend { inner }))
     }
 }

@@ -7,41 +7,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use brokerkit_core::{BatchError, Error, ErrorKind, Message, ProducerBackend, Result};
 
-use crate::backend::{Inner, Queue};
 use crate::error::{from_sdk, kind_for_code, Site};
 use crate::headers::{pack, Packed, ATTRIBUTE, STRING};
+use crate::link::{Inner, Target};
 
 /// Most bytes one batch request carries (SQS and SNS batch limit); bigger messages are sent
 /// one by one.
 const BATCH_BYTES: usize = 256 * 1024;
 /// Longest FIFO `MessageGroupId` / `MessageDeduplicationId`.
 const MAX_FIFO_ID: usize = 128;
-
-/// Where messages go.
-pub(crate) enum Target {
-    /// An SQS queue.
-    Queue(Arc<Queue>),
-    /// An SNS topic, by ARN.
-    Topic(Arc<str>),
-}
-
-impl Target {
-    /// Whether it is a FIFO queue or topic.
-    pub fn fifo(&self) -> bool {
-        match self {
-            Target::Queue(q) => q.fifo,
-            Target::Topic(arn) => arn.ends_with(".fifo"),
-        }
-    }
-
-    /// Queue or topic name, for messages.
-    pub fn label(&self) -> &str {
-        match self {
-            Target::Queue(q) => &q.name,
-            Target::Topic(arn) => arn.rsplit(':').next().unwrap_or(arn),
-        }
-    }
-}
 
 /// A message ready for the wire.
 pub(crate) struct Prepared {
