@@ -9,6 +9,19 @@
 use brokerkit_integration_tests::conformance_suite;
 
 conformance_suite!(memory, Some("memory://".to_string()));
+// The suite again over memory wrapped in the fault-injecting backend (small delays, batches
+// split into chunks of 3): the wrapper forwards every promise.
+conformance_suite!(
+    memory_faults,
+    Some("memory://".to_string()),
+    brokerkit_integration_tests::fixture::NoFixture,
+    brokerkit::Registry::default().with(brokerkit::faults::FaultConnector::new(
+        brokerkit::memory::MemoryConnector,
+        brokerkit::faults::FaultPlan::default()
+            .delay(std::time::Duration::from_millis(1))
+            .max_batch(3),
+    ))
+);
 conformance_suite!(from_env, std::env::var("BROKERKIT_TEST_URL").ok());
 #[cfg(feature = "nats")]
 conformance_suite!(
@@ -17,12 +30,14 @@ conformance_suite!(
         "nats",
         "BROKERKIT_NATS_JS_URL",
         "nats+js://127.0.0.1:4222"
-    )
+    ),
+    brokerkit_integration_tests::fixtures::NatsFixture { jetstream: true }
 );
 #[cfg(feature = "nats")]
 conformance_suite!(
     nats_core,
-    brokerkit_integration_tests::broker_url("nats", "BROKERKIT_NATS_URL", "nats://127.0.0.1:4222")
+    brokerkit_integration_tests::broker_url("nats", "BROKERKIT_NATS_URL", "nats://127.0.0.1:4222"),
+    brokerkit_integration_tests::fixtures::NatsFixture { jetstream: false }
 );
 #[cfg(feature = "kafka")]
 conformance_suite!(
@@ -31,12 +46,13 @@ conformance_suite!(
         "kafka",
         "BROKERKIT_KAFKA_URL",
         "kafka://127.0.0.1:9092"
-    )
+    ),
+    brokerkit_integration_tests::fixtures::KafkaFixture
 );
 #[cfg(feature = "sqs")]
-conformance_suite!(sqs, brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SQS_URL", "sqs://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=20"));
+conformance_suite!(sqs, brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SQS_URL", "sqs://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=20"), brokerkit_integration_tests::fixtures::SqsFixture { sns: false });
 #[cfg(feature = "sqs")]
-conformance_suite!(sns, brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SNS_URL", "sns://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=20"));
+conformance_suite!(sns, brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SNS_URL", "sns://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=20"), brokerkit_integration_tests::fixtures::SqsFixture { sns: true });
 #[cfg(feature = "rabbitmq")]
 conformance_suite!(
     rabbitmq,
@@ -44,5 +60,6 @@ conformance_suite!(
         "rabbitmq",
         "BROKERKIT_RABBITMQ_URL",
         "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )
+    ),
+    brokerkit_integration_tests::fixtures::RabbitFixture
 );
