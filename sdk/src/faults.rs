@@ -274,6 +274,7 @@ impl ConsumerBackend for FaultyConsumer {
                 return Ok(Some(d));
             }
             drop(d); // unsettled: the broker delivers it again
+            tokio::task::yield_now().await;
         }
     }
 

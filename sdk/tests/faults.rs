@@ -58,16 +58,25 @@ async fn drop_duplicate_and_reorder_sends() {
 
 #[tokio::test]
 async fn dropped_delivery_comes_back_with_a_higher_attempt() {
-    let broker = faulty(
-        FaultPlan::default()
-            .drop_delivery_every(1)
-            .delay(Duration::from_millis(1)),
-    );
+    let plan = FaultPlan::default()
+        .drop_delivery_every(2)
+        .delay(Duration::from_millis(1));
+    let broker = faulty(plan);
     let mut c = broker.consumer("d").build().await.unwrap();
-    send_all(&broker, "d", 1).await;
-    // Every delivery is dropped: the consumer keeps receiving it again, never returning it.
-    let got = tokio::time::timeout(Duration::from_millis(200), c.next()).await;
-    assert!(got.is_err(), "a dropped delivery was handed out");
+    send_all(&broker, "d", 2).await;
+    // Delivery 1 (m0) is handed out, delivery 2 (m1) is dropped unsettled and comes back.
+    let first = c.next().await.unwrap().unwrap();
+    assert_eq!(
+        (&first.message().payload[..], first.attempt()),
+        (&b"m0"[..], 1)
+    );
+    first.ack().await.unwrap();
+    let again = c.next().await.unwrap().unwrap();
+    assert_eq!(
+        (&again.message().payload[..], again.attempt()),
+        (&b"m1"[..], 2)
+    );
+    again.ack().await.unwrap();
 }
 
 #[tokio::test]
