@@ -13,6 +13,9 @@ use crate::error::{Error, Result};
 use crate::lag::Lag;
 use crate::message::Message;
 
+/// The group a consumer joins when [`ConsumerOptions::group`] is `None`.
+pub const DEFAULT_GROUP: &str = "default";
+
 /// Options for a consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerOptions {
@@ -22,6 +25,13 @@ pub struct ConsumerOptions {
     pub group: Option<String>,
     /// Most deliveries this consumer holds unsettled at once (prefetch); at least 1.
     pub prefetch: usize,
+}
+
+impl ConsumerOptions {
+    /// The group to join: the one asked for, else [`DEFAULT_GROUP`].
+    pub fn group_or_default(&self) -> &str {
+        self.group.as_deref().unwrap_or(DEFAULT_GROUP)
+    }
 }
 
 impl Default for ConsumerOptions {

@@ -25,7 +25,27 @@ pub fn is_secret_key(key: &str) -> bool {
     .any(|s| k.contains(s))
 }
 
-/// `url` with its password and secret query values replaced by `***`.
+/// Decodes the `%XX` escapes of a URL part (user, password, vhost); `None` when an escape is
+/// malformed or the result is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `url` with its password and secret query values replaced by `***`; other query values
+/// (e.g. an endpoint URL) have embedded passwords redacted too.
 pub fn redact_url(url: &Url) -> String {
     let mut u = url.clone();
     if u.password().is_some() {
@@ -38,7 +58,7 @@ pub fn redact_url(url: &Url) -> String {
                 let v = if is_secret_key(&k) {
                     REDACTED.into()
                 } else {
-                    v.into_owned()
+                    redact_text(&v)
                 };
                 (k.into_owned(), v)
             })

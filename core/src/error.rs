@@ -249,6 +249,18 @@ impl Error {
         self
     }
 
+    /// Takes the source out when it is a `T`; gives the error back otherwise.
+    pub fn take_source<T: std::error::Error + 'static>(mut self) -> Result<T, Error> {
+        match self.0.source.take().map(|s| s.downcast::<T>()) {
+            Some(Ok(t)) => Ok(*t),
+            Some(Err(s)) => {
+                self.0.source = Some(s);
+                Err(self)
+            }
+            None => Err(self),
+        }
+    }
+
     /// The source error, to downcast to the client library's type.
     pub fn source_ref(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
         self.0.source.as_deref()
@@ -279,7 +291,8 @@ impl fmt::Display for Error {
             f.write_str(" [retryable]")?;
         }
         if let Some(s) = &self.0.source {
-            write!(f, ": {s}")?;
+            // A client library's error may quote the broker URL: never print its password.
+            write!(f, ": {}", crate::config::redact_text(&s.to_string()))?;
         }
         Ok(())
     }

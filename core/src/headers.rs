@@ -15,6 +15,22 @@ pub const MAX_NAME_LEN: usize = 256;
 /// Longest header value accepted, in bytes.
 pub const MAX_VALUE_LEN: usize = 8 * 1024;
 
+/// Header listing the foreign headers a consumer dropped because brokerkit cannot carry them
+/// (binary values, names that are not HTTP tokens, control characters): the names, escaped,
+/// joined by `", "`. Set by [`note_invalid`].
+pub const INVALID_HEADERS: &str = "x-brokerkit-invalid-headers";
+
+/// Records dropped foreign header names in [`INVALID_HEADERS`]; nothing when `dropped` is
+/// empty. Names are listed as given (callers escape what is not printable).
+pub fn note_invalid(headers: &mut Headers, dropped: &[String]) {
+    if dropped.is_empty() {
+        return;
+    }
+    let list = crate::dead_letter::sanitize_header_value(&dropped.join(", "));
+    // A constant valid name and a sanitized value: insertion cannot fail.
+    let _ = headers.insert(INVALID_HEADERS, list);
+}
+
 /// Canonical header names.
 pub mod names {
     /// Unique id of this message.

@@ -5,26 +5,34 @@
 #![warn(missing_docs)]
 
 pub mod adapter;
+pub mod batch;
 pub mod browse;
 pub mod capabilities;
+pub mod closed;
 pub mod config;
 pub mod dead_letter;
 pub mod delivery;
+pub mod emulation;
 pub mod error;
 pub mod headers;
 pub mod lag;
 pub mod message;
 
-pub use adapter::{Backend, Connector, ConsumerBackend, ConsumerOptions, ProducerBackend};
+pub use adapter::{
+    Backend, Connector, ConsumerBackend, ConsumerOptions, ProducerBackend, DEFAULT_GROUP,
+};
 pub use async_trait::async_trait;
+pub use batch::BatchError;
 pub use browse::BrowsedMessage;
 pub use bytes::Bytes;
 pub use capabilities::{Capabilities, Support};
+pub use closed::ClosedFlag;
 pub use config::{BrokerUrl, Params};
 pub use dead_letter::{
     dead_letter_destination, DeadLetterEnvelope, DeadLetterReason, ValidationIssue,
 };
 pub use delivery::{Delivery, Settle, Settlement};
+pub use emulation::{DeadLetterPrimitives, FailureRecord};
 pub use error::{Error, ErrorContext, ErrorKind, Result};
 pub use headers::{HeaderName, Headers};
 pub use lag::{Lag, LagAccuracy, PartitionLag};

@@ -4,7 +4,11 @@
 use std::future::Future;
 use std::time::Duration;
 
-use brokerkit::{Broker, Consumer, Delivery};
+use std::sync::Arc;
+
+use brokerkit::{Broker, Consumer, Delivery, Registry};
+
+use crate::fixture::Fixture;
 
 /// Longest wait for a message that should arrive (real brokers included).
 pub const RECEIVE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -130,7 +134,7 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = Outcome>,
 {
-    run_case_with_lease(url, None, case, f).await
+    run_case_with(url, Registry::default(), case, f).await
 }
 
 /// [`run_case`] with the URL of the same broker configured with a 2-second lease.
@@ -143,13 +147,55 @@ pub async fn run_case_with_lease<F, Fut>(
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = Outcome>,
 {
+    run_case_full(url, lease_url, Registry::default(), case, f).await
+}
+
+/// [`run_case_with`] for the cases that need the adapter's fixture too.
+pub async fn run_fixture_case<F, Fut>(
+    url: Option<String>,
+    registry: Registry,
+    case: &'static str,
+    fixture: Arc<dyn Fixture>,
+    f: F,
+) where
+    F: FnOnce(Ctx, Arc<dyn Fixture>) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
+    run_case_with(url, registry, case, move |c| f(c, fixture)).await
+}
+
+/// Connects to `url` through `registry` (e.g. one with a fault-injecting connector) and runs
+/// `case`; `None` skips with a printed reason.
+pub async fn run_case_with<F, Fut>(
+    url: Option<String>,
+    registry: Registry,
+    case: &'static str,
+    f: F,
+) where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
+    run_case_full(url, None, registry, case, f).await
+}
+
+/// The general form: `lease_url` for the lifecycle cases, `registry` for wrapped adapters.
+pub async fn run_case_full<F, Fut>(
+    url: Option<String>,
+    lease_url: Option<String>,
+    registry: Registry,
+    case: &'static str,
+    f: F,
+) where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
     let Some(url) = url else {
         skip_line(&format!(
             "SKIP {case}: no broker URL configured for this suite"
         ));
         return;
     };
-    let broker = match Broker::connect(&url).await {
+    let broker = match Broker::connect_with(&registry, &url).await {
         Ok(b) => b,
         Err(e) => panic!("[{case}] cannot connect: {e}"),
     };

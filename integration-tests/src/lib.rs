@@ -4,16 +4,20 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+pub mod conformance_fixture;
 pub mod conformance_lag;
 pub mod conformance_layers;
 pub mod conformance_lifecycle;
 pub mod conformance_metrics;
+pub mod fixture;
+pub mod fixtures;
 mod harness;
 pub mod metrics_probe;
 
+pub use brokerkit::Registry;
 pub use harness::{
-    broker_url, expect_none, receive, run_case, run_case_with_lease, Ctx, Outcome, Stop,
-    RECEIVE_TIMEOUT,
+    broker_url, expect_none, receive, run_case, run_case_full, run_case_with, run_case_with_lease,
+    run_fixture_case, Ctx, Outcome, Stop, RECEIVE_TIMEOUT,
 };
 
 /// Generates one `#[tokio::test]` per conformance case, for the broker at `$url`
@@ -25,10 +29,24 @@ pub use harness::{
 #[macro_export]
 macro_rules! conformance_suite {
     ($name:ident, $url:expr) => {
-        $crate::conformance_suite!($name, $url, lease: None);
+        $crate::conformance_suite!($name, $url, $crate::fixture::NoFixture);
     };
-    ($name:ident, $url:expr, lease: $lease_url:expr) => {
+    ($name:ident, $url:expr, $fixture:expr) => {
+        $crate::conformance_suite!($name, $url, $fixture, $crate::Registry::default());
+    };
+    ($name:ident, $url:expr, $fixture:expr, $registry:expr) => {
+        $crate::conformance_suite!($name, $url, $fixture, $registry, lease: None);
+    };
+    ($name:ident, $url:expr, $fixture:expr, $registry:expr, lease: $lease_url:expr) => {
         mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn registry() -> $crate::Registry {
+                $registry
+            }
+            fn fixture() -> std::sync::Arc<dyn $crate::fixture::Fixture> {
+                std::sync::Arc::new($fixture)
+            }
             $crate::conformance_lifecycle_cases!(
                 $url, $lease_url;
                 slow_handler_keeps_its_lease,
@@ -52,6 +70,15 @@ macro_rules! conformance_suite {
                 graceful_shutdown,
                 unsupported_is_refused,
                 bad_destination_name
+            );
+            $crate::conformance_fixture_cases!(
+                $url;
+                unreachable_broker,
+                foreign_headers_dropped_and_listed
+            );
+            $crate::conformance_cases_in!(
+                $url, $crate::conformance_fixture;
+                dead_letters_wait_for_a_later_dlq_consumer
             );
             $crate::conformance_layer_cases!(
                 $url;
@@ -85,7 +112,7 @@ macro_rules! conformance_layer_cases {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let url: Option<String> = $url;
-                $crate::run_case(url, stringify!($case), $crate::conformance_layers::$case).await;
+                $crate::run_case_with(url, registry(), stringify!($case), $crate::conformance_layers::$case).await;
             }
         )*
     };
@@ -100,7 +127,7 @@ macro_rules! conformance_lag_cases {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let url: Option<String> = $url;
-                $crate::run_case(url, stringify!($case), $crate::conformance_lag::$case).await;
+                $crate::run_case_with(url, registry(), stringify!($case), $crate::conformance_lag::$case).await;
             }
         )*
     };
@@ -116,7 +143,7 @@ macro_rules! conformance_lifecycle_cases {
             async fn $case() {
                 let url: Option<String> = $url;
                 let lease_url: Option<String> = $lease_url;
-                $crate::run_case_with_lease(url, lease_url, stringify!($case), $crate::conformance_lifecycle::$case).await;
+                $crate::run_case_full(url, lease_url, registry(), stringify!($case), $crate::conformance_lifecycle::$case).await;
             }
         )*
     };
@@ -131,7 +158,7 @@ macro_rules! conformance_metrics_cases {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let url: Option<String> = $url;
-                $crate::run_case(url, stringify!($case), $crate::conformance_metrics::$case).await;
+                $crate::run_case_with(url, registry(), stringify!($case), $crate::conformance_metrics::$case).await;
             }
         )*
     };
@@ -142,11 +169,37 @@ macro_rules! conformance_metrics_cases {
 #[doc(hidden)]
 macro_rules! conformance_cases {
     ($url:expr; $($case:ident),* $(,)?) => {
+        $crate::conformance_cases_in!($url, $crate::conformance; $($case),*);
+    };
+}
+
+/// Internal: one test per case name of module `$module`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_cases_in {
+    ($url:expr, $module:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                use $module as cases;
+                let url: Option<String> = $url;
+                $crate::run_case_with(url, registry(), stringify!($case), cases::$case).await;
+            }
+        )*
+    };
+}
+
+/// Internal: one test per fixture case name.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_fixture_cases {
+    ($url:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let url: Option<String> = $url;
-                $crate::run_case(url, stringify!($case), $crate::conformance::$case).await;
+                let f = fixture();
+                $crate::run_fixture_case(url, registry(), stringify!($case), f, $crate::conformance_fixture::$case).await;
             }
         )*
     };

@@ -11,7 +11,22 @@ use brokerkit_integration_tests::conformance_suite;
 conformance_suite!(
     memory,
     Some("memory://".to_string()),
+    brokerkit_integration_tests::fixture::NoFixture,
+    brokerkit::Registry::default(),
     lease: Some("memory://?visibility_timeout_ms=2000".to_string())
+);
+// The suite again over memory wrapped in the fault-injecting backend (small delays, batches
+// split into chunks of 3): the wrapper forwards every promise.
+conformance_suite!(
+    memory_faults,
+    Some("memory://".to_string()),
+    brokerkit_integration_tests::fixture::NoFixture,
+    brokerkit::Registry::default().with(brokerkit::faults::FaultConnector::new(
+        brokerkit::memory::MemoryConnector,
+        brokerkit::faults::FaultPlan::default()
+            .delay(std::time::Duration::from_millis(1))
+            .max_batch(3),
+    ))
 );
 conformance_suite!(from_env, std::env::var("BROKERKIT_TEST_URL").ok());
 #[cfg(feature = "nats")]
@@ -22,6 +37,8 @@ conformance_suite!(
         "BROKERKIT_NATS_JS_URL",
         "nats+js://127.0.0.1:4222"
     ),
+    brokerkit_integration_tests::fixtures::NatsFixture { jetstream: true },
+    brokerkit::Registry::default(),
     lease: brokerkit_integration_tests::broker_url(
         "nats",
         "BROKERKIT_NATS_JS_LEASE_URL",
@@ -31,7 +48,8 @@ conformance_suite!(
 #[cfg(feature = "nats")]
 conformance_suite!(
     nats_core,
-    brokerkit_integration_tests::broker_url("nats", "BROKERKIT_NATS_URL", "nats://127.0.0.1:4222")
+    brokerkit_integration_tests::broker_url("nats", "BROKERKIT_NATS_URL", "nats://127.0.0.1:4222"),
+    brokerkit_integration_tests::fixtures::NatsFixture { jetstream: false }
 );
 #[cfg(feature = "kafka")]
 conformance_suite!(
@@ -40,13 +58,14 @@ conformance_suite!(
         "kafka",
         "BROKERKIT_KAFKA_URL",
         "kafka://127.0.0.1:9092"
-    )
+    ),
+    brokerkit_integration_tests::fixtures::KafkaFixture
 );
 #[cfg(feature = "sqs")]
-conformance_suite!(sqs, brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SQS_URL", "sqs://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=20"),
+conformance_suite!(sqs, brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SQS_URL", "sqs://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=20"), brokerkit_integration_tests::fixtures::SqsFixture { sns: false }, brokerkit::Registry::default(),
     lease: brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SQS_LEASE_URL", "sqs://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=1&visibility_timeout_secs=2"));
 #[cfg(feature = "sqs")]
-conformance_suite!(sns, brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SNS_URL", "sns://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=20"),
+conformance_suite!(sns, brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SNS_URL", "sns://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=20"), brokerkit_integration_tests::fixtures::SqsFixture { sns: true }, brokerkit::Registry::default(),
     lease: brokerkit_integration_tests::broker_url("localstack", "BROKERKIT_SNS_LEASE_URL", "sns://?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&wait_time_secs=1&visibility_timeout_secs=2"));
 #[cfg(feature = "rabbitmq")]
 conformance_suite!(
@@ -55,5 +74,6 @@ conformance_suite!(
         "rabbitmq",
         "BROKERKIT_RABBITMQ_URL",
         "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )
+    ),
+    brokerkit_integration_tests::fixtures::RabbitFixture
 );

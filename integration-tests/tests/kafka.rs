@@ -1,6 +1,6 @@
-//! Kafka adapter, broker level: a broker restart mid-stream loses nothing, unreachable
-//! brokers give retryable errors, oversized records are refused before I/O, and foreign
-//! records with malformed headers do not stop the consumer.
+//! Kafka adapter, broker level: a broker restart mid-stream loses nothing, oversized records
+//! are refused before I/O, rebalances and small buffers lose nothing. Unreachable brokers and
+//! foreign headers are shared cases of the conformance suite (`fixtures/kafka.rs`).
 //!
 //! The restart test starts its OWN tansu (never the shared one) on a free loopback port with
 //! its own sqlite file in a temporary directory, and kills and restarts it mid-stream. The
@@ -8,14 +8,13 @@
 #![cfg(feature = "kafka")]
 
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brokerkit::{Broker, ErrorKind, Headers, Message};
+use brokerkit::{Broker, ErrorKind, Message};
 use brokerkit_integration_tests::broker_url;
 use tokio::sync::Mutex;
 
@@ -236,33 +235,6 @@ async fn broker_restart_mid_stream_loses_nothing() {
     let _ = broker.close().await;
 }
 
-/// Nothing listens there: a retryable Unavailable error naming the address, in bounded time.
-#[tokio::test]
-async fn unreachable_broker_is_retryable_unavailable() {
-    if skip_kafka() {
-        return;
-    }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    for url in [
-        format!("kafka://127.0.0.1:{port}?connect_timeout_ms=1500"),
-        "kafka://no-such-host.invalid:9092?connect_timeout_ms=1500".to_string(),
-    ] {
-        let started = Instant::now();
-        let e = Broker::connect(&url).await.expect_err("must fail");
-        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
-        assert!(e.is_retryable(), "{e}");
-        assert!(e.context().address.is_some(), "{e}");
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "took {:?}",
-            started.elapsed()
-        );
-    }
-}
-
 /// A record over `message.max.bytes` (here through a long key) is refused before sending;
 /// a missing topic with creation off is NotFound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,124 +269,6 @@ async fn oversized_record_and_missing_topic() {
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     let _ = broker.close().await;
     let _ = strict.close().await;
-}
-
-/// Produces one record with raw librdkafka, with header names and values given as bytes.
-fn produce_raw(url: &str, topic: &str, headers: &[(&[u8], &[u8])], payload: &[u8]) {
-    use rdkafka::bindings as rd;
-    use rdkafka::config::ClientConfig;
-    use rdkafka::producer::{BaseProducer, Producer};
-    let bootstrap = url
-        .trim_start_matches("kafka://")
-        .split(['?', '/'])
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .expect("raw producer");
-    let topic_c = CString::new(topic).expect("topic");
-    let names: Vec<CString> = headers
-        .iter()
-        .map(|(n, _)| CString::new(n.to_vec()).expect("no NUL in names"))
-        .collect();
-    let mut vus: Vec<rd::rd_kafka_vu_t> = Vec::new();
-    let vu = |vtype, u| rd::rd_kafka_vu_t { vtype, u };
-    vus.push(vu(
-        rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_TOPIC,
-        rd::rd_kafka_vu_s__bindgen_ty_1 {
-            cstr: topic_c.as_ptr(),
-        },
-    ));
-    vus.push(vu(
-        rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_VALUE,
-        rd::rd_kafka_vu_s__bindgen_ty_1 {
-            mem: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 {
-                ptr: payload.as_ptr() as *mut _,
-                size: payload.len(),
-            },
-        },
-    ));
-    // Copy the payload: librdkafka must not free memory it does not own.
-    vus.push(vu(
-        rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_MSGFLAGS,
-        rd::rd_kafka_vu_s__bindgen_ty_1 {
-            i: rd::RD_KAFKA_MSG_F_COPY,
-        },
-    ));
-    for (name, (_, value)) in names.iter().zip(headers) {
-        vus.push(vu(
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADER,
-            rd::rd_kafka_vu_s__bindgen_ty_1 {
-                header: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2 {
-                    name: name.as_ptr(),
-                    val: value.as_ptr() as *const _,
-                    size: value.len() as isize,
-                },
-            },
-        ));
-    }
-    // SAFETY: every pointer in `vus` outlives the call (librdkafka copies what it keeps).
-    let err =
-        unsafe { rd::rd_kafka_produceva(producer.client().native_ptr(), vus.as_ptr(), vus.len()) };
-    assert!(err.is_null(), "raw produce failed");
-    producer.flush(Duration::from_secs(10)).expect("raw flush");
-}
-
-/// A foreign record with a non-UTF-8 header name and value, an invalid name, a control
-/// character and a repeated name: delivered without the bad headers, which are listed in
-/// `x-brokerkit-invalid-headers`; the repeated name keeps its last value; the consumer goes on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreign_record_with_malformed_headers() {
-    let Some(url) = shared_url() else { return };
-    let broker = Broker::connect(&url).await.expect("connect");
-    let dest = unique("foreign");
-    let mut consumer = broker.consumer(&dest).build().await.expect("consumer");
-    let headers: &[(&[u8], &[u8])] = &[
-        (b"x-good", b"ok"),
-        (&[0xff, 0xfe, b'n'], b"v"),
-        (b"x-binary", &[0xc3, 0x28]),
-        (b"bad name", b"v"),
-        (b"x-ctl", b"a\x01b"),
-        (b"x-dup", b"first"),
-        (b"X-Dup", b"last"),
-    ];
-    let u = url.clone();
-    let d2 = dest.clone();
-    tokio::task::spawn_blocking(move || produce_raw(&u, &d2, headers, b"foreign"))
-        .await
-        .expect("raw produce task");
-    let d = tokio::time::timeout(Duration::from_secs(15), consumer.next())
-        .await
-        .expect("in time")
-        .expect("no error")
-        .expect("a delivery");
-    let h = &d.message().headers;
-    assert_eq!(d.message().payload.as_ref(), b"foreign");
-    assert_eq!(h.get("x-good"), Some("ok"));
-    assert_eq!(h.get("x-dup"), Some("last"));
-    assert_eq!(
-        h.get("x-brokerkit-invalid-headers"),
-        Some("%FF%FEn,x-binary,bad%20name,x-ctl")
-    );
-    assert_eq!(h.len(), 3, "{h:?}");
-    d.ack().await.expect("ack");
-    // The consumer keeps running.
-    let producer = broker.producer(&dest).build().await.expect("producer");
-    let ok = Headers::new().with("x-after", "1").expect("header");
-    producer
-        .send(Message::new("after").with_headers(ok))
-        .await
-        .expect("send");
-    let d = tokio::time::timeout(Duration::from_secs(15), consumer.next())
-        .await
-        .expect("in time")
-        .expect("no error")
-        .expect("a delivery");
-    assert_eq!(d.message().payload.as_ref(), b"after");
-    d.ack().await.expect("ack");
-    let _ = broker.close().await;
 }
 
 /// A second member joins while the first holds deliveries: the first gets time to settle them

@@ -1,5 +1,6 @@
-//! RabbitMQ broker-level tests: bad input, foreign messages, topology choices and a broker
-//! restart in the middle of a stream.
+//! RabbitMQ broker-level tests: bad input, topology choices and a broker restart in the
+//! middle of a stream. Unreachable broker, foreign headers and late DLQ consumers are shared
+//! cases of the conformance suite (`fixtures/rabbitmq.rs`).
 //!
 //! They use the broker at `$BROKERKIT_RABBITMQ_URL` (default
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`); the restart test also needs `rabbitmqctl`
@@ -13,11 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brokerkit::{Broker, DeadLetterEnvelope, DeadLetterReason, ErrorKind, Headers, Message};
+use brokerkit::{Broker, ErrorKind, Message};
 use brokerkit_integration_tests::{broker_url, conformance, run_case};
-use lapin::options::{BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions};
-use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::BasicProperties;
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 
 const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -74,21 +73,6 @@ async fn cleanup(url: &str, destination: &str, groups: &[&str]) {
 
 fn text(d: &brokerkit::Delivery) -> String {
     String::from_utf8_lossy(&d.message().payload).into_owned()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rabbitmq_unreachable_broker_is_retryable_unavailable_with_redacted_address() {
-    let _g = LOCK.lock().await;
-    let e = Broker::connect("amqp://guest:hunter2@127.0.0.1:1/%2f")
-        .await
-        .expect_err("nothing listens on port 1");
-    println!("unreachable: {e}");
-    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
-    assert!(e.is_retryable(), "{e}");
-    let shown = e.to_string();
-    assert!(shown.contains("127.0.0.1:1"), "address missing: {shown}");
-    assert!(!shown.contains("hunter2") && !format!("{e:?}").contains("hunter2"));
-    assert_eq!(e.context().operation, Some("connect"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,107 +154,6 @@ async fn rabbitmq_send_without_any_group_is_not_found_not_silently_dropped() {
     cleanup(&url, &dest, &[]).await;
 }
 
-/// A foreign producer's headers that brokerkit cannot represent are skipped and listed;
-/// the consumer keeps going, and nack / dead-letter keep the original headers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rabbitmq_malformed_foreign_headers_are_skipped_with_reason() {
-    let _g = LOCK.lock().await;
-    let Some(url) = url() else { return };
-    let broker = Broker::connect(&url).await.unwrap();
-    let dest = unique("foreign");
-    let mut consumer = broker.consumer(&dest).group("g").build().await.unwrap();
-    let mut dead = broker
-        .consumer(&format!("{dest}.dlq"))
-        .group("ops")
-        .build()
-        .await
-        .unwrap();
-
-    let conn = raw(&url).await;
-    let ch = conn.create_channel().await.unwrap();
-    let mut nested = FieldTable::default();
-    nested.insert("inner".into(), AMQPValue::LongInt(1));
-    let mut t = FieldTable::default();
-    t.insert(
-        "x-bin".into(),
-        AMQPValue::LongString(LongString::from(vec![0xffu8, 0xfe, 0x00])),
-    );
-    t.insert("x-nested".into(), AMQPValue::FieldTable(nested));
-    t.insert("bad name:here".into(), AMQPValue::LongString("v".into()));
-    t.insert(
-        "x-ctl".into(),
-        AMQPValue::LongString("line\r\nbreak".into()),
-    );
-    t.insert("x-ok".into(), AMQPValue::LongString("fine".into()));
-    t.insert("x-int".into(), AMQPValue::LongInt(-7));
-    ch.basic_publish(
-        dest.as_str().into(),
-        "".into(),
-        BasicPublishOptions::default(),
-        b"foreign",
-        BasicProperties::default()
-            .with_headers(t)
-            .with_message_id("m\u{7}bell".into()),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
-    let producer = broker.producer(&dest).build().await.unwrap();
-    producer.send(Message::new("native")).await.unwrap();
-
-    let d = receive(&mut consumer).await;
-    assert_eq!(text(&d), "foreign");
-    let h = &d.message().headers;
-    assert_eq!(h.get("x-ok"), Some("fine"));
-    assert_eq!(h.get("x-int"), Some("-7"));
-    let why = h
-        .get("x-brokerkit-invalid-headers")
-        .expect("skipped headers are listed")
-        .to_string();
-    for bad in ["x-bin", "x-nested", "bad name:here", "x-ctl", "message-id"] {
-        assert!(why.contains(bad), "{bad} not listed in {why:?}");
-    }
-    d.nack(None).await.unwrap();
-    let d = receive(&mut consumer).await;
-    let d = if text(&d) == "native" {
-        d.ack().await.unwrap();
-        receive(&mut consumer).await
-    } else {
-        let again = receive(&mut consumer).await;
-        assert_eq!(text(&again), "native");
-        again.ack().await.unwrap();
-        d
-    };
-    assert_eq!(text(&d), "foreign");
-    assert_eq!(d.attempt(), 2);
-    assert_eq!(
-        d.message().headers.get("x-brokerkit-invalid-headers"),
-        Some(why.as_str())
-    );
-    d.dead_letter(DeadLetterReason::new("foreign junk"))
-        .await
-        .unwrap();
-    let dl = receive(&mut dead).await;
-    assert_eq!(text(&dl), "foreign");
-    assert_eq!(dl.message().headers.get("x-ok"), Some("fine"));
-    assert!(dl
-        .message()
-        .headers
-        .get("x-brokerkit-invalid-headers")
-        .is_some_and(|w| w.contains("x-bin")));
-    let env = DeadLetterEnvelope::read_from(&dl.message().headers).expect("envelope");
-    assert_eq!(
-        (env.attempts, env.reason.reason.as_str()),
-        (2, "foreign junk")
-    );
-    dl.ack().await.unwrap();
-    let _ = conn.close(200, "bye".into()).await;
-    broker.close().await.unwrap();
-    cleanup(&url, &dest, &["g"]).await;
-    cleanup(&url, &format!("{dest}.dlq"), &["ops"]).await;
-}
-
 /// Clones of one producer send concurrently (one confirm channel); every message arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_concurrent_sends_from_producer_clones_all_arrive() {
@@ -297,47 +180,6 @@ async fn rabbitmq_concurrent_sends_from_producer_clones_all_arrive() {
     }
     broker.close().await.unwrap();
     cleanup(&url, &dest, &["default"]).await;
-}
-
-/// Dead letters are kept in `<dest>.dlq:default` even when nobody consumed the DLQ before.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rabbitmq_dead_letters_wait_for_a_later_dlq_consumer() {
-    let _g = LOCK.lock().await;
-    let Some(url) = url() else { return };
-    let broker = Broker::connect(&url).await.unwrap();
-    let dest = unique("dlqlater");
-    let mut consumer = broker
-        .consumer(&dest)
-        .group("billing")
-        .build()
-        .await
-        .unwrap();
-    let producer = broker.producer(&dest).build().await.unwrap();
-    let h = Headers::new().with("x-order", "7").unwrap();
-    producer
-        .send(Message::new("poison").with_headers(h))
-        .await
-        .unwrap();
-    let d = receive(&mut consumer).await;
-    d.dead_letter(DeadLetterReason::new("bad")).await.unwrap();
-    let mut dead = broker
-        .consumer(&format!("{dest}.dlq"))
-        .build()
-        .await
-        .unwrap();
-    let dl = receive(&mut dead).await;
-    assert_eq!(text(&dl), "poison");
-    assert_eq!(dl.message().headers.get("x-order"), Some("7"));
-    assert_eq!(
-        dl.attempt(),
-        1,
-        "a dead letter starts its own attempt count"
-    );
-    let env = DeadLetterEnvelope::read_from(&dl.message().headers).expect("envelope");
-    assert_eq!(env.original_group.as_deref(), Some("billing"));
-    dl.ack().await.unwrap();
-    broker.close().await.unwrap();
-    cleanup(&url, &dest, &["billing"]).await;
 }
 
 /// A delayed nack comes back to the group that nacked only, not to the other groups.

@@ -1,5 +1,6 @@
 //! Broker-level tests of the SQS/SNS adapter against LocalStack: FIFO ordering and
-//! deduplication, bad input, payloads SQS would refuse, size limits, foreign messages,
+//! deduplication, bad input, payloads SQS would refuse, size limits (foreign messages are a
+//! shared case, `fixtures/sqs.rs`),
 //! broker-side redrive, and an outage (the connection cut and restored through a proxy).
 #![cfg(feature = "sqs")]
 
@@ -335,67 +336,6 @@ async fn raw_client() -> aws_sdk_sqs::Client {
         .load()
         .await;
     aws_sdk_sqs::Client::new(&conf)
-}
-
-fn attr(data_type: &str, value: &str) -> aws_sdk_sqs::types::MessageAttributeValue {
-    let b = aws_sdk_sqs::types::MessageAttributeValue::builder().data_type(data_type);
-    let b = if data_type == "Binary" {
-        b.binary_value(aws_sdk_sqs::primitives::Blob::new(value.as_bytes()))
-    } else {
-        b.string_value(value)
-    };
-    b.build().unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreign_messages_never_stop_the_consumer() {
-    let Some(url) = sqs_url("") else { return };
-    if !url.contains("127.0.0.1:4566") {
-        return; // the raw client below talks to the default LocalStack only
-    }
-    let broker = Broker::connect(&url).await.unwrap();
-    let dest = unique("foreign");
-    let mut consumer = broker.consumer(&dest).build().await.unwrap();
-    let raw = raw_client().await;
-    let queue_url = raw
-        .get_queue_url()
-        .queue_name(&dest)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    raw.send_message()
-        .queue_url(&queue_url)
-        .message_body("from elsewhere")
-        .message_attributes("tenant", attr("String", "acme"))
-        .message_attributes("count", attr("Number", "3"))
-        .message_attributes("blob", attr("Binary", "\u{1}\u{2}"))
-        .message_attributes("brokerkit", attr("String", "{broken json"))
-        .send()
-        .await
-        .unwrap();
-    raw.send_message()
-        .queue_url(&queue_url)
-        .message_body("next")
-        .send()
-        .await
-        .unwrap();
-    let d = receive(&mut consumer).await;
-    assert_eq!(text(&d), "from elsewhere");
-    let h = &d.message().headers;
-    assert_eq!(h.get("tenant"), Some("acme"));
-    assert_eq!(h.get("count"), Some("3"));
-    let invalid: HashSet<&str> = h
-        .get("x-brokerkit-invalid-headers")
-        .unwrap()
-        .split(", ")
-        .collect();
-    assert_eq!(invalid, HashSet::from(["blob", "brokerkit"]));
-    d.ack().await.unwrap();
-    let d = receive(&mut consumer).await;
-    assert_eq!(text(&d), "next");
-    d.ack().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

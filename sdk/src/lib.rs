@@ -27,12 +27,12 @@ mod consumer;
 mod consumer_builder;
 mod context;
 mod event;
+pub mod faults;
 pub mod handler;
 pub mod health;
 pub mod idempotency;
 mod lag;
 pub mod layers;
-pub mod memory;
 pub mod metrics;
 mod producer;
 mod producer_builder;
@@ -50,6 +50,8 @@ pub use brokerkit_core::{
     ErrorKind, Headers, Lag, LagAccuracy, Message, PartitionLag, ProducerBackend, Result, Support,
     ValidationIssue,
 };
+/// The always-available in-process broker (`memory://`), from the `brokerkit-memory` crate.
+pub use brokerkit_memory as memory;
 pub use browse::{DeadLetterView, MAX_BROWSE};
 #[cfg(feature = "config-file")]
 pub use config_file::BrokerConfig;

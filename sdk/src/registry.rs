@@ -79,6 +79,16 @@ impl Registry {
                 self.schemes().join(", ")
             )));
         };
-        c.connect(&url).await
+        c.connect(&url).await.map_err(|e| {
+            // Context stamped once here for every adapter's connect errors.
+            let e = match e.context().operation {
+                Some(_) => e,
+                None => e.with_operation("connect"),
+            };
+            match e.context().address {
+                Some(_) => e,
+                None => e.with_address(url.redacted()),
+            }
+        })
     }
 }

@@ -21,9 +21,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::backend::{base_client_config, Shared};
 use crate::error::from_kafka;
 use crate::headers;
+use crate::link::{base_client_config, Shared};
 use crate::topics::{group_id, retry_topic, DEFAULT_GROUP};
 
 /// Longest a browse reads before it reports what it has.

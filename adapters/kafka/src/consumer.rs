@@ -1,211 +1,24 @@
-//! Consumer handle and its deliveries' settlement.
+//! Consumer handle: joins the group, starts the driver, hands out deliveries (settled in
+//! [`crate::settle`]).
 //!
 //! A brokerkit consumer is one Kafka consumer-group member (group id `<destination>:<group>`)
 //! subscribed to the destination and to the group's retry topic. A driver thread
 //! ([`crate::driver`]) polls it; deliveries are handed out from the shared [`State`].
-//!
-//! - `ack` marks the offset settled; the driver commits each partition's contiguous settled
-//!   prefix (never past an unsettled offset).
-//! - `nack(delay)` and a dropped delivery produce a copy to the retry topic with the attempt,
-//!   the first-failure time and the not-before time in headers, then mark the original settled.
-//!   If that produce fails, the message is queued again locally (attempt + 1).
-//! - `dead_letter` produces the message with the envelope to `<destination>.dlq`, then marks
-//!   the original settled.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex};
 
 use async_trait::async_trait;
-use brokerkit_core::{
-    dead_letter_destination, ConsumerBackend, ConsumerOptions, DeadLetterEnvelope,
-    DeadLetterReason, Delivery, Error, ErrorKind, Message, Result, Settle, Settlement,
-};
+use brokerkit_core::{ConsumerBackend, ConsumerOptions, Delivery, ErrorKind, Result};
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use crate::backend::Shared;
 use crate::driver;
 use crate::error::error;
-use crate::headers::{self, ATTEMPT, FIRST_FAILURE, NOT_BEFORE};
+use crate::link::Shared;
+use crate::settle::{ConsumerShared, KafkaSettler};
 use crate::state::{Fetched, State};
 use crate::topics::{group_id, retry_topic, DEFAULT_GROUP};
-
-/// What a consumer's handle, deliveries and driver thread share.
-pub struct ConsumerShared {
-    pub backend: Arc<Shared>,
-    pub destination: Arc<str>,
-    pub group: String,
-    pub group_id: String,
-    pub retry_topic: String,
-    pub retry_partitions: i32,
-    pub prefetch: usize,
-    state: Mutex<State>,
-    /// Wakes threads waiting for settlements (the driver while draining or revoking).
-    pub settled: Condvar,
-    /// Wakes `next` when something is ready or the consumer closed.
-    pub ready: Notify,
-    /// Wakes `start` when the first assignment arrived.
-    pub assigned: Notify,
-    /// Counts rebalance callbacks (the driver drops messages polled across one).
-    pub rebalances: AtomicU64,
-    runtime: Handle,
-}
-
-/// Milliseconds since the epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-impl ConsumerShared {
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Stops intake: queued and held messages are abandoned (redelivered by Kafka to the next
-    /// owner); deliveries in hand can still be settled while the driver drains.
-    pub fn close(&self) {
-        {
-            let mut st = self.lock();
-            if !st.closed {
-                st.closed = true;
-                st.abandon_queued(None);
-            }
-        }
-        self.settled.notify_all();
-        self.ready.notify_one();
-    }
-
-    fn expired(&self, operation: &'static str) -> Error {
-        error(
-            ErrorKind::DeliveryExpired,
-            "this consumer no longer owns the delivery's partition (rebalance or close); \
-             Kafka delivers it again from the last committed offset",
-            &self.backend.config.redacted,
-            operation,
-        )
-        .with_destination(&*self.destination)
-    }
-
-    fn mark_settled(&self, f: &Fetched) -> bool {
-        let ok = self.lock().settle(f.tp, f.offset, f.generation);
-        self.settled.notify_all();
-        ok
-    }
-
-    fn requeue(&self, f: Fetched, not_before_ms: Option<u64>) {
-        self.lock().requeue(f, not_before_ms);
-        self.settled.notify_all();
-        self.ready.notify_one();
-    }
-
-    /// `nack`: a copy to the retry topic, then the original is settled.
-    async fn redeliver(&self, mut f: Fetched, delay: Option<Duration>) -> Result<()> {
-        if !self.lock().is_current(f.tp, f.offset, f.generation) {
-            return Err(self.expired("nack"));
-        }
-        let now = now_ms();
-        // Rounded up, plus 1 ms for wall-clock jitter: never earlier than the delay.
-        let not_before = delay.filter(|d| !d.is_zero()).map(|d| {
-            let micros = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |t| t.as_micros() as u64);
-            (micros.saturating_add(d.as_micros() as u64)).div_ceil(1000) + 1
-        });
-        let first_failure = *f.info.first_failure_ms.get_or_insert(now);
-        let mut extra = vec![
-            (ATTEMPT, f.info.attempt.saturating_add(1).to_string()),
-            (FIRST_FAILURE, first_failure.to_string()),
-        ];
-        if let Some(nb) = not_before {
-            extra.push((NOT_BEFORE, nb.to_string()));
-        }
-        let m = &f.message;
-        let sent = self
-            .backend
-            .send_record(
-                &self.retry_topic,
-                Some(f.tp.partition % self.retry_partitions.max(1)),
-                m.key.as_deref(),
-                &m.payload,
-                headers::to_kafka(&m.headers, &extra),
-            )
-            .await;
-        match sent {
-            Ok(()) => {
-                // Stale by now (revoked while sending) only means a duplicate later.
-                self.mark_settled(&f);
-                Ok(())
-            }
-            Err(e) => {
-                self.requeue(f, not_before);
-                Err(Error::new(
-                    e.kind(),
-                    format!(
-                        "nack: the retry copy could not be sent ({}); the delivery is queued \
-                         again in this consumer",
-                        e.message()
-                    ),
-                )
-                .with_broker(crate::error::NAME)
-                .with_destination(&*self.destination)
-                .with_operation("nack")
-                .with_boxed_source(Box::new(e)))
-            }
-        }
-    }
-
-    /// `dead_letter`: the message with its envelope to `<destination>.dlq`, then settled.
-    async fn dead_letter(
-        &self,
-        f: Fetched,
-        reason: DeadLetterReason,
-        mut message: Message,
-    ) -> Result<()> {
-        if !self.lock().is_current(f.tp, f.offset, f.generation) {
-            return Err(self.expired("dead_letter"));
-        }
-        let now = SystemTime::now();
-        DeadLetterEnvelope {
-            reason,
-            attempts: f.info.attempt,
-            original_destination: self.destination.to_string(),
-            original_group: Some(self.group.clone()),
-            first_failure: f
-                .info
-                .first_failure_ms
-                .map_or(now, |ms| UNIX_EPOCH + Duration::from_millis(ms)),
-            last_failure: now,
-        }
-        .write_to(&mut message.headers);
-        let dlq = dead_letter_destination(&self.destination);
-        let sent = async {
-            self.backend.ensure_topic(&dlq).await?;
-            self.backend
-                .send_record(
-                    &dlq,
-                    None,
-                    message.key.as_deref(),
-                    &message.payload,
-                    headers::to_kafka(&message.headers, &[]),
-                )
-                .await
-        }
-        .await;
-        match sent {
-            Ok(()) => {
-                self.mark_settled(&f);
-                Ok(())
-            }
-            Err(e) => {
-                self.requeue(f, None);
-                Err(e.with_operation("dead_letter"))
-            }
-        }
-    }
-}
 
 /// Creates the topics, joins the group and waits for the first assignment.
 pub async fn start(
@@ -343,52 +156,5 @@ impl ConsumerBackend for KafkaConsumer {
 impl Drop for KafkaConsumer {
     fn drop(&mut self) {
         self.shared.close();
-    }
-}
-
-struct KafkaSettler {
-    shared: Arc<ConsumerShared>,
-    fetched: Option<Fetched>,
-    permit: Option<OwnedSemaphorePermit>,
-}
-
-#[async_trait]
-impl Settle for KafkaSettler {
-    async fn settle(mut self: Box<Self>, how: Settlement) -> Result<()> {
-        let Some(f) = self.fetched.take() else {
-            return Err(self.shared.expired("settle"));
-        };
-        let shared = self.shared.clone();
-        match how {
-            Settlement::Ack => {
-                if shared.mark_settled(&f) {
-                    Ok(())
-                } else {
-                    Err(shared.expired("ack"))
-                }
-            }
-            Settlement::Nack { delay } => shared.redeliver(f, delay).await,
-            Settlement::DeadLetter { reason, message } => {
-                shared.dead_letter(f, reason, message).await
-            }
-        }
-    }
-}
-
-impl Drop for KafkaSettler {
-    fn drop(&mut self) {
-        let Some(f) = self.fetched.take() else {
-            return;
-        };
-        // Dropped unsettled: deliver again through the retry topic, like `nack(None)`.
-        let shared = self.shared.clone();
-        let permit = self.permit.take();
-        let runtime = shared.runtime.clone();
-        runtime.spawn(async move {
-            let _permit = permit;
-            if let Err(e) = shared.redeliver(f, None).await {
-                tracing::warn!(error = %e, "kafka: redelivering a dropped delivery failed");
-            }
-        });
     }
 }

@@ -16,10 +16,10 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::backend::base_client_config;
-use crate::consumer::{now_ms, ConsumerShared};
 use crate::error::{error, from_kafka};
 use crate::headers;
+use crate::link::base_client_config;
+use crate::settle::{now_ms, ConsumerShared};
 use crate::state::{Fetched, Tp};
 
 /// Longest single poll: bounds how late a close, a settlement commit or a release is seen.

@@ -26,7 +26,7 @@ pub const NOT_BEFORE: &str = "x-brokerkit-not-before-ms";
 /// Time of the first failure (first nack), milliseconds since the epoch.
 pub const FIRST_FAILURE: &str = "x-brokerkit-first-failure-ms";
 /// Names of the headers of a received record that were dropped as invalid.
-pub const INVALID_HEADERS: &str = "x-brokerkit-invalid-headers";
+pub use brokerkit_core::headers::INVALID_HEADERS;
 
 /// Bytes a header takes in a record beyond its name and value (two varint lengths, rounded up).
 pub const PER_HEADER_OVERHEAD: usize = 10;

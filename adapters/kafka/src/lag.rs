@@ -13,8 +13,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::backend::{base_client_config, Shared};
 use crate::error::from_kafka;
+use crate::link::{base_client_config, Shared};
 use crate::topics::{group_id, retry_topic, DEFAULT_GROUP};
 
 /// The lag of `group` (default group when `None`) on `destination`.

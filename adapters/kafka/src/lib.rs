@@ -22,7 +22,9 @@ mod driver;
 mod error;
 mod headers;
 mod lag;
+mod link;
 mod producer;
+mod settle;
 mod state;
 mod topics;
 

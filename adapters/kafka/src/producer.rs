@@ -4,10 +4,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use brokerkit_core::{Error, Message, ProducerBackend, Result};
+use brokerkit_core::{BatchError, Error, Message, ProducerBackend, Result};
 
-use crate::backend::Shared;
 use crate::headers;
+use crate::link::Shared;
 
 pub struct KafkaProducer {
     shared: Arc<Shared>,
@@ -78,33 +78,16 @@ impl ProducerBackend for KafkaProducer {
         for (i, m) in messages.iter().enumerate() {
             pending.push((i, self.enqueue(m).await));
         }
-        let mut failed: Vec<(usize, Error)> = Vec::new();
+        let mut report = BatchError::new(messages.len());
         for (i, p) in pending {
             let result = match p {
                 Ok(f) => self.shared.delivered(f, &self.topic).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = result {
-                failed.push((i, e));
+                report.fail(i, e);
             }
         }
-        let Some((_, first)) = failed.first() else {
-            return Ok(());
-        };
-        let list: Vec<String> = failed.iter().map(|(i, _)| i.to_string()).collect();
-        Err(Error::new(
-            first.kind(),
-            format!(
-                "{} of {} batch entries failed (entries {}; the others were sent): {}",
-                failed.len(),
-                messages.len(),
-                list.join(", "),
-                first.message()
-            ),
-        )
-        .retryable(first.is_retryable())
-        .with_broker(crate::error::NAME)
-        .with_destination(&self.topic)
-        .with_operation("send_batch"))
+        report.into_result()
     }
 }

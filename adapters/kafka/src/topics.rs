@@ -7,14 +7,14 @@ use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer;
 
-use crate::backend::Shared;
 use crate::error::{error, from_kafka};
+use crate::link::Shared;
 
 /// Longest Kafka topic name.
 const MAX_TOPIC_LEN: usize = 249;
 
 /// Group used when a consumer names none.
-pub const DEFAULT_GROUP: &str = "default";
+pub use brokerkit_core::DEFAULT_GROUP;
 
 /// Kafka consumer group id of brokerkit group `group` on `destination`. Kafka groups are
 /// cluster-wide, so the destination is part of the id; `:` cannot occur in either name, so

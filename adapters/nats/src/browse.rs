@@ -13,9 +13,9 @@ use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use brokerkit_core::{BrowsedMessage, ErrorKind, Message, Result};
 
-use crate::backend::Shared;
 use crate::error::{error, from_client};
 use crate::headers::from_nats;
+use crate::link::Shared;
 use crate::names;
 
 /// Group whose position a browse starts from.

@@ -31,6 +31,16 @@ pub enum Mode {
     JetStream,
 }
 
+impl Mode {
+    /// The adapter name in this mode, as `Backend::name` and error context give it.
+    pub fn adapter_name(self) -> &'static str {
+        match self {
+            Mode::Core => "nats",
+            Mode::JetStream => "nats-jetstream",
+        }
+    }
+}
+
 /// Settings read from the URL.
 #[derive(Clone)]
 pub struct NatsConfig {
@@ -151,24 +161,9 @@ impl NatsConfig {
     }
 }
 
-/// Decodes `%XX` escapes of URL userinfo; invalid escapes are kept as written.
+/// Decodes `%XX` escapes of URL userinfo; a malformed escape is kept as written.
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    brokerkit_core::config::percent_decode(s).unwrap_or_else(|| s.to_string())
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use futures_util::StreamExt;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
-use crate::backend::Shared;
 use crate::error::{error, from_client};
+use crate::link::{Shared, Target};
 use crate::names;
 use crate::settle::{JsSettler, Slot};
 
@@ -31,16 +31,6 @@ const PULL_EXPIRES: Duration = Duration::from_secs(5);
 const PULL_GRACE: Duration = Duration::from_secs(2);
 /// Pause before re-asking after the server refused a request (e.g. 409, 503).
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
-
-/// Where a consumer reads from.
-pub(crate) struct Target {
-    pub destination: Arc<str>,
-    pub group: Arc<str>,
-    pub stream: Arc<str>,
-    pub durable: Arc<str>,
-    /// `stream/durable`, the key of failure records.
-    pub id: Arc<str>,
-}
 
 pub(crate) struct JsConsumer {
     shared: Arc<Shared>,

@@ -10,8 +10,8 @@ use brokerkit_core::{ConsumerBackend, Delivery, Message, Result, Settle, Settlem
 use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::backend::Shared;
 use crate::error::from_client;
+use crate::link::Shared;
 use crate::{headers, names};
 
 pub(crate) struct CoreConsumer {

@@ -13,14 +13,11 @@ use async_nats::ConnectErrorKind;
 use brokerkit_core::config::redact_text;
 use brokerkit_core::{Error, ErrorKind};
 
-/// Adapter name used in error context.
-pub const BROKER: &str = "nats";
-
-/// A brokerkit error with the adapter name and the (already redacted) address.
+/// A brokerkit error with the (already redacted) address. The adapter name (`nats` or
+/// `nats-jetstream`, by mode) is stamped once, by the SDK and the connector, from
+/// `Backend::name`.
 pub fn error(kind: ErrorKind, message: impl Into<String>, address: &str) -> Error {
-    Error::new(kind, redact_text(&message.into()))
-        .with_broker(BROKER)
-        .with_address(address)
+    Error::new(kind, redact_text(&message.into())).with_address(address)
 }
 
 /// Maps one async-nats error kind to a brokerkit kind.
@@ -35,21 +32,9 @@ where
     K: Classify + Clone + Debug + Display + PartialEq + Send + Sync + 'static,
 {
     let kind = e.kind().classify();
-    let text = redact_text(&e.to_string());
-    error(kind, format!("{what}: {text}"), address).with_source(RedactedSource(text))
+    // The client's error is the typed source; core redacts it wherever it is printed.
+    error(kind, what, address).with_source(e)
 }
-
-/// The client's error, as redacted text (its own `Display` may quote the URL).
-#[derive(Debug)]
-struct RedactedSource(String);
-
-impl Display for RedactedSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for RedactedSource {}
 
 fn by_code(code: ErrorCode) -> ErrorKind {
     match code {
@@ -224,7 +209,10 @@ mod tests {
         let mapped = from_client(e, "connect to nats://u:***@h:1", "nats://u:***@h:1");
         assert_eq!(mapped.kind(), ErrorKind::Unavailable);
         assert!(mapped.is_retryable());
-        assert_eq!(mapped.context().broker, Some(BROKER));
+        assert!(mapped
+            .source_ref()
+            .and_then(|s| s.downcast_ref::<async_nats::error::Error<ConnectErrorKind>>())
+            .is_some());
         let e = error(ErrorKind::Unexpected, "at nats://u:hunter2@h:1", "x");
         assert!(!e.to_string().contains("hunter2"), "{e}");
         assert_eq!(

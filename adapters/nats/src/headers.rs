@@ -23,7 +23,7 @@ pub const KEY_HEADER: &str = "bk-ordering-key";
 /// JetStream's dedup header.
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
 /// Lists received headers that were skipped as invalid, each with the reason.
-pub const INVALID_HEADERS: &str = "x-brokerkit-invalid-headers";
+pub use brokerkit_core::headers::INVALID_HEADERS;
 
 /// `NATS/1.0\r\n` + `\r\n`.
 const BLOCK_OVERHEAD: usize = 12;

@@ -11,9 +11,9 @@ use async_nats::jetstream::ErrorCode;
 use brokerkit_core::{Error, ErrorKind, Lag, LagAccuracy, Result};
 use futures_util::TryStreamExt;
 
-use crate::backend::Shared;
 use crate::config::Mode;
 use crate::error::{from_client, Classify};
+use crate::link::Shared;
 use crate::names;
 
 impl Classify for ConsumerInfoErrorKind {

@@ -23,6 +23,7 @@ mod core_consumer;
 mod error;
 mod headers;
 mod lag;
+mod link;
 mod names;
 mod producer;
 mod settle;
@@ -32,9 +33,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use brokerkit_core::{Backend, BrokerUrl, Connector, Result};
 
-pub use backend::HEADER_RESERVE;
 pub use config::{CORE_KEYS, CORE_SCHEME, JETSTREAM_KEYS, JETSTREAM_SCHEME};
 pub use headers::{INVALID_HEADERS, KEY_HEADER, MSG_ID_HEADER};
+pub use link::HEADER_RESERVE;
 
 /// Connects `nats://` (core NATS) and `nats+js://` (JetStream) URLs.
 pub struct NatsConnector;
@@ -47,6 +48,10 @@ impl Connector for NatsConnector {
 
     async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {
         let config = config::NatsConfig::from_url(url)?;
-        Ok(Arc::new(backend::NatsBackend::connect(config).await?))
+        let name = config.mode.adapter_name();
+        let backend = backend::NatsBackend::connect(config)
+            .await
+            .map_err(|e| e.with_broker(name))?;
+        Ok(Arc::new(backend))
     }
 }

@@ -9,7 +9,7 @@
 use brokerkit_core::{Error, Result};
 
 /// The consumer group used when none is given.
-pub const DEFAULT_GROUP: &str = "default";
+pub use brokerkit_core::DEFAULT_GROUP;
 
 /// The NATS subject of `destination`; names with empty subject tokens are refused.
 pub fn subject(destination: &str) -> Result<String> {

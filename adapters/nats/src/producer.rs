@@ -6,12 +6,12 @@ use std::sync::Arc;
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
 use async_trait::async_trait;
-use brokerkit_core::{Error, Message, ProducerBackend, Result};
+use brokerkit_core::{BatchError, Error, Message, ProducerBackend, Result};
 
-use crate::backend::Shared;
 use crate::config::Mode;
 use crate::error::from_client;
 use crate::headers;
+use crate::link::Shared;
 
 /// Sends to one destination (one subject).
 pub(crate) struct NatsProducer {
@@ -110,26 +110,26 @@ impl ProducerBackend for NatsProducer {
     async fn send_batch(&self, messages: Vec<Message>) -> Result<()> {
         self.shared.check_open().map_err(|e| self.ctx(e))?;
         let total = messages.len();
-        let mut failed: Vec<(usize, Error)> = Vec::new();
+        let mut report = BatchError::new(total);
         match self.shared.config.mode {
             Mode::JetStream => {
                 let mut acks = Vec::with_capacity(total);
                 for (i, m) in messages.into_iter().enumerate() {
                     match self.start_js(m).await {
                         Ok(ack) => acks.push((i, ack)),
-                        Err(e) => failed.push((i, e)),
+                        Err(e) => report.fail(i, e),
                     }
                 }
                 for (i, ack) in acks {
                     if let Err(e) = await_ack(&self.shared, ack).await {
-                        failed.push((i, e));
+                        report.fail(i, e);
                     }
                 }
             }
             Mode::Core => {
                 for (i, m) in messages.into_iter().enumerate() {
                     if let Err(e) = self.send_core(m).await {
-                        failed.push((i, e));
+                        report.fail(i, e);
                     }
                 }
                 if let Err(e) = self.flush().await {
@@ -138,27 +138,6 @@ impl ProducerBackend for NatsProducer {
                 }
             }
         }
-        if failed.is_empty() {
-            return Ok(());
-        }
-        failed.sort_by_key(|(i, _)| *i);
-        let indexes: Vec<String> = failed.iter().map(|(i, _)| i.to_string()).collect();
-        let (_, first) = failed.swap_remove(0);
-        let retryable = first.is_retryable();
-        Err(self.ctx(
-            Error::new(
-                first.kind(),
-                format!(
-                    "{} of {total} messages failed (entries {}); the others were sent; first error: {}",
-                    indexes.len(),
-                    indexes.join(", "),
-                    first.message()
-                ),
-            )
-            .retryable(retryable)
-            .with_broker(crate::error::BROKER)
-            .with_address(self.shared.address())
-            .with_source(first),
-        ))
+        report.into_result().map_err(|e| self.ctx(e))
     }
 }

@@ -3,21 +3,18 @@
 //! delivery dropped unsettled.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message as JsMessage};
 use async_nats::Subscriber;
 use async_trait::async_trait;
-use brokerkit_core::{
-    dead_letter_destination, DeadLetterEnvelope, DeadLetterReason, ErrorKind, Message, Result,
-    Settle, Settlement,
-};
+use brokerkit_core::emulation::{self, DeadLetterPrimitives, FailureRecord};
+use brokerkit_core::{DeadLetterReason, ErrorKind, Message, Result, Settle, Settlement};
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
 
-use crate::backend::{FailureKey, Shared};
-use crate::consumer::Target;
 use crate::error::error;
+use crate::link::{Failure, FailureKey, Shared, Target};
 use crate::{headers, names, producer};
 
 /// Redelivery delay of a delivery dropped unsettled.
@@ -53,6 +50,8 @@ pub(crate) struct JsSettler {
     slot: Slot,
     attempt: u32,
     seq: u64,
+    /// The failure record taken while dead-lettering (restored if publishing fails).
+    taken_failure: Option<Failure>,
 }
 
 impl JsSettler {
@@ -79,6 +78,7 @@ impl JsSettler {
             slot,
             attempt,
             seq,
+            taken_failure: None,
         }
     }
 
@@ -123,34 +123,24 @@ impl JsSettler {
         Ok(())
     }
 
-    async fn dead_letter(&mut self, reason: DeadLetterReason, mut message: Message) -> Result<()> {
-        let now = SystemTime::now();
+    async fn dead_letter(&mut self, reason: DeadLetterReason, message: Message) -> Result<()> {
         let record = self.shared.take_failure(&self.key());
-        let first = record.map(|r| r.first).filter(|t| *t <= now).unwrap_or(now);
-        DeadLetterEnvelope {
-            reason,
+        self.taken_failure = record;
+        let failure = FailureRecord {
             attempts: self.attempt,
-            original_destination: self.target.destination.to_string(),
-            original_group: Some(self.target.group.to_string()),
-            first_failure: first,
-            last_failure: now,
-        }
-        .write_to(&mut message.headers);
-        let result = self.publish_dead_letter(message).await;
-        if result.is_err() {
-            // Keep the record for the next attempt.
-            if let Some(record) = record {
-                self.shared.restore_failure(self.key(), record);
-            }
-            return result;
-        }
-        self.reply(AckKind::Term, "dead_letter").await
+            destination: self.target.destination.to_string(),
+            group: Some(self.target.group.to_string()),
+            first_failure: record.map(|r| r.first),
+        };
+        emulation::dead_letter(self, failure, reason, message).await
     }
+}
 
-    async fn publish_dead_letter(&self, message: Message) -> Result<()> {
-        let dlq = dead_letter_destination(&self.target.destination);
-        let subject = names::subject(&dlq)?;
-        self.shared.stream_for(&dlq).await?;
+#[async_trait]
+impl DeadLetterPrimitives for JsSettler {
+    async fn publish_dead_letter(&mut self, dlq: &str, message: Message) -> Result<()> {
+        let subject = names::subject(dlq)?;
+        self.shared.stream_for(dlq).await?;
         // One dedup id per original delivery and group: a repeated dead-lettering of the same
         // message (after a lost terminate) is stored once.
         let id = format!("dlq:{}:{}", self.target.id, self.seq);
@@ -160,6 +150,17 @@ impl JsSettler {
         producer::await_ack(&self.shared, ack)
             .await
             .map_err(|e| e.with_destination(dlq))
+    }
+
+    async fn remove_original(&mut self) -> Result<()> {
+        self.reply(AckKind::Term, "dead_letter").await
+    }
+
+    fn publish_failed(&mut self) {
+        // Keep the record for the next attempt.
+        if let Some(record) = self.taken_failure.take() {
+            self.shared.restore_failure(self.key(), record);
+        }
     }
 }
 

@@ -42,28 +42,11 @@ pub struct RabbitConfig {
 }
 
 fn decode(part: &str, what: &str, url: &BrokerUrl) -> Result<String> {
-    percent_decode(part).ok_or_else(|| {
+    brokerkit_core::config::percent_decode(part).ok_or_else(|| {
         Error::config(format!(
             "the {what} in {url} is not valid percent-encoded UTF-8"
         ))
     })
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 impl RabbitConfig {
@@ -180,7 +163,7 @@ pub mod names {
     use std::time::Duration;
 
     /// Group name used when a consumer gives none.
-    pub const DEFAULT_GROUP: &str = "default";
+    pub use brokerkit_core::DEFAULT_GROUP;
 
     /// The fanout exchange of a destination.
     pub fn exchange(destination: &str) -> String {

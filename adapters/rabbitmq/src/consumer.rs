@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use brokerkit_core::emulation::{self, DeadLetterPrimitives, FailureRecord};
 use brokerkit_core::{
-    dead_letter_destination, Bytes, Capabilities, ConsumerBackend, DeadLetterEnvelope,
-    DeadLetterReason, Delivery, Error, ErrorKind, Headers, Message, Result, Settle, Settlement,
+    Bytes, Capabilities, ConsumerBackend, DeadLetterReason, Delivery, Error, ErrorKind, Message,
+    Result, Settle, Settlement,
 };
 use futures_util::StreamExt;
 use lapin::options::{
@@ -332,62 +333,82 @@ impl Pending {
         }
     }
 
-    async fn dead_letter(self, reason: DeadLetterReason) -> Result<()> {
-        let op = "dead_letter";
-        let now = SystemTime::now();
-        let first = self
-            .first_failure_ms
-            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
-            .unwrap_or(now);
-        let mut envelope = Headers::new();
-        DeadLetterEnvelope {
-            reason,
+    /// Dead-letters through the core emulation over [`DeadLetterCopy`]; if the copy could not
+    /// be published, the original is put back.
+    async fn dead_letter(self, reason: DeadLetterReason, message: Message) -> Result<()> {
+        let failure = FailureRecord {
             attempts: self.attempt,
-            original_destination: self.shared.destination.to_string(),
-            original_group: Some(self.shared.group.clone()),
-            first_failure: first,
-            last_failure: now,
+            destination: self.shared.destination.to_string(),
+            group: Some(self.shared.group.clone()),
+            first_failure: self.first_failure_ms.map(emulation::time_from_ms),
+        };
+        let mut copy = DeadLetterCopy {
+            pending: &self,
+            publish_failed: false,
+        };
+        let result = emulation::dead_letter(&mut copy, failure, reason, message).await;
+        if copy.publish_failed {
+            self.give_back().await;
         }
-        .write_to(&mut envelope);
-        let props = headers::for_dead_letter(&self.props, &envelope);
-        let dlq = dead_letter_destination(&self.shared.destination);
-        let exchange = names::exchange(&dlq);
-        let settle = &self.shared.settle;
-        let link = &self.shared.link;
+        result.map_err(|e| e.with_destination(self.shared.destination.to_string()))
+    }
+}
+
+/// The dead-letter primitives of a RabbitMQ delivery: publish the original body and
+/// properties plus the envelope to the `<destination>.dlq` exchange, then ack.
+struct DeadLetterCopy<'a> {
+    pending: &'a Pending,
+    publish_failed: bool,
+}
+
+#[async_trait]
+impl DeadLetterPrimitives for DeadLetterCopy<'_> {
+    async fn publish_dead_letter(&mut self, dlq: &str, message: Message) -> Result<()> {
+        let op = "dead_letter";
+        let p = self.pending;
+        let mut envelope = message.headers;
+        let others: Vec<String> = envelope
+            .iter()
+            .filter(|(n, _)| !n.to_ascii_lowercase().starts_with("dlq-"))
+            .map(|(n, _)| n.to_string())
+            .collect();
+        for n in others {
+            envelope.remove(&n);
+        }
+        let props = headers::for_dead_letter(&p.props, &envelope);
+        let exchange = names::exchange(dlq);
+        let settle = &p.shared.settle;
+        let link = &p.shared.link;
         let mut tries = 0;
-        let result = loop {
+        loop {
             tries += 1;
-            let ready = match settle.channel(op).await {
-                Ok(ch) => link.ensure_dead_letter(&ch, &self.shared.destination).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = ready {
-                break Err(e);
-            }
+            let ch = settle.channel(op).await?;
+            link.ensure_dead_letter(&ch, &p.shared.destination).await?;
             match settle
-                .publish(op, &exchange, "", &self.payload, props.clone())
+                .publish(op, &exchange, "", &p.payload, props.clone())
                 .await
             {
-                Ok(()) => break Ok(()),
+                Ok(()) => return Ok(()),
                 Err(r) if tries < 2 => {
                     // The DLQ exchange or queue was deleted behind our back: declare again.
-                    tracing::warn!(error = %r.into_error(op, self.addr()), "rabbitmq: dead-letter publish failed; re-declaring");
-                    link.forget(&dlq);
+                    tracing::warn!(error = %r.into_error(op, p.addr()), "rabbitmq: dead-letter publish failed; re-declaring");
+                    link.forget(dlq);
                 }
-                Err(r) => break Err(r.into_error(op, self.addr())),
-            }
-        };
-        match result {
-            Ok(()) => self.ack(op).await.or_else(|e| {
-                // The dead letter is stored; the original comes back (a duplicate).
-                tracing::warn!(error = %e, "rabbitmq: ack after dead-lettering failed");
-                Ok(())
-            }),
-            Err(e) => {
-                self.give_back().await;
-                Err(e.with_destination(self.shared.destination.to_string()))
+                Err(r) => return Err(r.into_error(op, p.addr())),
             }
         }
+    }
+
+    async fn remove_original(&mut self) -> Result<()> {
+        // The dead letter is stored; if the ack fails the original comes back (a duplicate).
+        if let Err(e) = self.pending.ack("dead_letter").await {
+            tracing::warn!(error = %e, "rabbitmq: ack after dead-lettering failed");
+        }
+        Ok(())
+    }
+
+    fn publish_failed(&mut self) {
+        self.publish_failed = true;
     }
 }
 
@@ -400,7 +421,7 @@ impl Settle for RabbitSettler {
         match how {
             Settlement::Ack => p.ack("ack").await,
             Settlement::Nack { delay } => p.retry(delay.filter(|d| !d.is_zero())).await,
-            Settlement::DeadLetter { reason, .. } => p.dead_letter(reason).await,
+            Settlement::DeadLetter { reason, message } => p.dead_letter(reason, message).await,
         }
     }
 }

@@ -29,7 +29,7 @@ pub const KEY: &str = "x-brokerkit-key";
 /// The exact `timestamp` header (the AMQP property has whole seconds only).
 pub const TIMESTAMP_MS: &str = "x-brokerkit-timestamp-ms";
 /// Set on received messages: headers that were skipped, with the reason.
-pub const INVALID: &str = "x-brokerkit-invalid-headers";
+pub use brokerkit_core::headers::INVALID_HEADERS as INVALID;
 
 /// Names the adapter writes itself; user headers may not use them.
 const RESERVED: [&str; 4] = [ATTEMPT, FIRST_FAILURE, KEY, TIMESTAMP_MS];

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use brokerkit_core::{Error, ErrorKind, Message, ProducerBackend, Result};
+use brokerkit_core::{BatchError, Error, ErrorKind, Message, ProducerBackend, Result};
 
 use crate::headers;
 use crate::link::{Link, Publisher, Refused};
@@ -75,7 +75,7 @@ impl ProducerBackend for RabbitProducer {
             .map(|m| self.encode(m, "send_batch"))
             .collect::<Result<Vec<_>>>()?;
         let mut pending = Vec::with_capacity(messages.len());
-        let mut failed: Vec<(usize, Error)> = Vec::new();
+        let mut report = BatchError::new(messages.len());
         for (i, (m, p)) in messages.iter().zip(props).enumerate() {
             match self
                 .publisher
@@ -84,8 +84,9 @@ impl ProducerBackend for RabbitProducer {
             {
                 Ok(confirm) => pending.push((i, confirm)),
                 Err(e) => {
-                    // The channel broke: this and the later entries were not sent.
-                    failed.extend((i..messages.len()).map(|j| (j, e.clone_shallow())));
+                    // The channel broke: this entry failed, the later ones were not attempted.
+                    report.fail(i, e);
+                    report.skip(i + 1..messages.len());
                     break;
                 }
             }
@@ -96,41 +97,9 @@ impl ProducerBackend for RabbitProducer {
                 .finish("send_batch", &self.destination, confirm)
                 .await
             {
-                failed.push((i, self.refused(r, "send_batch")));
+                report.fail(i, self.refused(r, "send_batch"));
             }
         }
-        if failed.is_empty() {
-            return Ok(());
-        }
-        failed.sort_by_key(|(i, _)| *i);
-        let indexes: Vec<String> = failed.iter().map(|(i, _)| i.to_string()).collect();
-        let retryable = failed.iter().all(|(_, e)| e.is_retryable());
-        let (_, first) = failed.swap_remove(0);
-        Err(Error::new(
-            first.kind(),
-            format!(
-                "{} of {} batch entries failed (indexes {}); the others were sent. First error: {}",
-                indexes.len(),
-                messages.len(),
-                indexes.join(", "),
-                first
-            ),
-        )
-        .retryable(retryable)
-        .with_broker(NAME)
-        .with_operation("send_batch")
-        .with_destination(self.destination.clone())
-        .with_address(self.link.address()))
-    }
-}
-
-trait CloneShallow {
-    fn clone_shallow(&self) -> Error;
-}
-
-impl CloneShallow for Error {
-    /// The same kind, message and retryability (the source is not cloneable).
-    fn clone_shallow(&self) -> Error {
-        Error::new(self.kind(), self.message()).retryable(self.is_retryable())
+        report.into_result()
     }
 }

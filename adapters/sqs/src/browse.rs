@@ -21,10 +21,10 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageSystemAttributeName};
 use brokerkit_core::{BrowsedMessage, ErrorKind, Result};
 
-use crate::backend::Inner;
 use crate::config::Service;
 use crate::error::from_sdk;
 use crate::headers::{unpack, Attr};
+use crate::link::Inner;
 use crate::names::{group_queue_name, queue_name, DEFAULT_GROUP};
 
 /// How long browsed messages stay invisible at most (if the release never happens).

@@ -43,8 +43,6 @@ pub(crate) const KEYS: &[&str] = &[
 ];
 
 /// Keys whose values never print (credentials).
-const SECRET_KEYS: &[&str] = &["access_key_id", "secret_access_key", "session_token"];
-
 /// The message size SQS and SNS accept by default (256 KiB), body and attributes together.
 pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// The largest message size an SQS queue can be configured for (1 MiB).
@@ -113,28 +111,6 @@ impl std::fmt::Debug for SqsConfig {
     }
 }
 
-/// `url` as text with its credentials (and any other secret) replaced by `***`.
-pub(crate) fn redact(url: &BrokerUrl) -> String {
-    let mut u = url.expose().clone();
-    if u.query().is_some() {
-        let pairs: Vec<(String, String)> = u
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if SECRET_KEYS.contains(&k.as_ref()) {
-                    "***".to_string()
-                } else {
-                    // e.g. an endpoint with user:password@ in it
-                    redact_text(&v)
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        u.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    // The core redaction handles passwords and other secret-looking keys.
-    brokerkit_core::config::redact_url(&u)
-}
-
 fn bounded<T: PartialOrd + std::fmt::Display + Copy>(
     key: &str,
     value: Option<T>,
@@ -163,7 +139,8 @@ impl SqsConfig {
                 )))
             }
         };
-        let redacted = redact(url);
+        // Credentials, secret keys and passwords inside an endpoint value become `***`.
+        let redacted = url.redacted();
         // Check keys against a copy without credentials, so no error can quote them.
         BrokerUrl::parse(&redacted)?.params(KEYS)?;
         let p = url.params(KEYS)?;

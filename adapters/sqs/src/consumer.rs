@@ -11,16 +11,17 @@ use async_trait::async_trait;
 use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::types::MessageSystemAttributeName as SysAttr;
 use brokerkit_core::dead_letter::names as dlq_names;
+use brokerkit_core::emulation::{self, DeadLetterPrimitives, FailureRecord};
 use brokerkit_core::{
-    ConsumerBackend, DeadLetterEnvelope, DeadLetterReason, Delivery, Error, ErrorKind, Headers,
-    Message, Result, Settle, Settlement,
+    ConsumerBackend, DeadLetterReason, Delivery, ErrorKind, Headers, Message, Result, Settle,
+    Settlement,
 };
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::backend::{Inner, Queue};
 use crate::error::from_sdk;
 use crate::headers::{pack, unpack, Attr};
+use crate::link::{Inner, Queue};
 use crate::producer::{fifo_id, send_one, Prepared};
 
 /// Most messages one ReceiveMessage returns.
@@ -329,20 +330,27 @@ impl SqsSettler {
             .map_err(|e| from_sdk(e, s.inner.site(&s.destination, operation)))
     }
 
-    async fn dead_letter(&self, reason: DeadLetterReason, mut message: Message) -> Result<()> {
+    async fn dead_letter(&self, reason: DeadLetterReason, message: Message) -> Result<()> {
         let s = &self.shared;
+        let failure = FailureRecord {
+            attempts: self.attempt,
+            destination: s.destination.to_string(),
+            group: Some(s.group.clone()),
+            first_failure: self.first_receive,
+        };
+        emulation::dead_letter(&mut DeadLetterCopy(self), failure, reason, message).await
+    }
+}
+
+/// The dead-letter primitives of an SQS delivery: send the copy, delete the original.
+struct DeadLetterCopy<'a>(&'a SqsSettler);
+
+#[async_trait]
+impl DeadLetterPrimitives for DeadLetterCopy<'_> {
+    async fn publish_dead_letter(&mut self, _dlq: &str, mut message: Message) -> Result<()> {
+        let s = &self.0.shared;
         let inner = &s.inner;
         let site = inner.site(&s.destination, "dead_letter");
-        let now = SystemTime::now();
-        DeadLetterEnvelope {
-            reason,
-            attempts: self.attempt,
-            original_destination: s.destination.to_string(),
-            original_group: Some(s.group.clone()),
-            first_failure: self.first_receive.unwrap_or(now).min(now),
-            last_failure: now,
-        }
-        .write_to(&mut message.headers);
         let target = inner.dead_letter_target(&s.destination).await?;
         let limit = inner.config.max_message_bytes;
         let mut packed = pack(&message);
@@ -355,10 +363,10 @@ impl SqsSettler {
                 .key
                 .as_deref()
                 .and_then(fifo_id)
-                .or_else(|| self.group_id.clone())
+                .or_else(|| self.0.group_id.clone())
                 .unwrap_or_else(|| "dead-letter".to_string());
             // Sending twice (a retried dead-letter) gives one dead letter.
-            (Some(group), fifo_id(&format!("dlq-{}", self.sqs_id)))
+            (Some(group), fifo_id(&format!("dlq-{}", self.0.sqs_id)))
         } else {
             (None, None)
         };
@@ -368,19 +376,22 @@ impl SqsSettler {
             dedup_id,
             message_id: None,
         };
-        send_one(inner, &target, prepared, &site).await?;
-        self.delete("dead_letter").await.map_err(|e| {
+        send_one(inner, &target, prepared, &site).await
+    }
+
+    async fn remove_original(&mut self) -> Result<()> {
+        let s = &self.0.shared;
+        self.0.delete("dead_letter").await.map_err(|e| {
             let text = format!(
-                "the message was copied to the dead-letter destination {:?} but could not be \
+                "the message was copied to the dead-letter destination but could not be \
                  deleted from {:?}, so it is delivered again: {}",
-                target.label(),
                 s.queue.name,
                 e.message()
             );
-            Error::new(e.kind(), text)
+            s.inner
+                .site(&s.destination, "dead_letter")
+                .error(e.kind(), text)
                 .retryable(e.is_retryable())
-                .or_context(inner.name(), &s.destination, "dead_letter")
-                .with_address(inner.config.redacted.clone())
                 .with_source(e)
         })
     }

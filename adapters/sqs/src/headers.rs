@@ -30,7 +30,7 @@ pub(crate) const ATTRIBUTE: &str = "brokerkit";
 /// Data type of that attribute.
 pub(crate) const STRING: &str = "String";
 /// Header listing what could not be read as headers on a received message.
-pub(crate) const INVALID_HEADERS: &str = "x-brokerkit-invalid-headers";
+pub(crate) use brokerkit_core::headers::INVALID_HEADERS;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const EMPTY_BODY: &str = "-";

@@ -11,9 +11,9 @@
 use aws_sdk_sqs::types::QueueAttributeName;
 use brokerkit_core::{ErrorKind, Lag, LagAccuracy, Result};
 
-use crate::backend::Inner;
 use crate::config::Service;
 use crate::error::from_sdk;
+use crate::link::Inner;
 use crate::names::{group_queue_name, queue_name, DEFAULT_GROUP};
 
 /// The lag of `group` (default group when `None`) on `destination`.

@@ -24,6 +24,7 @@ mod consumer;
 mod error;
 mod headers;
 mod lag;
+mod link;
 mod names;
 mod producer;
 
@@ -44,7 +45,7 @@ impl Connector for SqsConnector {
 
     async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {
         let config = config::SqsConfig::from_url(url)?;
-        let inner = backend::Inner::connect(config).await?;
+        let inner = link::Inner::connect(config).await?;
         Ok(Arc::new(backend::SqsBackend { inner }))
     }
 }

@@ -12,7 +12,7 @@ pub(crate) const MAX_QUEUE_NAME: usize = 80;
 /// Longest SNS topic name, `.fifo` included.
 pub(crate) const MAX_TOPIC_NAME: usize = 256;
 /// The group of consumers that name none.
-pub(crate) const DEFAULT_GROUP: &str = "default";
+pub(crate) use brokerkit_core::DEFAULT_GROUP;
 
 const FIFO_SUFFIX: &str = ".fifo";
 

@@ -5,43 +5,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use brokerkit_core::{Error, ErrorKind, Message, ProducerBackend, Result};
+use brokerkit_core::{BatchError, Error, ErrorKind, Message, ProducerBackend, Result};
 
-use crate::backend::{Inner, Queue};
 use crate::error::{from_sdk, kind_for_code, Site};
 use crate::headers::{pack, Packed, ATTRIBUTE, STRING};
+use crate::link::{Inner, Target};
 
 /// Most bytes one batch request carries (SQS and SNS batch limit); bigger messages are sent
 /// one by one.
 const BATCH_BYTES: usize = 256 * 1024;
 /// Longest FIFO `MessageGroupId` / `MessageDeduplicationId`.
 const MAX_FIFO_ID: usize = 128;
-
-/// Where messages go.
-pub(crate) enum Target {
-    /// An SQS queue.
-    Queue(Arc<Queue>),
-    /// An SNS topic, by ARN.
-    Topic(Arc<str>),
-}
-
-impl Target {
-    /// Whether it is a FIFO queue or topic.
-    pub fn fifo(&self) -> bool {
-        match self {
-            Target::Queue(q) => q.fifo,
-            Target::Topic(arn) => arn.ends_with(".fifo"),
-        }
-    }
-
-    /// Queue or topic name, for messages.
-    pub fn label(&self) -> &str {
-        match self {
-            Target::Queue(q) => &q.name,
-            Target::Topic(arn) => arn.rsplit(':').next().unwrap_or(arn),
-        }
-    }
-}
 
 /// A message ready for the wire.
 pub(crate) struct Prepared {
@@ -335,20 +309,16 @@ pub(crate) async fn send_many(
     if !current.is_empty() {
         chunks.push(current);
     }
-    let mut failures: Vec<EntryFailure> = Vec::new();
-    let mut request_error: Option<Error> = None;
+    let mut report = BatchError::new(prepared.len());
+    let mut failed_request = false;
     for chunk in &chunks {
-        if let Some(e) = &request_error {
-            failures.extend(chunk.iter().map(|(i, _)| EntryFailure {
-                index: *i,
-                why: format!("not sent, an earlier request failed ({})", e.kind()),
-                kind: e.kind(),
-            }));
+        if failed_request {
+            report.skip(chunk.iter().map(|(i, _)| *i));
             continue;
         }
         let result = if chunk.len() == 1 && chunk[0].1.packed.size() > BATCH_BYTES {
             // Too big for a batch request: alone.
-            let (i, p) = chunk[0];
+            let (_, p) = chunk[0];
             let single = Prepared {
                 packed: p.packed.clone(),
                 group_id: p.group_id.clone(),
@@ -358,56 +328,37 @@ pub(crate) async fn send_many(
             send_one(inner, target, single, site)
                 .await
                 .map(|()| Vec::new())
-                .map_err(|e| (i, e))
         } else {
-            send_chunk(inner, target, chunk, site)
-                .await
-                .map_err(|e| (chunk[0].0, e))
+            send_chunk(inner, target, chunk, site).await
         };
         match result {
-            Ok(f) => failures.extend(f),
-            Err((_, e)) => {
-                failures.extend(chunk.iter().map(|(i, _)| EntryFailure {
-                    index: *i,
-                    why: format!("request failed: {}", e.message()),
-                    kind: e.kind(),
-                }));
-                request_error = Some(e);
+            Ok(failures) => {
+                for f in failures {
+                    let id = prepared[f.index]
+                        .message_id
+                        .as_deref()
+                        .map(|m| format!(" (message-id {m:?})"))
+                        .unwrap_or_default();
+                    report.fail(f.index, site.error(f.kind, format!("{}{id}", f.why)));
+                }
+            }
+            Err(e) => {
+                // The request failed: its first entry carries the error, the rest of the
+                // chunk failed with it, the later chunks are not attempted.
+                let (kind, retryable) = (e.kind(), e.is_retryable());
+                let mut first = Some(e);
+                for (i, _) in chunk {
+                    let err = first.take().unwrap_or_else(|| {
+                        site.error(kind, "the batch request failed")
+                            .retryable(retryable)
+                    });
+                    report.fail(*i, err);
+                }
+                failed_request = true;
             }
         }
     }
-    if failures.is_empty() {
-        return Ok(());
-    }
-    failures.sort_by_key(|f| f.index);
-    let kind = failures
-        .iter()
-        .map(|f| f.kind)
-        .find(|k| !k.default_retryable())
-        .unwrap_or(failures[0].kind);
-    let list: Vec<String> = failures
-        .iter()
-        .map(|f| {
-            let id = prepared[f.index]
-                .message_id
-                .as_deref()
-                .map(|m| format!(" (message-id {m:?})"))
-                .unwrap_or_default();
-            format!("#{}{id}: {}", f.index, f.why)
-        })
-        .collect();
-    let message = format!(
-        "{} of {} messages were not sent to {:?}, the others were: {}",
-        failures.len(),
-        prepared.len(),
-        target.label(),
-        list.join("; ")
-    );
-    let mut e = site.error(kind, message);
-    if let Some(src) = request_error {
-        e = e.with_source(src);
-    }
-    Err(e)
+    report.into_result().map_err(|e| site.wrap(e))
 }
 
 /// A producer for one destination (queue or topic).

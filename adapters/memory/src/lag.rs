@@ -1,22 +1,17 @@
 //! Lag of a memory consumer group: exact counts from the group's queue.
 
-use brokerkit_core::{Lag, LagAccuracy};
+use brokerkit_core::{Lag, LagAccuracy, DEFAULT_GROUP};
 
-use super::destination::DEFAULT_GROUP;
-use super::Inner;
+use crate::link::Link;
 
 /// The lag of `group` (default group when `None`) on `destination`. A destination never used
 /// and a group not subscribed yet (while other groups are) have nothing waiting for them; a
 /// group not subscribed yet on a destination no group has joined reports the backlog it will
 /// adopt on subscribing.
-pub(super) fn lag(inner: &Inner, destination: &str, group: Option<&str>) -> Lag {
-    let dest = inner
-        .destinations
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(destination)
-        .cloned();
-    let group = dest.and_then(|d| d.group_for_lag(group.unwrap_or(DEFAULT_GROUP)));
+pub(crate) fn lag(link: &Link, destination: &str, group: Option<&str>) -> Lag {
+    let group = link
+        .existing(destination)
+        .and_then(|d| d.group_for_lag(group.unwrap_or(DEFAULT_GROUP)));
     let (ready, delayed, in_flight) = group.map_or((0, 0, 0), |g| g.counts());
     Lag::from_parts(
         Some(ready as u64),
@@ -30,7 +25,7 @@ pub(super) fn lag(inner: &Inner, destination: &str, group: Option<&str>) -> Lag 
 mod tests {
     use brokerkit_core::{Backend, ConsumerOptions, Message};
 
-    use crate::memory::{MemoryBroker, MemoryConfig};
+    use crate::{MemoryBroker, MemoryConfig};
 
     #[tokio::test]
     async fn counts_waiting_in_flight_and_the_first_groups_backlog() {

@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use super::group::Group;
 use super::queue::Entry;
-use brokerkit_core::Message;
-
-/// Name of the group used by consumers that name none.
-pub(crate) const DEFAULT_GROUP: &str = "default";
+use brokerkit_core::{Message, DEFAULT_GROUP};
 
 pub(crate) struct Destination {
     pub name: Arc<str>,

@@ -1,0 +1,99 @@
+//! The memory adapter's settings: from a `memory://` URL or built in code.
+
+use std::time::Duration;
+
+use brokerkit_core::{BrokerUrl, Capabilities, Error, Result, Support};
+
+/// Query keys a `memory://` URL accepts.
+pub const KEYS: &[&str] = &["capacity", "visibility_timeout_ms", "max_payload_bytes"];
+
+/// Settings of a memory broker. Build one with [`MemoryConfig::default`] and the `with_*`
+/// methods, or read it from a URL with [`MemoryConfig::from_url`].
+///
+/// ```
+/// use std::time::Duration;
+/// let config = brokerkit_memory::MemoryConfig::default()
+///     .with_capacity(100)
+///     .with_visibility_timeout(Duration::from_millis(500));
+/// assert_eq!(config.capacity, 100);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryConfig {
+    /// Messages each consumer group holds before senders wait (default 10,000).
+    pub capacity: usize,
+    /// How long a delivery may stay unsettled before it is delivered again (default 30 s).
+    pub visibility_timeout: Duration,
+    /// Largest payload (default 1 MiB).
+    pub max_payload_bytes: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            capacity: 10_000,
+            visibility_timeout: Duration::from_secs(30),
+            max_payload_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl MemoryConfig {
+    /// Sets the per-group capacity (at least 1).
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Sets the visibility timeout (at least 1 ms).
+    pub fn with_visibility_timeout(mut self, timeout: Duration) -> Self {
+        self.visibility_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets the largest payload (at least 1 byte).
+    pub fn with_max_payload_bytes(mut self, bytes: usize) -> Self {
+        self.max_payload_bytes = bytes.max(1);
+        self
+    }
+
+    /// Reads the settings from a `memory://` URL.
+    pub fn from_url(url: &BrokerUrl) -> Result<Self> {
+        let p = url.params(KEYS)?;
+        let d = MemoryConfig::default();
+        let positive = "a positive integer";
+        let cfg = MemoryConfig {
+            capacity: p.parse("capacity", positive)?.unwrap_or(d.capacity),
+            visibility_timeout: p
+                .millis("visibility_timeout_ms")?
+                .unwrap_or(d.visibility_timeout),
+            max_payload_bytes: p
+                .parse("max_payload_bytes", positive)?
+                .unwrap_or(d.max_payload_bytes),
+        };
+        if cfg.capacity == 0 || cfg.max_payload_bytes == 0 || cfg.visibility_timeout.is_zero() {
+            return Err(Error::config(format!(
+                "capacity, visibility_timeout_ms and max_payload_bytes must be positive in {url}"
+            )));
+        }
+        Ok(cfg)
+    }
+
+    /// What a broker with these settings can do.
+    pub fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::default();
+        caps.max_payload_bytes = self.max_payload_bytes;
+        caps.max_batch = 1000;
+        caps.redelivery = true;
+        caps.delayed_redelivery = Support::Native;
+        caps.ordering_key = Support::Native;
+        caps.dead_letter = Support::Native;
+        caps.fan_out = true;
+        caps.competing_consumers = true;
+        caps.lease_extension = Support::Native;
+        caps.lease = Some(self.visibility_timeout);
+        caps.browse = Support::Native;
+        caps.lag = Some(brokerkit_core::LagAccuracy::Exact);
+        caps
+    }
+}

@@ -1,0 +1,7 @@
+//! The in-process broker itself: destinations, consumer groups and their queues. This is the
+//! memory adapter's "client library": it knows nothing of brokerkit's contract beyond
+//! [`brokerkit_core::Message`], and the rest of the crate drives it through `link`.
+
+pub(crate) mod destination;
+pub(crate) mod group;
+pub(crate) mod queue;

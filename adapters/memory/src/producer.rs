@@ -1,0 +1,29 @@
+//! Sending to a memory destination.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use brokerkit_core::{Message, ProducerBackend, Result};
+
+use crate::engine::destination::Destination;
+use crate::link::Link;
+
+pub(crate) struct MemoryProducer {
+    pub destination: Arc<Destination>,
+    pub link: Arc<Link>,
+}
+
+#[async_trait]
+impl ProducerBackend for MemoryProducer {
+    async fn send(&self, message: Message) -> Result<()> {
+        self.link.check_open("send")?;
+        self.destination.send(message).await;
+        Ok(())
+    }
+
+    async fn send_batch(&self, messages: Vec<Message>) -> Result<()> {
+        self.link.check_open("send_batch")?;
+        self.destination.send_batch(messages).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! Settling memory deliveries: ack, nack (with delay), lease extension, and dead-lettering
+//! through the core emulation (publish to `<destination>.dlq`, then remove the original).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use brokerkit_core::emulation::{self, DeadLetterPrimitives, FailureRecord};
+use brokerkit_core::{DeadLetterReason, Error, ErrorKind, Message, Result, Settle, Settlement};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::engine::group::Group;
+use crate::engine::queue::{Entry, Ticket};
+use crate::link::Link;
+
+/// The settlement half of one memory delivery.
+pub(crate) struct MemorySettler {
+    link: Arc<Link>,
+    group: Arc<Group>,
+    group_name: Arc<str>,
+    destination: Arc<str>,
+    ticket: Ticket,
+    attempt: u32,
+    first_failure: Option<SystemTime>,
+    settled: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl MemorySettler {
+    /// `delivery` is the ticket, the attempt and the first failure of the entry.
+    pub fn new(
+        link: Arc<Link>,
+        group: Arc<Group>,
+        group_name: Arc<str>,
+        destination: Arc<str>,
+        delivery: (Ticket, u32, Option<SystemTime>),
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        let (ticket, attempt, first_failure) = delivery;
+        MemorySettler {
+            link,
+            group,
+            group_name,
+            destination,
+            ticket,
+            attempt,
+            first_failure,
+            settled: false,
+            _permit: permit,
+        }
+    }
+
+    fn expired(&self, operation: &'static str) -> Error {
+        Error::new(
+            ErrorKind::DeliveryExpired,
+            "the visibility timeout expired before settlement; the message is delivered again",
+        )
+        .with_operation(operation)
+    }
+
+    async fn dead_letter(&self, reason: DeadLetterReason, message: Message) -> Result<()> {
+        let Some(entry) = self.group.take_for_dead_letter(self.ticket) else {
+            return Err(self.expired("dead_letter"));
+        };
+        let mut taken = Taken {
+            link: &self.link,
+            group: &self.group,
+            entry: Some(entry),
+        };
+        let failure = FailureRecord {
+            attempts: self.attempt,
+            destination: self.destination.to_string(),
+            group: Some(self.group_name.to_string()),
+            first_failure: self.first_failure,
+        };
+        emulation::dead_letter(&mut taken, failure, reason, message).await
+    }
+}
+
+/// An entry taken out of its group for dead-lettering; put back if dropped before removal
+/// (a cancelled settle, a closed broker).
+struct Taken<'a> {
+    link: &'a Link,
+    group: &'a Group,
+    entry: Option<Entry>,
+}
+
+#[async_trait]
+impl DeadLetterPrimitives for Taken<'_> {
+    async fn publish_dead_letter(&mut self, dlq: &str, message: Message) -> Result<()> {
+        self.link.check_open("dead_letter")?;
+        // Waits while the DLQ is full; if this future is dropped, `Drop` puts the entry back.
+        self.link.destination(dlq).send(message).await;
+        Ok(())
+    }
+
+    async fn remove_original(&mut self) -> Result<()> {
+        if let Some(entry) = self.entry.take() {
+            self.group.finish_dead_letter(&entry);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.group.restore(entry);
+        }
+    }
+}
+
+#[async_trait]
+impl Settle for MemorySettler {
+    async fn settle(mut self: Box<Self>, how: Settlement) -> Result<()> {
+        self.settled = true;
+        let (ok, op) = match how {
+            Settlement::Ack => (self.group.ack(self.ticket), "ack"),
+            Settlement::Nack { delay } => (self.group.nack(self.ticket, delay), "nack"),
+            Settlement::DeadLetter { reason, message } => {
+                return self.dead_letter(reason, message).await;
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(self.expired(op))
+        }
+    }
+
+    async fn extend(&mut self, by: Duration) -> Result<()> {
+        if self.group.extend(self.ticket, by) {
+            Ok(())
+        } else {
+            Err(self.expired("extend"))
+        }
+    }
+}
+
+impl Drop for MemorySettler {
+    fn drop(&mut self) {
+        if !self.settled {
+            // Dropped unsettled: deliver again now. A stale ticket means it already was.
+            self.group.nack(self.ticket, None);
+        }
+    }
+}

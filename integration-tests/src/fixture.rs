@@ -1,0 +1,45 @@
+//! What the shared cases need from one adapter beyond its URL: how to make an unreachable
+//! URL, and how to inject a raw foreign message (as another application using the broker's
+//! own client would) with headers brokerkit cannot carry. Each adapter provides one in
+//! `fixtures/<broker>.rs`; the cases in `conformance_fixture.rs` then run against it.
+
+use brokerkit::core::async_trait;
+
+/// The password (or secret key) in every unreachable URL: it must never be printed.
+pub const SECRET: &str = "hunter2-secret";
+
+/// A foreign message published by a fixture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injected {
+    /// Header names brokerkit must drop and list in `x-brokerkit-invalid-headers`, as they
+    /// appear in that list.
+    pub invalid: Vec<String>,
+}
+
+/// One adapter's test fixture.
+#[async_trait]
+pub trait Fixture: Send + Sync + 'static {
+    /// A URL of this adapter where nothing listens, with [`SECRET`] as password or secret
+    /// key; `None` where the adapter has no network (memory).
+    fn unreachable_url(&self) -> Option<String> {
+        None
+    }
+
+    /// Publishes `payload` to `destination` of the broker at `url` with the broker's own
+    /// client, with the header `x-ok: fine` and headers brokerkit cannot carry. `None` where
+    /// the broker has no foreign senders.
+    async fn inject_foreign(
+        &self,
+        url: &str,
+        destination: &str,
+        payload: &[u8],
+    ) -> Option<Injected> {
+        let _ = (url, destination, payload);
+        None
+    }
+}
+
+/// The fixture of an adapter without network or foreign senders (memory).
+pub struct NoFixture;
+
+impl Fixture for NoFixture {}
