@@ -101,7 +101,7 @@ impl FaultPlan {
 }
 
 fn hits(every: Option<u64>, count: u64) -> bool {
-    every.is_some_and(|n| count % n == 0)
+    every.is_some_and(|n| count.is_multiple_of(n))
 }
 
 /// The counters of one wrapped backend, shared by its producers and consumers.
