@@ -1,5 +1,6 @@
 //! Consumer lag of a JetStream group: the durable consumer's `num_pending` (stored, not yet
-//! delivered) plus `num_ack_pending` (delivered, not yet acked), from consumer info.
+//! delivered) plus `num_ack_pending` (delivered, not yet acked), from consumer info, bounded
+//! on a stream of its own by the messages above the consumer's ack floor.
 //!
 //! Read-only: it looks streams and consumers up and never creates them. A group whose durable
 //! consumer does not exist yet reports what it would receive on subscribing: the stream's
@@ -63,12 +64,32 @@ pub(crate) async fn lag(shared: &Shared, destination: &str, group: Option<&str>)
     let own_stream = info.config.subjects == [subject.clone()];
     let durable = names::durable(destination, group, own_stream);
     match stream.consumer_info(&durable).await {
-        Ok(c) => Ok(Lag::from_parts(
-            Some(c.num_pending),
-            Some(c.num_ack_pending as u64),
-            None,
-            LagAccuracy::Exact,
-        )),
+        Ok(c) => {
+            let mut waiting = c.num_pending;
+            let in_flight = c.num_ack_pending as u64;
+            if own_stream {
+                // nats-server can count a delivery it rolled back (sent to a pull request
+                // whose inbox lost interest) both as pending and as ack-pending. Nothing
+                // unacked lies at or below the ack floor, so the messages above it bound the
+                // lag. Stream info is read after consumer info: the bound can only be larger.
+                let mut stream = stream;
+                let last = stream
+                    .info()
+                    .await
+                    .map_err(|e| with_dest(from_client(e, "stream info", address)))?
+                    .state
+                    .last_sequence;
+                let above_floor = last.saturating_sub(c.ack_floor.stream_sequence);
+                let excess = (waiting + in_flight).saturating_sub(above_floor);
+                waiting = waiting.saturating_sub(excess);
+            }
+            Ok(Lag::from_parts(
+                Some(waiting),
+                Some(in_flight),
+                None,
+                LagAccuracy::Exact,
+            ))
+        }
         Err(e) if e.kind().classify() == ErrorKind::NotFound => {
             if info.state.consumer_count > 0 {
                 return Ok(Lag::zero(LagAccuracy::Exact));
