@@ -130,7 +130,6 @@ pub async fn tail(cli: &Cli, a: &TailArgs) -> CmdResult {
     let group = a.group.as_deref().unwrap_or(TAIL_GROUP);
     let mut consumer = config
         .consumer(&broker, &a.destination, Some(group))
-        .await?
         .build()
         .await?;
     print::note(&format!(

@@ -9,7 +9,8 @@ use crate::browse::BrowsedMessage;
 use crate::capabilities::Capabilities;
 use crate::config::BrokerUrl;
 use crate::delivery::Delivery;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::lag::Lag;
 use crate::message::Message;
 
 /// Options for a consumer.
@@ -71,6 +72,24 @@ pub trait Backend: Send + Sync + 'static {
             "{} cannot browse a destination without consuming it",
             self.name()
         )))
+    }
+
+    /// How many messages of `destination` the consumer `group` (`None`: the adapter's default
+    /// group) has not acked yet, from the broker's own figure. The dead-letter depth of `d` is
+    /// `lag(&dead_letter_destination(d), None)`.
+    ///
+    /// # Behavior
+    /// - Only called when [`Capabilities::lag`] is set (the SDK refuses otherwise); the
+    ///   default refuses with [`crate::ErrorKind::Unsupported`].
+    /// - Read-only: it never creates a destination, a group or a subscription. A group the
+    ///   broker has not seen yet reports what it would receive on subscribing (the backlog
+    ///   kept for a destination's first group, or nothing).
+    /// - `accuracy` is the one declared in [`Capabilities::lag`].
+    async fn lag(&self, destination: &str, group: Option<&str>) -> Result<Lag> {
+        let _ = (destination, group);
+        Err(Error::unsupported(
+            "this broker keeps no count of unacked messages; consumer lag is not available",
+        ))
     }
 
     /// Closes connections. Later calls fail with [`crate::ErrorKind::Closed`].

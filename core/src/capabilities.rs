@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::lag::LagAccuracy;
 use crate::message::Message;
 
 /// How a feature is provided.
@@ -79,11 +80,15 @@ pub struct Capabilities {
     /// memory), `Emulated` where the adapter holds and then releases deliveries (RabbitMQ,
     /// SQS; see each adapter's README for the caveat).
     pub browse: Support,
+    /// Consumer lag ([`crate::Backend::lag`]) and how exact its figure is; `None` where the
+    /// broker cannot say (core NATS keeps nothing to count).
+    pub lag: Option<LagAccuracy>,
 }
 
 impl Default for Capabilities {
     /// Nothing optional: 1 MiB payloads, one message per batch, no redelivery, no delay, no
-    /// ordering key, no dead-letter, no groups, no lease. Adapters set what they provide.
+    /// ordering key, no dead-letter, no groups, no lease, no lag. Adapters set what they
+    /// provide.
     fn default() -> Self {
         Capabilities {
             max_payload_bytes: 1024 * 1024,
@@ -101,6 +106,7 @@ impl Default for Capabilities {
             lease_extension: Support::No,
             lease: None,
             browse: Support::No,
+            lag: None,
         }
     }
 }
@@ -194,6 +200,17 @@ impl Capabilities {
         }
     }
 
+    /// Refuses a lag request the adapter cannot answer.
+    pub fn check_lag(&self) -> Result<()> {
+        if self.lag.is_some() {
+            Ok(())
+        } else {
+            Err(Error::unsupported(
+                "this broker keeps no count of unacked messages; consumer lag is not available",
+            ))
+        }
+    }
+
     /// Refuses a consumer group the adapter cannot honour.
     pub fn check_group(&self, group: Option<&str>) -> Result<()> {
         match group {
@@ -240,6 +257,7 @@ mod tests {
         assert_eq!(kind(c.check_nack(None)), ErrorKind::Unsupported);
         assert_eq!(kind(c.check_dead_letter()), ErrorKind::Unsupported);
         assert_eq!(kind(c.check_extend()), ErrorKind::Unsupported);
+        assert_eq!(kind(c.check_lag()), ErrorKind::Unsupported);
         assert_eq!(kind(c.check_group(Some("g"))), ErrorKind::Unsupported);
         let h = Headers::new()
             .with("a", "1")

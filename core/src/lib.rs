@@ -12,6 +12,7 @@ pub mod dead_letter;
 pub mod delivery;
 pub mod error;
 pub mod headers;
+pub mod lag;
 pub mod message;
 
 pub use adapter::{Backend, Connector, ConsumerBackend, ConsumerOptions, ProducerBackend};
@@ -26,4 +27,5 @@ pub use dead_letter::{
 pub use delivery::{Delivery, Settle, Settlement};
 pub use error::{Error, ErrorContext, ErrorKind, Result};
 pub use headers::{HeaderName, Headers};
+pub use lag::{Lag, LagAccuracy, PartitionLag};
 pub use message::Message;

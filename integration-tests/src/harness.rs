@@ -56,6 +56,9 @@ pub struct Ctx {
     pub broker: Broker,
     /// Its URL (may hold secrets: do not print).
     pub url: String,
+    /// The same broker with a 2-second lease (visibility timeout, `ack_wait`), for the
+    /// lifecycle cases; `None` where the suite gave none.
+    pub lease_url: Option<String>,
     case: &'static str,
     run_id: String,
 }
@@ -127,6 +130,19 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = Outcome>,
 {
+    run_case_with_lease(url, None, case, f).await
+}
+
+/// [`run_case`] with the URL of the same broker configured with a 2-second lease.
+pub async fn run_case_with_lease<F, Fut>(
+    url: Option<String>,
+    lease_url: Option<String>,
+    case: &'static str,
+    f: F,
+) where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
     let Some(url) = url else {
         skip_line(&format!(
             "SKIP {case}: no broker URL configured for this suite"
@@ -141,6 +157,7 @@ where
     let ctx = Ctx {
         broker: broker.clone(),
         url,
+        lease_url,
         case,
         run_id,
     };

@@ -4,11 +4,16 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+pub mod conformance_lag;
 pub mod conformance_layers;
+pub mod conformance_lifecycle;
+pub mod conformance_metrics;
 mod harness;
+pub mod metrics_probe;
 
 pub use harness::{
-    broker_url, expect_none, receive, run_case, Ctx, Outcome, Stop, RECEIVE_TIMEOUT,
+    broker_url, expect_none, receive, run_case, run_case_with_lease, Ctx, Outcome, Stop,
+    RECEIVE_TIMEOUT,
 };
 
 /// Generates one `#[tokio::test]` per conformance case, for the broker at `$url`
@@ -20,7 +25,15 @@ pub use harness::{
 #[macro_export]
 macro_rules! conformance_suite {
     ($name:ident, $url:expr) => {
+        $crate::conformance_suite!($name, $url, lease: None);
+    };
+    ($name:ident, $url:expr, lease: $lease_url:expr) => {
         mod $name {
+            $crate::conformance_lifecycle_cases!(
+                $url, $lease_url;
+                slow_handler_keeps_its_lease,
+                prefetched_backlog_keeps_its_lease
+            );
             $crate::conformance_cases!(
                 $url;
                 send_receive_ack,
@@ -48,6 +61,17 @@ macro_rules! conformance_suite {
                 bad_payloads_dead_lettered,
                 handler_shutdown_drains
             );
+            $crate::conformance_metrics_cases!(
+                $url;
+                metrics_count_exactly
+            );
+            $crate::conformance_lag_cases!(
+                $url;
+                lag_after_partial_ack,
+                dead_letter_depth,
+                nacked_still_counts,
+                lag_bad_names
+            );
         }
     };
 }
@@ -62,6 +86,52 @@ macro_rules! conformance_layer_cases {
             async fn $case() {
                 let url: Option<String> = $url;
                 $crate::run_case(url, stringify!($case), $crate::conformance_layers::$case).await;
+            }
+        )*
+    };
+}
+
+/// Internal: one test per lag case name.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_lag_cases {
+    ($url:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let url: Option<String> = $url;
+                $crate::run_case(url, stringify!($case), $crate::conformance_lag::$case).await;
+            }
+        )*
+    };
+}
+
+/// Internal: one test per lifecycle case name (they get the short-lease URL too).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_lifecycle_cases {
+    ($url:expr, $lease_url:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let url: Option<String> = $url;
+                let lease_url: Option<String> = $lease_url;
+                $crate::run_case_with_lease(url, lease_url, stringify!($case), $crate::conformance_lifecycle::$case).await;
+            }
+        )*
+    };
+}
+
+/// Internal: one test per metrics case name.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_metrics_cases {
+    ($url:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let url: Option<String> = $url;
+                $crate::run_case(url, stringify!($case), $crate::conformance_metrics::$case).await;
             }
         )*
     };

@@ -30,7 +30,8 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::broker::{Broker, ConsumerBuilder};
+use crate::broker::Broker;
+use crate::consumer_builder::{ConsumerBuilder, HandlerBuilder};
 use crate::idempotency::{connect_store, Idempotency};
 use crate::retry::RetryPolicy;
 
@@ -205,14 +206,14 @@ impl BrokerConfig {
         }
     }
 
-    /// A consumer builder for `destination` and `group` with the configured settings applied
-    /// (connecting the idempotency store if one is set).
-    pub async fn consumer(
+    /// A raw consumer builder for `destination` and `group` with the configured consumer
+    /// settings applied (prefetch). Handler settings need [`BrokerConfig::handler`].
+    pub fn consumer(
         &self,
         broker: &Broker,
         destination: &str,
         group: Option<&str>,
-    ) -> Result<ConsumerBuilder> {
+    ) -> ConsumerBuilder {
         let s = self.settings(destination, group);
         let mut b = broker.consumer(destination);
         if let Some(g) = group {
@@ -221,6 +222,20 @@ impl BrokerConfig {
         if let Some(p) = s.prefetch {
             b = b.prefetch(p);
         }
+        b
+    }
+
+    /// A handler builder for `destination` and `group` with every configured setting applied
+    /// (prefetch, concurrency, drain timeout, retry, and the idempotency store, connected
+    /// here).
+    pub async fn handler(
+        &self,
+        broker: &Broker,
+        destination: &str,
+        group: Option<&str>,
+    ) -> Result<HandlerBuilder> {
+        let s = self.settings(destination, group);
+        let mut b = self.consumer(broker, destination, group).handler();
         if let Some(c) = s.concurrency {
             b = b.concurrency(c);
         }
@@ -319,8 +334,6 @@ mod tests {
         let config = BrokerConfig::load(Some(&p)).unwrap();
         let mut c = config
             .consumer(&broker, "orders", Some("billing"))
-            .await
-            .unwrap()
             .build()
             .await
             .unwrap();
@@ -332,6 +345,8 @@ mod tests {
         let d = c.next().await.unwrap().unwrap();
         assert_eq!(&d.message().payload[..], b"x");
         d.ack().await.unwrap();
+        let handler = config.handler(&broker, "orders", Some("billing")).await;
+        assert!(handler.is_ok());
         let bad = BrokerConfig {
             destinations: [(
                 "orders".to_string(),
@@ -343,7 +358,7 @@ mod tests {
             .into(),
             ..Default::default()
         };
-        let e = bad.consumer(&broker, "orders", None).await.err().unwrap();
+        let e = bad.handler(&broker, "orders", None).await.err().unwrap();
         assert!(e.to_string().contains("max_attempts"), "{e}");
     }
 }

@@ -8,11 +8,13 @@ use tokio::sync::watch;
 /// Receives deliveries from one destination for one group.
 pub struct Consumer {
     backend: Box<dyn ConsumerBackend>,
+    stats: Arc<crate::health::Stats>,
     broker: &'static str,
     destination: Arc<str>,
     shutdown: watch::Receiver<bool>,
     trigger: Arc<watch::Sender<bool>>,
     closed: bool,
+    lag_source: Option<crate::lag::LagSource>,
 }
 
 /// Stops a consumer's intake from another task. Cheap to clone.
@@ -30,18 +32,32 @@ impl ShutdownHandle {
 impl Consumer {
     pub(crate) fn new(
         backend: Box<dyn ConsumerBackend>,
+        stats: Arc<crate::health::Stats>,
         broker: &'static str,
         destination: &str,
     ) -> Self {
         let (tx, rx) = watch::channel(false);
+        stats.consumer_opened();
         Consumer {
             backend,
+            stats,
             broker,
             destination: destination.into(),
             shutdown: rx,
             trigger: Arc::new(tx),
             closed: false,
+            lag_source: None,
         }
+    }
+
+    /// Lets [`Consumer::lag`] ask the broker for this consumer's group.
+    pub(crate) fn with_lag_source(mut self, source: crate::lag::LagSource) -> Self {
+        self.lag_source = Some(source);
+        self
+    }
+
+    pub(crate) fn lag_source(&self) -> Option<&crate::lag::LagSource> {
+        self.lag_source.as_ref()
     }
 
     /// The destination.
@@ -66,7 +82,10 @@ impl Consumer {
             got = self.backend.next() => Some(got),
         };
         match got {
-            Some(Ok(Some(d))) => Ok(Some(d)),
+            Some(Ok(Some(d))) => {
+                self.stats.round_trip();
+                Ok(Some(d))
+            }
             Some(Ok(None)) | None => {
                 self.close().await?;
                 Ok(None)
@@ -81,10 +100,19 @@ impl Consumer {
             return Ok(());
         }
         self.closed = true;
+        self.stats.consumer_closed();
         self.trigger.send_replace(true);
         self.backend
             .close()
             .await
             .map_err(|e| e.or_context(self.broker, &self.destination, "close"))
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.stats.consumer_closed();
+        }
     }
 }

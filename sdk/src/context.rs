@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use brokerkit_core::Headers;
+use brokerkit_core::{Delivery, Headers};
 
 tokio::task_local! {
     static CURRENT: Context;
@@ -17,29 +17,58 @@ pub struct Context(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     headers: Headers,
-    destination: String,
-    group: Option<String>,
+    destination: Arc<str>,
+    group: Option<Arc<str>>,
     attempt: u32,
 }
 
 impl Context {
     pub(crate) fn new(
         headers: Headers,
-        destination: &str,
-        group: Option<&str>,
+        destination: Arc<str>,
+        group: Option<Arc<str>>,
         attempt: u32,
     ) -> Self {
         Context(Arc::new(Inner {
             headers,
-            destination: destination.to_string(),
-            group: group.map(str::to_string),
+            destination,
+            group,
             attempt,
         }))
     }
 
     #[cfg(test)]
     pub(crate) fn for_test(headers: Headers) -> Self {
-        Context::new(headers, "test", None, 1)
+        Context::new(headers, Arc::from("test"), None, 1)
+    }
+
+    /// The context of a delivery received from a raw [`crate::Consumer`] (a handler gets it
+    /// from its layers). `group` is the group the consumer joined.
+    pub fn of(delivery: &Delivery, group: Option<&str>) -> Self {
+        Context::new(
+            delivery.message().headers.clone(),
+            Arc::from(delivery.destination()),
+            group.map(Arc::from),
+            delivery.attempt(),
+        )
+    }
+
+    /// Runs `fut` as a handler's work runs: with this context current (messages sent from it
+    /// carry its correlation and causation ids) and inside a `brokerkit.handle` span whose
+    /// parent is the message's `traceparent`. For raw consumers.
+    pub async fn run<F: Future>(self, fut: F) -> F::Output {
+        use tracing::Instrument;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let span = tracing::info_span!(
+            "brokerkit.handle",
+            destination = self.destination(),
+            message_id = self.message_id().unwrap_or(""),
+            attempt = self.attempt(),
+        );
+        if !span.is_disabled() {
+            let _ = span.set_parent(crate::layers::send::trace_context::extract(self.headers()));
+        }
+        self.scope(fut).instrument(span).await
     }
 
     /// The context of the handler running on this task, if any.

@@ -42,27 +42,35 @@ pub trait Event: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'stat
     }
 }
 
-/// Encodes `event` as JSON after validating it against its schema, with the event type,
-/// version and content type headers set.
-///
-/// A violation is an [`ErrorKind::Validation`] error listing each one (JSON pointer and reason).
-pub fn encode_event<E: Event>(event: &E) -> Result<Message> {
-    let value = serde_json::to_value(event).map_err(|e| {
-        Error::new(
-            ErrorKind::Decode,
-            format!("cannot encode {} as JSON: {e}", E::NAME),
-        )
-    })?;
-    E::schema().check(&value)?;
-    let payload = serde_json::to_vec(&value).map_err(|e| {
-        Error::new(
-            ErrorKind::Decode,
-            format!("cannot encode {} as JSON: {e}", E::NAME),
-        )
-    })?;
+/// Encodes `event` as JSON with its type, version and content-type headers, without
+/// validating it (the producer's `schema` layer does that).
+pub(crate) fn encode_event_unchecked<E: Event>(event: &E) -> Result<Message> {
+    let payload = serde_json::to_vec(event).map_err(|e| encode_error::<E>(&e))?;
+    event_message::<E>(payload)
+}
+
+fn encode_error<E: Event>(e: &serde_json::Error) -> Error {
+    Error::new(
+        ErrorKind::Decode,
+        format!("cannot encode {} as JSON: {e}", E::NAME),
+    )
+}
+
+fn event_message<E: Event>(payload: Vec<u8>) -> Result<Message> {
     let mut headers = Headers::new();
     headers.set_event_type(E::NAME)?;
     headers.set_event_version(E::VERSION)?;
     headers.set_content_type(JSON)?;
     Ok(Message::new(payload).with_headers(headers))
+}
+
+/// Encodes `event` as JSON after validating it against its schema, with the event type,
+/// version and content type headers set.
+///
+/// A violation is an [`ErrorKind::Validation`] error listing each one (JSON pointer and reason).
+pub fn encode_event<E: Event>(event: &E) -> Result<Message> {
+    let value = serde_json::to_value(event).map_err(|e| encode_error::<E>(&e))?;
+    E::schema().check(&value)?;
+    let payload = serde_json::to_vec(&value).map_err(|e| encode_error::<E>(&e))?;
+    event_message::<E>(payload)
 }

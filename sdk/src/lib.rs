@@ -24,38 +24,51 @@ mod browse;
 #[cfg(feature = "config-file")]
 pub mod config_file;
 mod consumer;
+mod consumer_builder;
 mod context;
 mod event;
 pub mod handler;
+pub mod health;
 pub mod idempotency;
+mod lag;
 pub mod layers;
 pub mod memory;
+pub mod metrics;
 mod producer;
+mod producer_builder;
 pub mod redrive;
 pub mod registry;
 pub mod retry;
 pub mod schema;
+mod shutdown;
 
-pub use broker::{Broker, ConsumerBuilder, ProducerBuilder, URL_ENV};
+pub use broker::{Broker, URL_ENV};
 pub use brokerkit_core as core;
 pub use brokerkit_core::{
     dead_letter_destination, Backend, BrokerUrl, BrowsedMessage, Bytes, Capabilities,
     ConsumerBackend, ConsumerOptions, DeadLetterEnvelope, DeadLetterReason, Delivery, Error,
-    ErrorKind, Headers, Message, ProducerBackend, Result, Support, ValidationIssue,
+    ErrorKind, Headers, Lag, LagAccuracy, Message, PartitionLag, ProducerBackend, Result, Support,
+    ValidationIssue,
 };
 pub use browse::{DeadLetterView, MAX_BROWSE};
 #[cfg(feature = "config-file")]
 pub use config_file::BrokerConfig;
 pub use consumer::{Consumer, ShutdownHandle};
+pub use consumer_builder::{ConsumerBuilder, HandlerBuilder};
 pub use context::Context;
 pub use event::{encode_event, Event};
 pub use handler::{Handler, RunReport, RunningHandler};
 pub use idempotency::{connect_store, Idempotency, IdempotencyStore};
 pub use producer::Producer;
+pub use producer_builder::ProducerBuilder;
 pub use redrive::{redrive, RedriveOptions, RedriveReport};
 pub use registry::Registry;
 pub use retry::{Backoff, Decision, RetryPolicy};
 pub use schema::SchemaValidator;
+pub use shutdown::shutdown_signal;
+
+/// The group a consumer joins when it names none.
+pub const DEFAULT_GROUP: &str = "default";
 
 /// Canonical header names.
 pub use brokerkit_core::headers::names as header_names;

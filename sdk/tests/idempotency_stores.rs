@@ -55,6 +55,19 @@ async fn store_contract(store: Arc<dyn IdempotencyStore>) {
         store.claim(&key, lease).await.unwrap(),
         Claim::Acquired(_)
     ));
+
+    // A running handler keeps its claim past the first lease by extending it.
+    let key = format!("extend-{}", uuid::Uuid::new_v4());
+    let Claim::Acquired(t) = store.claim(&key, lease).await.unwrap() else {
+        panic!("claim to extend")
+    };
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(store.extend(&key, &t, lease).await.unwrap(), "extend");
+    }
+    assert_eq!(store.claim(&key, lease).await.unwrap(), Claim::InProgress);
+    let stranger = brokerkit::idempotency::ClaimToken::new();
+    assert!(!store.extend(&key, &stranger, lease).await.unwrap());
 }
 
 /// Two consumer instances share `store_url`; visibility timeouts shorter than the handler

@@ -88,6 +88,7 @@ impl Shared {
         caps.fan_out = true;
         caps.competing_consumers = true;
         caps.browse = Support::Native;
+        caps.lag = Some(brokerkit_core::LagAccuracy::Exact);
         caps
     }
 
@@ -325,6 +326,10 @@ impl Backend for KafkaBackend {
             shared.close();
         }
         Ok(backend)
+    }
+
+    async fn lag(&self, destination: &str, group: Option<&str>) -> Result<brokerkit_core::Lag> {
+        crate::lag::lag(&self.shared, destination, group).await
     }
 
     async fn close(&self) -> Result<()> {

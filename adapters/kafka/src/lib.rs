@@ -21,6 +21,7 @@ mod consumer;
 mod driver;
 mod error;
 mod headers;
+mod lag;
 mod producer;
 mod state;
 mod topics;

@@ -247,6 +247,7 @@ fn capabilities(mode: Mode, max_payload: usize, ack_wait: Duration) -> Capabilit
             c.lease_extension = Support::Native;
             c.lease = Some(ack_wait);
             c.browse = Support::Native;
+            c.lag = Some(brokerkit_core::LagAccuracy::Exact);
             c
         }
     }
@@ -421,6 +422,10 @@ impl Backend for NatsBackend {
             ));
         }
         crate::browse::browse(&self.shared, destination, limit).await
+    }
+
+    async fn lag(&self, destination: &str, group: Option<&str>) -> Result<brokerkit_core::Lag> {
+        crate::lag::lag(&self.shared, destination, group).await
     }
 
     async fn close(&self) -> Result<()> {

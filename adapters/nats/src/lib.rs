@@ -22,6 +22,7 @@ mod consumer;
 mod core_consumer;
 mod error;
 mod headers;
+mod lag;
 mod names;
 mod producer;
 mod settle;

@@ -83,6 +83,10 @@ impl Backend for RabbitBackend {
         crate::browse::browse(&self.link, destination, limit).await
     }
 
+    async fn lag(&self, destination: &str, group: Option<&str>) -> Result<brokerkit_core::Lag> {
+        crate::lag::lag(&self.link, destination, group).await
+    }
+
     async fn close(&self) -> Result<()> {
         self.link.close().await;
         Ok(())

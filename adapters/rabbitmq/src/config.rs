@@ -168,6 +168,7 @@ impl RabbitConfig {
         caps.fan_out = true;
         caps.competing_consumers = !self.single_active_consumer;
         caps.browse = Support::Emulated;
+        caps.lag = Some(brokerkit_core::LagAccuracy::WaitingOnly);
         caps
     }
 }

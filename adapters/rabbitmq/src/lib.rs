@@ -21,6 +21,7 @@ mod config;
 mod consumer;
 mod error;
 mod headers;
+mod lag;
 mod link;
 mod producer;
 

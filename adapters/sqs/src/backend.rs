@@ -523,6 +523,10 @@ impl Backend for SqsBackend {
         crate::browse::browse(&self.inner, destination, limit).await
     }
 
+    async fn lag(&self, destination: &str, group: Option<&str>) -> Result<brokerkit_core::Lag> {
+        crate::lag::lag(&self.inner, destination, group).await
+    }
+
     async fn close(&self) -> Result<()> {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.shutdown.send_replace(true);

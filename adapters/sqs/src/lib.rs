@@ -23,6 +23,7 @@ mod config;
 mod consumer;
 mod error;
 mod headers;
+mod lag;
 mod names;
 mod producer;
 

@@ -9,6 +9,7 @@ pub(crate) enum Outcome {
     DeadLettered,
     Dropped,
     Cancelled,
+    Released,
     SettleFailed,
 }
 
@@ -27,6 +28,8 @@ pub struct RunReport {
     pub dropped: u64,
     /// Cancelled by shutdown and sent back.
     pub cancelled: u64,
+    /// Received but not started before shutdown, handed back at once.
+    pub released: u64,
     /// Could not be settled (the broker redelivers them).
     pub settle_failed: u64,
 }
@@ -40,6 +43,7 @@ impl RunReport {
             Outcome::DeadLettered => &mut self.dead_lettered,
             Outcome::Dropped => &mut self.dropped,
             Outcome::Cancelled => &mut self.cancelled,
+            Outcome::Released => &mut self.released,
             Outcome::SettleFailed => &mut self.settle_failed,
         };
         *n += 1;
@@ -53,6 +57,7 @@ impl RunReport {
             + self.dead_lettered
             + self.dropped
             + self.cancelled
+            + self.released
             + self.settle_failed
     }
 }

@@ -1,7 +1,7 @@
 //! In-process idempotency store (the default): one process only.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -21,10 +21,10 @@ struct Slot {
 
 #[derive(Default)]
 struct Inner {
-    slots: HashMap<String, Slot>,
+    slots: HashMap<Arc<str>, Slot>,
     /// Expiry records in insertion order; stale ones are skipped. Keeps memory bounded by
     /// the keys seen within the TTL.
-    expiries: VecDeque<(Instant, String)>,
+    expiries: VecDeque<(Instant, Arc<str>)>,
 }
 
 /// Claims in a hash map with lease and TTL expiry.
@@ -63,15 +63,20 @@ impl Inner {
             let Some((at, key)) = self.expiries.pop_front() else {
                 break;
             };
-            if self.slots.get(&key).is_some_and(|s| s.expires <= at) {
-                self.slots.remove(&key);
+            if self.slots.get(&*key).is_some_and(|s| s.expires <= at) {
+                self.slots.remove(&*key);
             }
         }
     }
 
     fn set(&mut self, key: &str, state: State, expires: Instant) {
-        self.expiries.push_back((expires, key.to_string()));
-        self.slots.insert(key.to_string(), Slot { state, expires });
+        // One shared allocation per key, reused when the key is set again.
+        let key: Arc<str> = match self.slots.get_key_value(key) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(key),
+        };
+        self.expiries.push_back((expires, key.clone()));
+        self.slots.insert(key, Slot { state, expires });
     }
 }
 
@@ -113,6 +118,16 @@ impl IdempotencyStore for MemoryStore {
         }
         Ok(())
     }
+
+    async fn extend(&self, key: &str, token: &ClaimToken, lease: Duration) -> Result<bool> {
+        let now = Instant::now();
+        let mut g = self.lock();
+        let held = matches!(g.slots.get(key), Some(Slot { state: State::Claimed(t), expires }) if t == token && *expires > now);
+        if held {
+            g.set(key, State::Claimed(token.clone()), now + lease);
+        }
+        Ok(held)
+    }
 }
 
 #[cfg(test)]
@@ -148,5 +163,25 @@ mod tests {
             Claim::Acquired(_)
         ));
         assert_eq!(s.len(), 1, "expired keys are evicted");
+    }
+
+    #[tokio::test]
+    async fn extend_keeps_a_claim_past_its_first_lease() {
+        let s = MemoryStore::new();
+        let lease = Duration::from_millis(50);
+        let Claim::Acquired(t) = s.claim("k", lease).await.unwrap() else {
+            panic!()
+        };
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            assert!(s.extend("k", &t, lease).await.unwrap());
+        }
+        assert_eq!(s.claim("k", lease).await.unwrap(), Claim::InProgress);
+        assert!(!s.extend("k", &ClaimToken::new(), lease).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(
+            !s.extend("k", &t, lease).await.unwrap(),
+            "lost after expiry"
+        );
     }
 }

@@ -73,6 +73,17 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<()>;
     /// Gives up the claim so the key can be claimed again.
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<()>;
+    /// Keeps a claim held for `lease` from now (the handler is still running). `Ok(false)`:
+    /// the token is stale, the claim was lost (its lease expired and someone else may hold
+    /// it). The default refuses with `Unsupported`; the SDK then logs once per key and relies
+    /// on a lease longer than the handler.
+    async fn extend(&self, key: &str, token: &ClaimToken, lease: Duration) -> Result<bool> {
+        let _ = (key, token, lease);
+        Err(Error::unsupported(format!(
+            "idempotency store {} cannot extend a claim",
+            self.name()
+        )))
+    }
 }
 
 /// Opens a store by URL: `memory://`, `redis://host:port[/db]`, `postgres://user@host/db`.

@@ -149,4 +149,19 @@ impl IdempotencyStore for PostgresStore {
         .map_err(|e| self.err(e))?;
         Ok(())
     }
+
+    async fn extend(&self, key: &str, token: &ClaimToken, lease: Duration) -> Result<bool> {
+        let c = self.client().await?;
+        let rows = c
+            .execute(
+                &format!(
+                    "UPDATE {TABLE} SET expires_at = now() + make_interval(secs => $3)
+                     WHERE key = $1 AND token = $2 AND state = 'claimed' AND expires_at >= now()"
+                ),
+                &[&key, &token.0, &secs(lease)],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(rows == 1)
+    }
 }

@@ -23,6 +23,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
+const EXTEND: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0";
+
 /// Claims in Redis, shared by every consumer instance using the same server.
 pub struct RedisStore {
     conn: ConnectionManager,
@@ -106,5 +112,17 @@ impl IdempotencyStore for RedisStore {
             .await
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    async fn extend(&self, key: &str, token: &ClaimToken, lease: Duration) -> Result<bool> {
+        let mut c = self.conn.clone();
+        let extended: i64 = redis::Script::new(EXTEND)
+            .key(format!("{PREFIX}{key}"))
+            .arg(&token.0)
+            .arg(millis(lease))
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(extended == 1)
     }
 }

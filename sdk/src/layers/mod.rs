@@ -1,31 +1,54 @@
-//! Send-side layers: each stamps or checks an outgoing message, one concern per module.
+//! Layers: every cross-cutting concern of sending and receiving, one concern per module, as
+//! [`tower::Layer`]s in a documented default order that you can change and extend.
 //!
-//! Order, on send: **trace context** (W3C `traceparent`/`tracestate` from the current span) →
-//! **correlation** (message-id, correlation-id, causation-id, timestamp) → **idempotency key**
-//! (when the producer has a key function) → the broker's capability check → the adapter.
-//! Typed events are validated against their schema before any layer runs
-//! ([`crate::encode_event`]).
+//! - **Send** ([`send`]): trace context → correlation → schema → idempotency key → *your
+//!   layers* → capability check → adapter. Change it on the [`crate::ProducerBuilder`]
+//!   (`layer`, `stamp`, `layer_before`, `without_layer`, `replace_layer`).
+//! - **Receive** ([`receive`]): trace → correlation → retry/dead-letter → decode and schema
+//!   validation → idempotency → *your layers* → handler. Change it on the
+//!   [`crate::HandlerBuilder`] with the same methods.
 //!
-//! On receive, the handler pipeline applies the same concerns in the same order: trace context
-//! (parent of the handler's span) → correlation ([`crate::Context`]) → schema validation →
-//! idempotency → retry/dead-letter. See [`crate::handler`].
+//! Both stacks are made of [`SharedService`]s, which are [`tower::Service`]s: any tower
+//! middleware (timeouts, concurrency and rate limits, load shedding) fits, and [`from_fn`]
+//! writes a layer as one async function.
+//!
+//! A user-written async send layer, timing each send and logging the result:
+//!
+//! ```
+//! use brokerkit::layers::from_fn;
+//! use brokerkit::layers::send::{Outgoing, SendService};
+//!
+//! let timed = from_fn(|out: Outgoing, next: SendService| async move {
+//!     let destination = out.destination().to_string();
+//!     let started = std::time::Instant::now();
+//!     let result = next.run(out).await;
+//!     tracing::info!(destination, ok = result.is_ok(), took = ?started.elapsed(), "sent");
+//!     result
+//! });
+//! # async fn demo(timed: impl tower::Layer<brokerkit::layers::send::SendService, Service = brokerkit::layers::send::SendService> + Send + Sync + 'static) -> brokerkit::Result<()> {
+//! let broker = brokerkit::Broker::connect("memory://").await?;
+//! let producer = broker.producer("orders").layer("timed", timed).build().await?;
+//! producer.send(brokerkit::Message::new("{}")).await?;
+//! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo(timed)).unwrap();
+//! ```
 
-pub mod correlation;
-pub mod idempotency_key;
-pub mod trace_context;
+pub mod receive;
+pub mod send;
+mod service;
+mod stack;
 
-use brokerkit_core::{Message, Result};
+pub(crate) use service::Call;
+pub use service::{from_fn, BoxFuture, Extensions, FromFnLayer, SharedService};
+pub use stack::LayerStack;
 
-/// Something done to every outgoing message before it reaches the adapter.
-pub trait SendLayer: Send + Sync + 'static {
-    /// Stamps or checks `message`; an error stops the send.
-    fn on_send(&self, message: &mut Message) -> Result<()>;
-}
-
-/// The layers every producer gets unless built `without_default_layers`.
-pub fn default_send_layers() -> Vec<std::sync::Arc<dyn SendLayer>> {
-    vec![
-        std::sync::Arc::new(trace_context::TraceContextLayer),
-        std::sync::Arc::new(correlation::CorrelationLayer),
-    ]
+/// Polls `fut` once: its output if it is ready, `None` (with the waker registered) if not.
+pub(crate) async fn poll_once<F: std::future::Future>(
+    mut fut: std::pin::Pin<&mut F>,
+) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
 }

@@ -75,6 +75,16 @@ impl Destination {
         })
     }
 
+    /// The group `name` without creating it; for a group not subscribed yet, the backlog the
+    /// first group will adopt (if no group subscribed yet), else `None` (for lag).
+    pub fn group_for_lag(&self, name: &str) -> Option<Arc<Group>> {
+        let g = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        match g.named.iter().find(|(n, _)| n == name) {
+            Some((_, group)) => Some(group.clone()),
+            None => g.unclaimed.clone(),
+        }
+    }
+
     /// Stores the message in every group, waiting for room where a group is full.
     pub async fn send(&self, message: Message) {
         let targets = self.targets();

@@ -184,6 +184,11 @@ impl Group {
         self.settled(st);
     }
 
+    /// Messages ready, delayed and in flight (for lag).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        self.lock().queue.counts()
+    }
+
     /// Wakes every waiting consumer (used on shutdown).
     pub fn wake_readers(&self) {
         self.readable.notify_waiters();

@@ -17,6 +17,7 @@
 mod consumer;
 mod destination;
 mod group;
+mod lag;
 mod queue;
 
 use std::collections::HashMap;
@@ -93,6 +94,7 @@ impl MemoryConfig {
         caps.lease_extension = Support::Native;
         caps.lease = Some(self.visibility_timeout);
         caps.browse = Support::Native;
+        caps.lag = Some(brokerkit_core::LagAccuracy::Exact);
         caps
     }
 }
@@ -244,6 +246,11 @@ impl Backend for MemoryBroker {
             .enumerate()
             .map(|(i, m)| brokerkit_core::BrowsedMessage::new((i + 1).to_string(), m))
             .collect())
+    }
+
+    async fn lag(&self, destination: &str, group: Option<&str>) -> Result<brokerkit_core::Lag> {
+        self.inner.check_open(destination, "lag")?;
+        Ok(lag::lag(&self.inner, destination, group))
     }
 
     async fn close(&self) -> Result<()> {

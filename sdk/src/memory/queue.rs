@@ -119,6 +119,11 @@ impl Queue {
         .collect()
     }
 
+    /// Messages ready, delayed and in flight, apart (for lag).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.ready.len(), self.delayed.len(), self.in_flight)
+    }
+
     pub fn push(&mut self, entry: Entry) {
         self.ready.push_back(entry);
     }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use brokerkit_core::{Message, Result};
 
-use super::SendLayer;
+use super::Stamp;
 
 /// Sets the idempotency key from a function, unless the message has one.
+#[derive(Clone)]
 pub struct IdempotencyKeyLayer {
     key: crate::idempotency::KeyFn,
 }
@@ -20,8 +21,8 @@ impl IdempotencyKeyLayer {
     }
 }
 
-impl SendLayer for IdempotencyKeyLayer {
-    fn on_send(&self, message: &mut Message) -> Result<()> {
+impl Stamp for IdempotencyKeyLayer {
+    fn stamp(&self, message: &mut Message) -> Result<()> {
         if message.headers.idempotency_key().is_none() {
             if let Some(k) = (self.key)(message) {
                 message.headers.set_idempotency_key(k)?;

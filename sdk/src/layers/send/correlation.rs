@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use brokerkit_core::{Message, Result};
 
-use super::SendLayer;
+use super::Stamp;
 use crate::context::Context;
 
 /// Stamps message-id, correlation-id, causation-id and timestamp.
@@ -22,8 +22,8 @@ pub fn new_message_id() -> String {
         .to_string()
 }
 
-impl SendLayer for CorrelationLayer {
-    fn on_send(&self, message: &mut Message) -> Result<()> {
+impl Stamp for CorrelationLayer {
+    fn stamp(&self, message: &mut Message) -> Result<()> {
         let h = &mut message.headers;
         if h.message_id().is_none() {
             h.set_message_id(new_message_id())?;
@@ -59,7 +59,7 @@ mod tests {
     #[tokio::test]
     async fn outside_a_handler_a_new_correlation_starts() {
         let mut m = Message::new("x");
-        CorrelationLayer.on_send(&mut m).unwrap();
+        CorrelationLayer.stamp(&mut m).unwrap();
         let h = &m.headers;
         assert!(h.message_id().is_some());
         assert_eq!(h.correlation_id(), h.message_id());
@@ -76,7 +76,7 @@ mod tests {
         let m = ctx
             .scope(async {
                 let mut m = Message::new("y");
-                CorrelationLayer.on_send(&mut m).unwrap();
+                CorrelationLayer.stamp(&mut m).unwrap();
                 m
             })
             .await;
@@ -91,7 +91,7 @@ mod tests {
         h.set_message_id("mine").unwrap();
         h.set_correlation_id("flow").unwrap();
         let mut m = Message::new("z").with_headers(h);
-        CorrelationLayer.on_send(&mut m).unwrap();
+        CorrelationLayer.stamp(&mut m).unwrap();
         assert_eq!(m.headers.message_id(), Some("mine"));
         assert_eq!(m.headers.correlation_id(), Some("flow"));
     }

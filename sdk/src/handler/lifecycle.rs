@@ -1,0 +1,308 @@
+//! The delivery lifecycle, owned in one place: from the moment a delivery is received until
+//! it is settled, once.
+//!
+//! - **Lease keeping.** On brokers with a lease ([`Capabilities::lease`]: SQS visibility
+//!   timeout, JetStream `ack_wait`, memory visibility), the delivery's lease is extended every
+//!   third of it — while the delivery waits for a free handler slot (by the runner, for every
+//!   waiting delivery at once) *and* while its handler runs (by [`deliver`]) — so a slow
+//!   handler or a deep prefetch buffer never lets the broker hand the message to another
+//!   consumer. RabbitMQ and Kafka have no such clock while the consumer is
+//!   connected and need none.
+//! - **Settlement by disposition.** The receive layers decide ([`Disposition`]); this module
+//!   settles, adapting to the broker: no delay where it has none, a nack where it has no
+//!   dead-letter destination.
+//! - **Cancellation.** On shutdown, a delivery not yet started is handed back at once; one
+//!   whose handler is cancelled after the drain timeout is nacked. Shutdown never
+//!   dead-letters.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use brokerkit_core::{Capabilities, Delivery, Result};
+use opentelemetry::KeyValue;
+use tokio::sync::watch;
+
+use super::report::{Outcome, RunReport};
+use crate::context::Context;
+use crate::layers::receive::{Disposition, Incoming, ReceiveService};
+use crate::metrics::{with_error, Instruments};
+
+/// What every delivery of one handler run shares.
+pub(crate) struct Lifecycle {
+    pub service: ReceiveService,
+    pub destination: Arc<str>,
+    pub group: Option<Arc<str>>,
+    /// Lease to keep, where the broker has one and can extend it.
+    pub lease: Option<Duration>,
+    instruments: Arc<Instruments>,
+    attributes: Arc<[KeyValue]>,
+    /// Live counts and the start time of each delivery being handled, for health.
+    state: std::sync::Mutex<RunState>,
+    /// A handler running longer than this is counted as stuck.
+    stuck_after: Duration,
+}
+
+#[derive(Default)]
+struct RunState {
+    report: RunReport,
+    running: std::collections::HashMap<u64, std::time::Instant>,
+    next_id: u64,
+    waiting: usize,
+}
+
+/// A live view of one running handler (see [`super::RunningHandler::health`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HandlerHealth {
+    /// Counts so far.
+    pub report: RunReport,
+    /// Deliveries being handled now.
+    pub in_flight: usize,
+    /// Deliveries received and waiting for a free handler slot.
+    pub waiting: usize,
+    /// Deliveries handled for longer than the lease (the broker's, or 30 s where the broker
+    /// has none).
+    pub stuck: usize,
+    /// How long the oldest delivery being handled has been running.
+    pub oldest: Option<Duration>,
+}
+
+impl crate::health::Reporting for Lifecycle {
+    fn health(&self) -> HandlerHealth {
+        let st = self.lock();
+        let now = std::time::Instant::now();
+        let ages = st
+            .running
+            .values()
+            .map(|t| now.saturating_duration_since(*t));
+        HandlerHealth {
+            report: st.report.clone(),
+            in_flight: st.running.len(),
+            waiting: st.waiting,
+            stuck: ages.clone().filter(|a| *a > self.stuck_after).count(),
+            oldest: ages.max(),
+        }
+    }
+}
+
+/// Takes a delivery off the running list however its processing ends.
+struct Running<'a>(&'a Lifecycle, u64);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.lock().running.remove(&self.1);
+    }
+}
+
+impl Lifecycle {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RunState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn running(&self) -> Running<'_> {
+        let mut st = self.lock();
+        st.next_id += 1;
+        let id = st.next_id;
+        st.running.insert(id, std::time::Instant::now());
+        Running(self, id)
+    }
+
+    /// Counts an outcome in the live report.
+    pub fn record(&self, outcome: Outcome) {
+        self.lock().report.add(outcome);
+    }
+
+    /// Counts handlers aborted at shutdown.
+    pub fn aborted(&self, n: u64) {
+        self.lock().report.cancelled += n;
+    }
+
+    /// The report so far.
+    pub fn report(&self) -> RunReport {
+        self.lock().report.clone()
+    }
+
+    /// How many received deliveries wait for a slot.
+    pub fn set_waiting(&self, n: usize) {
+        self.lock().waiting = n;
+    }
+
+    pub fn new(
+        service: ReceiveService,
+        destination: &str,
+        group: Option<&str>,
+        caps: &Capabilities,
+        instruments: Arc<Instruments>,
+        attributes: Arc<[KeyValue]>,
+    ) -> Self {
+        Lifecycle {
+            service,
+            destination: Arc::from(destination),
+            group: group.map(Arc::from),
+            lease: caps.lease.filter(|_| caps.lease_extension.is_available()),
+            instruments,
+            attributes,
+            state: Default::default(),
+            stuck_after: caps.lease.unwrap_or(Duration::from_secs(30)),
+        }
+    }
+
+    fn extended(&self, result: &Result<()>) {
+        match result {
+            Ok(()) => self.instruments.lease_extensions.add(1, &self.attributes),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not extend a delivery's lease; the broker may deliver it again");
+                let attrs = with_error(&self.attributes, e.kind().as_str());
+                self.instruments.lease_extensions.add(1, &attrs);
+            }
+        }
+    }
+
+    fn settle(&self, result: Result<()>, outcome: Outcome) -> Outcome {
+        match result {
+            Ok(()) => outcome,
+            Err(e) => {
+                tracing::warn!(error = %e, "settling the delivery failed; the broker will redeliver it");
+                let attrs = with_error(&self.attributes, e.kind().as_str());
+                self.instruments.settle_failures.add(1, &attrs);
+                Outcome::SettleFailed
+            }
+        }
+    }
+}
+
+/// Extends the lease of deliveries waiting for a free handler slot (they are not running, so
+/// nothing else does it). Failures are logged: the broker may deliver such a message again.
+pub(crate) async fn extend_waiting<'a>(
+    life: &Lifecycle,
+    waiting: impl Iterator<Item = &'a mut Delivery>,
+) {
+    let Some(lease) = life.lease else {
+        return;
+    };
+    for delivery in waiting {
+        life.extended(&delivery.extend(lease).await);
+    }
+}
+
+/// Every third of the lease: how often leases are extended.
+pub(crate) fn extend_period(lease: Duration) -> Duration {
+    (lease / 3).max(Duration::from_millis(50))
+}
+
+/// Hands back a delivery that was received but not started (shutdown).
+pub(crate) async fn release(life: &Lifecycle, delivery: Delivery) -> Outcome {
+    life.settle(delivery.nack(None).await, Outcome::Released)
+}
+
+/// Runs one delivery through the layers and settles it. `cancel` fires when the drain
+/// timed out.
+pub(crate) async fn deliver(
+    life: Arc<Lifecycle>,
+    mut delivery: Delivery,
+    mut cancel: watch::Receiver<bool>,
+) -> Outcome {
+    let context = Context::new(
+        delivery.message().headers.clone(),
+        life.destination.clone(),
+        life.group.clone(),
+        delivery.attempt(),
+    );
+    let incoming = Incoming::new(delivery.message().clone(), context);
+    let running = life.running();
+    let run = super::CatchPanic::layers(life.service.run(incoming));
+    let work = async {
+        tokio::select! {
+            biased;
+            r = run => Step::Done(r),
+            _ = cancel.wait_for(|c| *c) => Step::Cancelled,
+        }
+    };
+    let step = keep_lease(&life, &mut delivery, work).await;
+    drop(running);
+    match step {
+        Step::Cancelled => life.settle(delivery.nack(None).await, Outcome::Cancelled),
+        Step::Done(Ok(d)) => settle_by(&life, delivery, d).await,
+        Step::Done(Err(e)) => {
+            // The `retry` layer was removed, or a layer outside it panicked: never lose the
+            // message.
+            tracing::error!(error = %e, "no retry layer decided for this failure; delivering again");
+            life.settle(delivery.nack(None).await, Outcome::Retried)
+        }
+    }
+}
+
+enum Step {
+    Cancelled,
+    Done(Result<Disposition>),
+}
+
+/// Runs `work`, extending `delivery`'s lease every third of `lease` until it completes.
+async fn keep_lease<F: Future>(life: &Lifecycle, delivery: &mut Delivery, work: F) -> F::Output {
+    let Some(lease) = life.lease else {
+        return work.await;
+    };
+    tokio::pin!(work);
+    // Most work finishes in its first poll: no timer, no clock read for it. The rest keeps
+    // the lease in a boxed loop, so the common path's future stays small.
+    if let Some(out) = crate::layers::poll_once(work.as_mut()).await {
+        return out;
+    }
+    Box::pin(extend_until_done(life, delivery, lease, work)).await
+}
+
+async fn extend_until_done<F: Future>(
+    life: &Lifecycle,
+    delivery: &mut Delivery,
+    lease: Duration,
+    mut work: std::pin::Pin<&mut F>,
+) -> F::Output {
+    let period = extend_period(lease);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            _ = tokio::time::sleep(period) => {}
+        }
+        let extend = delivery.extend(lease);
+        tokio::pin!(extend);
+        // Keep polling the work while the broker answers.
+        let answer = tokio::select! {
+            biased;
+            out = &mut work => return out,
+            answer = &mut extend => answer,
+        };
+        life.extended(&answer);
+    }
+}
+
+/// Settles as the layers decided, within what the broker can do.
+async fn settle_by(life: &Lifecycle, delivery: Delivery, disposition: Disposition) -> Outcome {
+    let caps = delivery.capabilities();
+    match disposition {
+        Disposition::Ack => life.settle(delivery.ack().await, Outcome::Acked),
+        Disposition::Duplicate => life.settle(delivery.ack().await, Outcome::Duplicate),
+        Disposition::Drop => life.settle(delivery.ack().await, Outcome::Dropped),
+        Disposition::Retry { delay } => {
+            let delay = delay.filter(|d| !d.is_zero()).and_then(|d| {
+                if !caps.delayed_redelivery.is_available() {
+                    return None;
+                }
+                Some(caps.max_delay.map_or(d, |max| d.min(max)))
+            });
+            life.settle(delivery.nack(delay).await, Outcome::Retried)
+        }
+        Disposition::RetryLater => life.settle(delivery.nack(None).await, Outcome::Retried),
+        Disposition::DeadLetter(reason) => {
+            if !caps.dead_letter.is_available() {
+                tracing::error!(reason = %reason.reason, "cannot dead-letter on this broker; message goes back");
+                return life.settle(delivery.nack(None).await, Outcome::Retried);
+            }
+            life.settle(delivery.dead_letter(reason).await, Outcome::DeadLettered)
+        }
+        // Dispositions added later default to "deliver again": nothing is lost.
+        #[allow(unreachable_patterns)]
+        _ => life.settle(delivery.nack(None).await, Outcome::Retried),
+    }
+}

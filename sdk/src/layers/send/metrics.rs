@@ -1,0 +1,76 @@
+//! `metrics`: counts each message sent (`messaging.client.sent.messages`, with `error.type`
+//! when the send failed) and times each send or batch (`messaging.client.operation.duration`).
+//! See [`crate::metrics`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use brokerkit_core::Result;
+use opentelemetry::KeyValue;
+
+use super::{BoxFuture, Outgoing, SendService};
+use crate::layers::{Call, SharedService};
+use crate::metrics::{with_error, Instruments};
+
+/// See the [module docs](self).
+#[derive(Clone)]
+pub struct MetricsLayer {
+    instruments: Arc<Instruments>,
+    attributes: Arc<[KeyValue]>,
+}
+
+impl MetricsLayer {
+    /// Records on `instruments` with the attributes of one producer (`messaging.system`,
+    /// `messaging.destination.name`).
+    pub fn new(instruments: Arc<Instruments>, system: &'static str, destination: &str) -> Self {
+        let mut attrs = crate::metrics::attributes(system, destination, None).to_vec();
+        attrs.push(KeyValue::new("messaging.operation.name", "send"));
+        MetricsLayer {
+            instruments,
+            attributes: attrs.into(),
+        }
+    }
+}
+
+impl tower::Layer<SendService> for MetricsLayer {
+    type Service = SendService;
+
+    fn layer(&self, inner: SendService) -> SendService {
+        SharedService::from_arc(Arc::new(Measured {
+            inner,
+            layer: self.clone(),
+        }))
+    }
+}
+
+struct Measured {
+    inner: SendService,
+    layer: MetricsLayer,
+}
+
+impl Call<Outgoing, ()> for Measured {
+    fn call(self: Arc<Self>, request: Outgoing) -> BoxFuture<Result<()>> {
+        let count = request.messages().len() as u64;
+        let started = Instant::now();
+        let run = self.inner.run(request);
+        Box::pin(async move {
+            let result = run.await;
+            let m = &self.layer;
+            let seconds = started.elapsed().as_secs_f64();
+            match &result {
+                Ok(()) => {
+                    m.instruments.sent.add(count, &m.attributes);
+                    m.instruments
+                        .operation_duration
+                        .record(seconds, &m.attributes);
+                }
+                Err(e) => {
+                    let attrs = with_error(&m.attributes, e.kind().as_str());
+                    m.instruments.sent.add(count, &attrs);
+                    m.instruments.operation_duration.record(seconds, &attrs);
+                }
+            }
+            result
+        })
+    }
+}

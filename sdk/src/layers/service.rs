@@ -1,0 +1,185 @@
+//! The type-erased service both stacks are made of, and [`from_fn`] layers.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use brokerkit_core::{Error, Result};
+use tower::ServiceExt;
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A type-erased service of a layer stack: cheap to clone (one `Arc`), callable through
+/// `&self` ([`SharedService::run`]) and a [`tower::Service`], so any tower layer can wrap it.
+pub struct SharedService<Req, Resp>(Arc<dyn Call<Req, Resp>>);
+
+impl<Req, Resp> Clone for SharedService<Req, Resp> {
+    fn clone(&self) -> Self {
+        SharedService(self.0.clone())
+    }
+}
+
+/// The object-safe core of a [`SharedService`]; brokerkit's own layers implement it directly
+/// so a call costs one `Arc` clone and at most one boxed future.
+pub(crate) trait Call<Req, Resp>: Send + Sync + 'static {
+    fn call(self: Arc<Self>, request: Req) -> BoxFuture<Result<Resp>>;
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> SharedService<Req, Resp> {
+    /// Wraps any tower service; it is cloned once per call, as hyper and axum do.
+    pub fn new<S>(service: S) -> Self
+    where
+        S: tower::Service<Req, Response = Resp, Error = Error> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+    {
+        SharedService(Arc::new(Tower(service)))
+    }
+
+    /// A service from an async function.
+    pub fn from_fn<F, Fut>(f: F) -> Self
+    where
+        F: Fn(Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp>> + Send + 'static,
+    {
+        SharedService(Arc::new(FnService(f)))
+    }
+
+    pub(crate) fn from_arc(inner: Arc<dyn Call<Req, Resp>>) -> Self {
+        SharedService(inner)
+    }
+
+    /// Calls the service.
+    pub fn run(&self, request: Req) -> BoxFuture<Result<Resp>> {
+        self.0.clone().call(request)
+    }
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> tower::Service<Req> for SharedService<Req, Resp> {
+    type Response = Resp;
+    type Error = Error;
+    type Future = BoxFuture<Result<Resp>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Req) -> BoxFuture<Result<Resp>> {
+        self.run(request)
+    }
+}
+
+struct Tower<S>(S);
+
+impl<Req, Resp, S> Call<Req, Resp> for Tower<S>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    S: tower::Service<Req, Response = Resp, Error = Error> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    fn call(self: Arc<Self>, request: Req) -> BoxFuture<Result<Resp>> {
+        Box::pin(self.0.clone().oneshot(request))
+    }
+}
+
+struct FnService<F>(F);
+
+impl<Req, Resp, F, Fut> Call<Req, Resp> for FnService<F>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    F: Fn(Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp>> + Send + 'static,
+{
+    fn call(self: Arc<Self>, request: Req) -> BoxFuture<Result<Resp>> {
+        Box::pin((self.0)(request))
+    }
+}
+
+/// A layer from an async function of the request and the next service, like axum's
+/// `middleware::from_fn`. Works on both stacks.
+///
+/// ```
+/// use brokerkit::layers::from_fn;
+/// use brokerkit::layers::receive::{Incoming, ReceiveService};
+/// use brokerkit::{Error, ErrorKind};
+///
+/// // Dead-letter messages of an unknown tenant without running the handler.
+/// let tenant_check = from_fn(|incoming: Incoming, next: ReceiveService| async move {
+///     match incoming.message.headers.get("tenant") {
+///         Some("acme") => next.run(incoming).await,
+///         _ => Err(Error::new(ErrorKind::Rejected, "unknown tenant")),
+///     }
+/// });
+/// # let _ = tenant_check;
+/// ```
+pub fn from_fn<F>(f: F) -> FromFnLayer<F> {
+    FromFnLayer(f)
+}
+
+/// See [`from_fn`].
+#[derive(Clone)]
+pub struct FromFnLayer<F>(F);
+
+impl<Req, Resp, F, Fut> tower::Layer<SharedService<Req, Resp>> for FromFnLayer<F>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    F: Fn(Req, SharedService<Req, Resp>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp>> + Send + 'static,
+{
+    type Service = SharedService<Req, Resp>;
+
+    fn layer(&self, inner: SharedService<Req, Resp>) -> SharedService<Req, Resp> {
+        let f = self.0.clone();
+        SharedService::from_fn(move |request| f(request, inner.clone()))
+    }
+}
+
+/// Turns a tower layer into a function over [`SharedService`], without re-wrapping services
+/// that already are one.
+pub(crate) fn erase<Req, Resp, L>(layer: L) -> super::stack::LayerFn<Req, Resp>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    L: tower::Layer<SharedService<Req, Resp>> + Send + Sync + 'static,
+    L::Service: tower::Service<Req, Response = Resp, Error = Error> + Clone + Send + Sync + 'static,
+    <L::Service as tower::Service<Req>>::Future: Send + 'static,
+{
+    Arc::new(move |inner| {
+        let service = layer.layer(inner);
+        match (&service as &dyn Any).downcast_ref::<SharedService<Req, Resp>>() {
+            Some(same) => same.clone(),
+            None => SharedService::new(service),
+        }
+    })
+}
+
+/// A type map: at most one value per type.
+#[derive(Default)]
+pub struct Extensions(Option<HashMap<TypeId, Box<dyn Any + Send>>>);
+
+impl Extensions {
+    /// Stores `value`, returning the previous value of its type.
+    pub fn insert<T: Send + 'static>(&mut self, value: T) -> Option<T> {
+        self.0
+            .get_or_insert_with(HashMap::new)
+            .insert(TypeId::of::<T>(), Box::new(value))
+            .and_then(|old| old.downcast().ok().map(|b| *b))
+    }
+
+    /// The value of type `T`, if any.
+    pub fn get<T: Send + 'static>(&self) -> Option<&T> {
+        self.0.as_ref()?.get(&TypeId::of::<T>())?.downcast_ref()
+    }
+
+    /// Takes out the value of type `T`.
+    pub fn remove<T: Send + 'static>(&mut self) -> Option<T> {
+        let b = self.0.as_mut()?.remove(&TypeId::of::<T>())?;
+        b.downcast().ok().map(|b| *b)
+    }
+}
