@@ -361,7 +361,8 @@ macro_rules! broker_tests {
 
             #[test]
             fn publish_tail_round_trip() {
-                let Some(u) = url($broker, $var, &$default) else {
+                let d: &str = &$default;
+                let Some(u) = url($broker, $var, d) else {
                     return;
                 };
                 let rt_url: String = ($rt_url)(&u);
@@ -370,7 +371,8 @@ macro_rules! broker_tests {
 
             #[test]
             fn dlq_list_show_redrive() {
-                let Some(u) = url($broker, $var, &$default) else {
+                let d: &str = &$default;
+                let Some(u) = url($broker, $var, d) else {
                     return;
                 };
                 dead_letters($broker, &u, $exact);
@@ -378,7 +380,8 @@ macro_rules! broker_tests {
 
             #[test]
             fn caps_and_ping() {
-                let Some(u) = url($broker, $var, &$default) else {
+                let d: &str = &$default;
+                let Some(u) = url($broker, $var, d) else {
                     return;
                 };
                 let c = caps(&u);
@@ -402,7 +405,7 @@ broker_tests!(
     rabbitmq,
     "rabbitmq",
     "BROKERKIT_RABBITMQ_URL",
-    "amqp://guest:guest@127.0.0.1:5672/%2f".to_string(),
+    "amqp://guest:guest@127.0.0.1:5672/%2f",
     // Ordering keys need single-active-consumer queues.
     |u: &str| format!("{u}?single_active_consumer=true"),
     true
@@ -411,7 +414,7 @@ broker_tests!(
     nats,
     "nats",
     "BROKERKIT_NATS_JS_URL",
-    "nats+js://127.0.0.1:4222".to_string(),
+    "nats+js://127.0.0.1:4222",
     same,
     false
 );
@@ -419,7 +422,7 @@ broker_tests!(
     kafka,
     "kafka",
     "BROKERKIT_KAFKA_URL",
-    "kafka://127.0.0.1:9092".to_string(),
+    "kafka://127.0.0.1:9092",
     same,
     true
 );
@@ -450,4 +453,48 @@ fn sqs_fifo_round_trip_carries_the_key() {
         return;
     };
     round_trip("sqs-fifo", &u);
+}
+
+/// The NATS case: the dead-letter stream already has a consumer, so the default group a
+/// redrive creates starts at the tail. The redrive says so (exit 1, warning) instead of
+/// reporting "moved 0"; naming the group that holds them moves them.
+#[test]
+fn nats_redrive_from_a_group_started_at_the_tail_is_reported() {
+    let Some(u) = url("nats", "BROKERKIT_NATS_JS_URL", "nats+js://127.0.0.1:4222") else {
+        return;
+    };
+    let dest = unique("cli-tail");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let broker = Broker::connect(&u).await.unwrap();
+        let mut svc = broker.consumer(&dest).group("svc").build().await.unwrap();
+        let p = broker.producer(&dest).build().await.unwrap();
+        for i in 0..2 {
+            p.send(Message::new(format!("m{i}"))).await.unwrap();
+        }
+        for _ in 0..2 {
+            recv(&mut svc)
+                .await
+                .dead_letter(DeadLetterReason::new("boom"))
+                .await
+                .unwrap();
+        }
+        svc.close().await.unwrap();
+        // Someone read the dead letters as group "ops" first.
+        let dlq = format!("{dest}.dlq");
+        let mut ops = broker.consumer(&dlq).group("ops").build().await.unwrap();
+        ops.close().await.unwrap();
+        broker.close().await.unwrap();
+    });
+    let out = bk(&u)
+        .args(["--json", "dlq", "redrive", &dest])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["total_moved"], 0);
+    assert_eq!(v["unreached"], 2, "{v}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--group"));
+    let v = json_out(bk(&u).args(["--json", "dlq", "redrive", &dest, "--group", "ops"]));
+    assert_eq!(v["total_moved"], 2, "{v}");
 }

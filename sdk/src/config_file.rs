@@ -323,4 +323,42 @@ mod tests {
         c.url = Some("kafka://127.0.0.1:9092".into());
         assert!(c.broker_url().is_err());
     }
+
+    #[tokio::test]
+    async fn from_config_connects_and_applies_group_settings() {
+        let (p, _rm) = write(
+            "url = \"memory://\"\n[destinations.orders.groups.billing]\nprefetch = 2\nconcurrency = 3\nidempotency_store = \"memory://\"\nretry = { max_attempts = 2 }\n",
+        );
+        let broker = Broker::from_config(Some(&p)).await.unwrap();
+        assert_eq!(broker.adapter(), "memory");
+        let config = BrokerConfig::load(Some(&p)).unwrap();
+        let mut c = config
+            .consumer(&broker, "orders", Some("billing"))
+            .build()
+            .await
+            .unwrap();
+        let producer = broker.producer("orders").build().await.unwrap();
+        producer
+            .send(brokerkit_core::Message::new("x"))
+            .await
+            .unwrap();
+        let d = c.next().await.unwrap().unwrap();
+        assert_eq!(&d.message().payload[..], b"x");
+        d.ack().await.unwrap();
+        let handler = config.handler(&broker, "orders", Some("billing")).await;
+        assert!(handler.is_ok());
+        let bad = BrokerConfig {
+            destinations: [(
+                "orders".to_string(),
+                DestinationConfig {
+                    retry: Some(RetryConfig::default()),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            ..Default::default()
+        };
+        let e = bad.handler(&broker, "orders", None).await.err().unwrap();
+        assert!(e.to_string().contains("max_attempts"), "{e}");
+    }
 }

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brokerkit_core::dead_letter::strip_envelope;
-use brokerkit_core::{DeadLetterEnvelope, Message, Result, Support};
+use brokerkit_core::{DeadLetterEnvelope, Message, Result};
 
-/// How long dead letters a redrive leaves in place stay invisible (brokers with native delay).
+/// How long dead letters a redrive leaves in place stay invisible on JetStream.
 const KEPT_DELAY: Duration = Duration::from_secs(1);
+/// How long a redrive waits for its first dead letter when a browse showed some.
+const FIRST_WAIT: Duration = Duration::from_secs(3);
 
 use crate::broker::Broker;
 use crate::producer::Producer;
@@ -132,8 +134,20 @@ pub async fn redrive(
     let mut producers: HashMap<String, Producer> = HashMap::new();
     let mut report = RedriveReport::default();
     let mut kept = Vec::new();
+    // Where the browse saw dead letters, wait longer for the first one (a group joining, or
+    // dead letters an earlier redrive left in place with a short delay) before giving up.
+    let first_wait = if stored > 0 {
+        options.idle.max(FIRST_WAIT)
+    } else {
+        options.idle
+    };
     while report.total_moved() < options.limit {
-        let Ok(next) = tokio::time::timeout(options.idle, consumer.next()).await else {
+        let wait = if report.total_moved() + report.skipped == 0 {
+            first_wait
+        } else {
+            options.idle
+        };
+        let Ok(next) = tokio::time::timeout(wait, consumer.next()).await else {
             break;
         };
         let Some(d) = next? else { break };
@@ -168,11 +182,12 @@ pub async fn redrive(
         *report.moved.entry(origin).or_default() += 1;
     }
     // Settle the kept ones before closing, so the adapter commits past them on close (Kafka:
-    // otherwise the originals and their retry copies would both be read next time). Where the
-    // broker delays natively, a short delay keeps them from being redelivered into this
-    // closing consumer (JetStream would then hold them until `ack_wait`); elsewhere they go
-    // back in place (RabbitMQ requeues at their position).
-    let back = (broker.capabilities().delayed_redelivery == Support::Native).then_some(KEPT_DELAY);
+    // otherwise the originals and their retry copies would both be read next time). They go
+    // back in place, except on JetStream: a nak there is redelivered at once into this
+    // consumer's outstanding pull request, and what arrives while it closes waits for
+    // `ack_wait` (30 s) before anyone sees it again; a short delay avoids that race of the
+    // adapter's close.
+    let back = (broker.adapter() == "nats-jetstream").then_some(KEPT_DELAY);
     for d in kept {
         d.nack(back).await?;
     }
