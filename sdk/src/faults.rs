@@ -190,6 +190,18 @@ impl Backend for FaultyBackend {
         }))
     }
 
+    async fn browse(
+        &self,
+        destination: &str,
+        limit: usize,
+    ) -> Result<Vec<brokerkit_core::BrowsedMessage>> {
+        self.inner.browse(destination, limit).await
+    }
+
+    async fn lag(&self, destination: &str, group: Option<&str>) -> Result<brokerkit_core::Lag> {
+        self.inner.lag(destination, group).await
+    }
+
     async fn close(&self) -> Result<()> {
         self.inner.close().await
     }

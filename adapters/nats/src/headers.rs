@@ -134,6 +134,8 @@ pub fn from_nats(map: Option<&HeaderMap>) -> (Headers, Option<String>) {
         }
     }
     if !invalid.is_empty() {
+        // NATS header maps have no order: sort, so every redelivery lists the same text.
+        invalid.sort();
         tracing::warn!(skipped = %invalid.join("; "), "skipped invalid NATS headers");
         let _ = headers.insert(INVALID_HEADERS, sanitize_header_value(&invalid.join("; ")));
     }
