@@ -22,7 +22,8 @@ use crate::context::Context;
 use crate::event::Event;
 use crate::handler::{Decoder, Handler, JsonWithSchema, Raw, Typed};
 use crate::idempotency::Idempotency;
-use crate::layers::receive::{Disposition, Incoming, ReceiveService, ReceiveStack, DEFAULT_LAYERS};
+use crate::layers::receive::{Disposition, Incoming, ReceiveStack, DEFAULT_LAYERS};
+use crate::layers::StackLayer;
 use crate::retry::RetryPolicy;
 use crate::schema::SchemaValidator;
 
@@ -114,16 +115,11 @@ impl ConsumerBuilder {
     }
 
     /// Adds a receive layer: see [`HandlerBuilder::layer`].
-    pub fn layer<L>(self, name: impl Into<String>, layer: L) -> HandlerBuilder
-    where
-        L: tower::Layer<ReceiveService> + Send + Sync + 'static,
-        L::Service: tower::Service<Incoming, Response = Disposition, Error = Error>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as tower::Service<Incoming>>::Future: Send + 'static,
-    {
+    pub fn layer(
+        self,
+        name: impl Into<String>,
+        layer: impl StackLayer<Incoming, Disposition>,
+    ) -> HandlerBuilder {
         self.handler_builder().layer(name, layer)
     }
 
@@ -265,47 +261,33 @@ impl HandlerBuilder {
 
     /// Adds a tower layer innermost, right around the handler (after decode and
     /// idempotency). See [`crate::layers::receive`] for the order.
-    pub fn layer<L>(mut self, name: impl Into<String>, layer: L) -> Self
-    where
-        L: tower::Layer<ReceiveService> + Send + Sync + 'static,
-        L::Service: tower::Service<Incoming, Response = Disposition, Error = Error>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as tower::Service<Incoming>>::Future: Send + 'static,
-    {
+    pub fn layer(
+        mut self,
+        name: impl Into<String>,
+        layer: impl StackLayer<Incoming, Disposition>,
+    ) -> Self {
         self.settings.stack.push(name, layer);
         self
     }
 
     /// Adds a tower layer just outside the layer called `before` (e.g. `"trace"` to be
     /// outermost).
-    pub fn layer_before<L>(mut self, before: &str, name: impl Into<String>, layer: L) -> Self
-    where
-        L: tower::Layer<ReceiveService> + Send + Sync + 'static,
-        L::Service: tower::Service<Incoming, Response = Disposition, Error = Error>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as tower::Service<Incoming>>::Future: Send + 'static,
-    {
+    pub fn layer_before(
+        mut self,
+        before: &str,
+        name: impl Into<String>,
+        layer: impl StackLayer<Incoming, Disposition>,
+    ) -> Self {
         self.settings.stack.insert_before(before, name, layer);
         self
     }
 
     /// Replaces the layer called `name`, in the same position.
-    pub fn replace_layer<L>(mut self, name: &str, layer: L) -> Self
-    where
-        L: tower::Layer<ReceiveService> + Send + Sync + 'static,
-        L::Service: tower::Service<Incoming, Response = Disposition, Error = Error>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as tower::Service<Incoming>>::Future: Send + 'static,
-    {
+    pub fn replace_layer(
+        mut self,
+        name: &str,
+        layer: impl StackLayer<Incoming, Disposition>,
+    ) -> Self {
         self.settings.stack.replace(name, layer);
         self
     }

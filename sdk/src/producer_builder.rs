@@ -6,9 +6,10 @@ use crate::broker::{check_destination, Broker};
 use crate::layers::send::{
     capability::adapter_service, correlation::CorrelationLayer,
     idempotency_key::IdempotencyKeyLayer, metrics::MetricsLayer, schema::SchemaLayer,
-    trace_context::SendSpanLayer, SendService, SendStack, Stamp, StampLayer, DEFAULT_LAYERS,
+    trace_context::SendSpanLayer, Outgoing, SendService, SendStack, Stamp, StampLayer,
+    DEFAULT_LAYERS,
 };
-use crate::layers::SharedService;
+use crate::layers::{SharedService, StackLayer};
 use crate::producer::Producer;
 
 /// Builds a [`Producer`]. The default send layers ([`crate::layers::send`]) are on; change
@@ -50,46 +51,24 @@ impl ProducerBuilder {
     }
 
     /// Adds a tower layer innermost (just before the capability check and the adapter).
-    pub fn layer<L>(mut self, name: impl Into<String>, layer: L) -> Self
-    where
-        L: tower::Layer<SendService> + Send + Sync + 'static,
-        L::Service: tower::Service<crate::layers::send::Outgoing, Response = (), Error = Error>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as tower::Service<crate::layers::send::Outgoing>>::Future: Send + 'static,
-    {
+    pub fn layer(mut self, name: impl Into<String>, layer: impl StackLayer<Outgoing, ()>) -> Self {
         self.stack.push(name, layer);
         self
     }
 
     /// Adds a tower layer just outside the layer called `before`.
-    pub fn layer_before<L>(mut self, before: &str, name: impl Into<String>, layer: L) -> Self
-    where
-        L: tower::Layer<SendService> + Send + Sync + 'static,
-        L::Service: tower::Service<crate::layers::send::Outgoing, Response = (), Error = Error>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as tower::Service<crate::layers::send::Outgoing>>::Future: Send + 'static,
-    {
+    pub fn layer_before(
+        mut self,
+        before: &str,
+        name: impl Into<String>,
+        layer: impl StackLayer<Outgoing, ()>,
+    ) -> Self {
         self.stack.insert_before(before, name, layer);
         self
     }
 
     /// Replaces the layer called `name` with `layer`, in the same position.
-    pub fn replace_layer<L>(mut self, name: &str, layer: L) -> Self
-    where
-        L: tower::Layer<SendService> + Send + Sync + 'static,
-        L::Service: tower::Service<crate::layers::send::Outgoing, Response = (), Error = Error>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as tower::Service<crate::layers::send::Outgoing>>::Future: Send + 'static,
-    {
+    pub fn replace_layer(mut self, name: &str, layer: impl StackLayer<Outgoing, ()>) -> Self {
         self.stack.replace(name, layer);
         self
     }

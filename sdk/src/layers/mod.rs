@@ -39,7 +39,9 @@ mod service;
 mod stack;
 
 pub(crate) use service::Call;
-pub use service::{from_fn, BoxFuture, Extensions, FromFnLayer, SharedService};
+pub use service::{
+    from_fn, BoxFuture, ErasedLayer, Extensions, FromFnLayer, SharedService, StackLayer,
+};
 pub use stack::LayerStack;
 
 /// Polls `fut` once: its output if it is ready, `None` (with the waker registered) if not.

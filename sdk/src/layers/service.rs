@@ -140,9 +140,20 @@ where
     }
 }
 
-/// Turns a tower layer into a function over [`SharedService`], without re-wrapping services
-/// that already are one.
-pub(crate) fn erase<Req, Resp, L>(layer: L) -> super::stack::LayerFn<Req, Resp>
+/// A tower layer that fits a brokerkit stack of `Req → Resp` services: any
+/// `tower::Layer<SharedService<Req, Resp>>` whose service is `Clone + Send + Sync` and answers
+/// with brokerkit's [`Error`]. Implemented for every such layer; you never implement it.
+pub trait StackLayer<Req, Resp>: Send + Sync + 'static {
+    /// The layer as a function over [`SharedService`].
+    #[doc(hidden)]
+    fn into_layer_fn(self) -> ErasedLayer<Req, Resp>;
+}
+
+/// A type-erased layer (see [`StackLayer`]).
+#[doc(hidden)]
+pub struct ErasedLayer<Req, Resp>(pub(crate) super::stack::LayerFn<Req, Resp>);
+
+impl<Req, Resp, L> StackLayer<Req, Resp> for L
 where
     Req: Send + 'static,
     Resp: Send + 'static,
@@ -150,13 +161,16 @@ where
     L::Service: tower::Service<Req, Response = Resp, Error = Error> + Clone + Send + Sync + 'static,
     <L::Service as tower::Service<Req>>::Future: Send + 'static,
 {
-    Arc::new(move |inner| {
-        let service = layer.layer(inner);
-        match (&service as &dyn Any).downcast_ref::<SharedService<Req, Resp>>() {
-            Some(same) => same.clone(),
-            None => SharedService::new(service),
-        }
-    })
+    /// Without re-wrapping services that already are a [`SharedService`].
+    fn into_layer_fn(self) -> ErasedLayer<Req, Resp> {
+        ErasedLayer(Arc::new(move |inner| {
+            let service = self.layer(inner);
+            match (&service as &dyn Any).downcast_ref::<SharedService<Req, Resp>>() {
+                Some(same) => same.clone(),
+                None => SharedService::new(service),
+            }
+        }))
+    }
 }
 
 /// A type map: at most one value per type.

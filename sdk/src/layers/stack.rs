@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use brokerkit_core::{Error, Result};
 
-use super::service::{erase, SharedService};
+use super::service::{SharedService, StackLayer};
 
 pub(crate) type LayerFn<Req, Resp> =
     Arc<dyn Fn(SharedService<Req, Resp>) -> SharedService<Req, Resp> + Send + Sync>;
@@ -99,31 +99,26 @@ impl<Req: Send + 'static, Resp: Send + 'static> LayerStack<Req, Resp> {
     }
 
     /// Adds `layer` innermost (next to the handler, or to the adapter on the send side).
-    pub fn push<L>(&mut self, name: impl Into<String>, layer: L)
-    where
-        L: tower::Layer<SharedService<Req, Resp>> + Send + Sync + 'static,
-        L::Service:
-            tower::Service<Req, Response = Resp, Error = Error> + Clone + Send + Sync + 'static,
-        <L::Service as tower::Service<Req>>::Future: Send + 'static,
-    {
+    pub fn push(&mut self, name: impl Into<String>, layer: impl StackLayer<Req, Resp>) {
         let name = name.into();
         if self.check_new(&name) {
-            self.entries.push(Entry::User(name, erase(layer)));
+            self.entries
+                .push(Entry::User(name, layer.into_layer_fn().0));
         }
     }
 
     /// Adds `layer` just outside the layer called `before` (it sees requests first).
-    pub fn insert_before<L>(&mut self, before: &str, name: impl Into<String>, layer: L)
-    where
-        L: tower::Layer<SharedService<Req, Resp>> + Send + Sync + 'static,
-        L::Service:
-            tower::Service<Req, Response = Resp, Error = Error> + Clone + Send + Sync + 'static,
-        <L::Service as tower::Service<Req>>::Future: Send + 'static,
-    {
+    pub fn insert_before(
+        &mut self,
+        before: &str,
+        name: impl Into<String>,
+        layer: impl StackLayer<Req, Resp>,
+    ) {
         let name = name.into();
         if let Some(at) = self.position(before) {
             if self.check_new(&name) {
-                self.entries.insert(at, Entry::User(name, erase(layer)));
+                self.entries
+                    .insert(at, Entry::User(name, layer.into_layer_fn().0));
             }
         }
     }
@@ -136,16 +131,10 @@ impl<Req: Send + 'static, Resp: Send + 'static> LayerStack<Req, Resp> {
     }
 
     /// Replaces the layer called `name` with `layer`, under the same name and position.
-    pub fn replace<L>(&mut self, name: &str, layer: L)
-    where
-        L: tower::Layer<SharedService<Req, Resp>> + Send + Sync + 'static,
-        L::Service:
-            tower::Service<Req, Response = Resp, Error = Error> + Clone + Send + Sync + 'static,
-        <L::Service as tower::Service<Req>>::Future: Send + 'static,
-    {
+    pub fn replace(&mut self, name: &str, layer: impl StackLayer<Req, Resp>) {
         if let Some(at) = self.position(name) {
             let name = self.entries[at].name().to_string();
-            self.entries[at] = Entry::User(name, erase(layer));
+            self.entries[at] = Entry::User(name, layer.into_layer_fn().0);
         }
     }
 
