@@ -26,7 +26,10 @@ pub fn note_invalid(headers: &mut Headers, dropped: &[String]) {
     if dropped.is_empty() {
         return;
     }
-    let list = crate::dead_letter::sanitize_header_value(&dropped.join(", "));
+    // Sorted: client header maps have no order, and a redelivery must list the same text.
+    let mut sorted = dropped.to_vec();
+    sorted.sort();
+    let list = crate::dead_letter::sanitize_header_value(&sorted.join(", "));
     // A constant valid name and a sanitized value: insertion cannot fail.
     let _ = headers.insert(INVALID_HEADERS, list);
 }

@@ -230,6 +230,9 @@ pub(crate) fn unpack<'a>(
             .map(|v| v.split(", ").map(str::to_string).collect())
             .unwrap_or_default();
         list.extend(invalid);
+        // Message attributes have no order: sort, so every redelivery lists the same text.
+        list.sort();
+        list.dedup();
         let value = brokerkit_core::dead_letter::sanitize_header_value(&list.join(", "));
         // A sanitized value of a constant name is always valid.
         let _ = headers.insert(INVALID_HEADERS, value);
