@@ -70,7 +70,7 @@ pub use schema::SchemaValidator;
 pub use shutdown::shutdown_signal;
 
 /// The group a consumer joins when it names none.
-pub const DEFAULT_GROUP: &str = "default";
+pub use brokerkit_core::DEFAULT_GROUP;
 
 /// Canonical header names.
 pub use brokerkit_core::headers::names as header_names;
