@@ -207,7 +207,9 @@ pub async fn run_case_full<F, Fut>(
         case,
         run_id,
     };
-    // No case may hang a CI run: each gets a hard bound.
+    // No case may hang a CI run: each gets a hard bound, and a watchdog thread ends the whole
+    // process if something blocks the runtime so that the bound itself cannot fire.
+    let _watchdog = Watchdog::arm(case, CASE_TIMEOUT + CLOSE_TIMEOUT + Duration::from_secs(30));
     let outcome = match tokio::time::timeout(CASE_TIMEOUT, f(ctx)).await {
         Ok(o) => o,
         Err(_) => panic!(
@@ -219,5 +221,43 @@ pub async fn run_case_full<F, Fut>(
         Outcome::Passed => {}
         Outcome::Skipped(why) => skip_line(&format!("SKIP {case} on {}: {why}", broker.adapter())),
     }
-    let _ = broker.close().await;
+    if tokio::time::timeout(CLOSE_TIMEOUT, broker.close())
+        .await
+        .is_err()
+    {
+        panic!(
+            "[{case}] Broker::close did not return within {CLOSE_TIMEOUT:?} on {}",
+            broker.adapter()
+        );
+    }
+}
+
+/// Longest `Broker::close` may take after a case.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Aborts the test process, naming the case, if the case is still running at its deadline.
+/// The per-case `tokio::time::timeout` cannot fire when the runtime thread itself is blocked
+/// (a synchronous wait inside async code); this thread still can.
+struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
+
+impl Watchdog {
+    fn arm(case: &'static str, after: Duration) -> Self {
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(after) {
+                skip_line(&format!(
+                    "WATCHDOG: [{case}] still running after {after:?}; aborting the test run"
+                ));
+                std::process::abort();
+            }
+        });
+        Watchdog(Some(done))
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // Dropping the sender wakes the watchdog thread with `Disconnected`.
+        self.0.take();
+    }
 }

@@ -203,10 +203,11 @@ impl ConsumerBackend for RabbitConsumer {
             return Ok(());
         };
         let tag = live.stream.tag();
-        let _ = live
-            .channel
-            .basic_cancel(tag, BasicCancelOptions::default())
-            .await;
+        let _ = tokio::time::timeout(
+            crate::link::CLOSE_WAIT,
+            live.channel.basic_cancel(tag, BasicCancelOptions::default()),
+        )
+        .await;
         // Deliveries prefetched but never handed out go back to the queue now.
         while let Ok(Some(Ok(d))) =
             tokio::time::timeout(Duration::from_millis(500), live.stream.next()).await

@@ -19,6 +19,9 @@ use lapin::{
 use crate::config::{names, RabbitConfig};
 use crate::error;
 
+/// Longest a close waits for the broker (cancel-ok, close-ok) before giving up on it.
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// One AMQP connection, replaced when it is lost.
 pub struct Link {
     pub config: RabbitConfig,
@@ -89,12 +92,16 @@ impl Link {
             .map_err(|e| error::map(e, op, self.address()))
     }
 
-    /// Closes the connection; later operations fail with `Closed`.
+    /// Closes the connection; later operations fail with `Closed`. Waits at most
+    /// [`CLOSE_WAIT`] for the broker's close-ok (a dead socket never answers).
     pub async fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        if let Some(c) = self.conn.lock().await.take() {
-            let _ = c.close(200, "brokerkit closed".into()).await;
-        }
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            if let Some(c) = self.conn.lock().await.take() {
+                let _ = c.close(200, "brokerkit closed".into()).await;
+            }
+        })
+        .await;
     }
 
     /// Whether `name` was declared already (through [`Link::mark_declared`]).
