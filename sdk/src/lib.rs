@@ -19,6 +19,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod batcher;
 mod broker;
 mod browse;
 #[cfg(feature = "config-file")]
@@ -42,6 +43,7 @@ pub mod retry;
 pub mod schema;
 mod shutdown;
 
+pub use batcher::{BatcherOptions, Receipt, SendBatcher};
 pub use broker::{Broker, URL_ENV};
 pub use brokerkit_core as core;
 pub use brokerkit_core::{
@@ -55,7 +57,7 @@ pub use brokerkit_memory as memory;
 pub use browse::{DeadLetterView, MAX_BROWSE};
 #[cfg(feature = "config-file")]
 pub use config_file::BrokerConfig;
-pub use consumer::{Consumer, ShutdownHandle};
+pub use consumer::{ack_all, Consumer, ShutdownHandle};
 pub use consumer_builder::{ConsumerBuilder, HandlerBuilder};
 pub use context::Context;
 pub use event::{encode_event, Event};

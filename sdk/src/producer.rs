@@ -67,6 +67,16 @@ impl Producer {
         .await
     }
 
+    /// A [`SendBatcher`](crate::SendBatcher) over this producer: single sends, from one task
+    /// or many, gathered into batches with a per-message result. Needs a Tokio runtime (it
+    /// spawns the task that sends the batches).
+    ///
+    /// # Errors
+    /// `Config` when an option is out of range.
+    pub fn batcher(&self, options: crate::BatcherOptions) -> Result<crate::SendBatcher> {
+        crate::SendBatcher::start(self.clone(), options)
+    }
+
     async fn run(&self, out: Outgoing, op: &'static str) -> Result<()> {
         self.service
             .run(out)
