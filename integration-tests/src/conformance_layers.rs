@@ -170,10 +170,7 @@ pub async fn retry_then_dead_letter(c: Ctx) -> Outcome {
             let attempts = attempts_in.clone();
             async move {
                 attempts.fetch_add(1, Ordering::SeqCst);
-                Err(brokerkit::Error::new(
-                    ErrorKind::Handler,
-                    "payment service down",
-                ))
+                Err(brokerkit::Error::new(ErrorKind::Handler, "payment service down").into())
             }
         });
     let stop = Stop::new();

@@ -23,6 +23,7 @@ mod broker;
 mod browse;
 #[cfg(feature = "config-file")]
 pub mod config_file;
+mod connect;
 mod consumer;
 mod consumer_builder;
 mod context;
@@ -55,11 +56,12 @@ pub use brokerkit_memory as memory;
 pub use browse::{DeadLetterView, MAX_BROWSE};
 #[cfg(feature = "config-file")]
 pub use config_file::BrokerConfig;
+pub use connect::{ConnectOptions, CONNECT_DEADLINE_ENV};
 pub use consumer::{Consumer, ShutdownHandle};
 pub use consumer_builder::{ConsumerBuilder, HandlerBuilder};
 pub use context::Context;
 pub use event::{encode_event, Event};
-pub use handler::{Handler, RunReport, RunningHandler};
+pub use handler::{Handler, HandlerError, HandlerResult, ResultExt, RunReport, RunningHandler};
 pub use idempotency::{connect_store, Idempotency, IdempotencyStore};
 pub use producer::Producer;
 pub use producer_builder::ProducerBuilder;

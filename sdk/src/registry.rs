@@ -11,6 +11,14 @@ pub struct Registry {
     connectors: Vec<Arc<dyn Connector>>,
 }
 
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("schemes", &self.schemes())
+            .finish()
+    }
+}
+
 impl Default for Registry {
     /// Every adapter compiled into this build.
     fn default() -> Self {
