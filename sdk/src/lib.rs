@@ -42,6 +42,8 @@ pub mod registry;
 pub mod retry;
 pub mod schema;
 mod shutdown;
+#[cfg(feature = "test-kit")]
+pub mod testing;
 
 pub use broker::{Broker, URL_ENV};
 pub use brokerkit_core as core;
