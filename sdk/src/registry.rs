@@ -83,8 +83,9 @@ impl Registry {
         else {
             return Err(Error::config(format!(
                 "no adapter for scheme {scheme:?} in {url}; registered schemes: {} \
-                 (adapters are enabled by cargo features of the brokerkit crate)",
-                self.schemes().join(", ")
+                 (adapters are enabled by cargo features of the brokerkit crate){}",
+                self.schemes().join(", "),
+                crate::features::adapter_hint(scheme)
             )));
         };
         c.connect(&url).await.map_err(|e| {
