@@ -66,7 +66,7 @@ pub async fn correlation_flows(c: Ctx) -> Outcome {
                     ctx.message_id().unwrap_or_default().to_string(),
                     ctx.correlation_id().unwrap_or_default().to_string(),
                 ));
-                forward.send(Message::new("next")).await
+                Ok(forward.send(Message::new("next")).await?)
             }
         });
     let stop = Stop::new();

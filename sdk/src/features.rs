@@ -60,7 +60,10 @@ mod tests {
     #[cfg(not(feature = "redis"))]
     #[tokio::test]
     async fn a_store_without_its_feature_names_it() {
-        let e = crate::connect_store("redis://127.0.0.1:6379").await.err().unwrap();
+        let e = crate::connect_store("redis://127.0.0.1:6379")
+            .await
+            .err()
+            .unwrap();
         assert_eq!(e.kind(), brokerkit_core::ErrorKind::Config);
         assert!(e.message().contains("cargo feature `redis`"), "{e}");
     }
@@ -68,7 +71,9 @@ mod tests {
     #[cfg(not(feature = "kafka"))]
     #[tokio::test]
     async fn an_adapter_without_its_feature_names_it() {
-        let e = crate::Broker::connect("kafka://127.0.0.1:9092").await.unwrap_err();
+        let e = crate::Broker::connect("kafka://127.0.0.1:9092")
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), brokerkit_core::ErrorKind::Config);
         assert!(e.message().contains("cargo feature `kafka`"), "{e}");
     }
