@@ -18,7 +18,7 @@
 //! Layering is done by [figment]: the file first, then environment variables, which win:
 //! `BROKERKIT_URL`, `BROKERKIT_VISIBILITY_TIMEOUT_MS`, and nested keys with `__`, e.g.
 //! `BROKERKIT_DESTINATIONS__ORDERS__PREFETCH=8` (destination names with `.` or `-` cannot be
-//! set this way). An unknown key in the file is a [`ErrorKind::Config`] error naming the file,
+//! set this way). An unknown key in the file is a [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the file,
 //! the line and the accepted keys.
 
 use std::collections::BTreeMap;

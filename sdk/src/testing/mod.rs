@@ -1,5 +1,5 @@
-//! Testing handlers without a broker (feature `test-kit`): build a handler's [`Context`] with
-//! [`Context::builder`] and call the handler directly, or run it on `memory://` in a
+//! Testing handlers without a broker (feature `test-kit`): build a handler's [`Context`](crate::Context) with
+//! [`Context::builder`](crate::Context::builder) and call the handler directly, or run it on `memory://` in a
 //! [`TestHarness`] and assert what was published, acked, retried and dead-lettered. A
 //! [`FaultPlan`] injects broker faults (see [`crate::faults`]). The guide is
 //! `docs/guides/testing.md`.
