@@ -246,4 +246,19 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(started.elapsed(), Duration::ZERO);
     }
+
+    #[test]
+    fn deadline_from_the_environment() {
+        // The only test that touches this variable.
+        std::env::set_var(CONNECT_DEADLINE_ENV, "1500");
+        let o = ConnectOptions::default().from_env().unwrap();
+        assert_eq!(o.deadline_value(), Duration::from_millis(1500));
+        std::env::set_var(CONNECT_DEADLINE_ENV, "soon");
+        let e = ConnectOptions::default().from_env().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.message().contains(CONNECT_DEADLINE_ENV), "{e}");
+        std::env::remove_var(CONNECT_DEADLINE_ENV);
+        let o = ConnectOptions::default().from_env().unwrap();
+        assert_eq!(o.deadline_value(), Duration::from_secs(30));
+    }
 }
