@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use brokerkit::core::headers::INVALID_HEADERS;
 use brokerkit::{
-    dead_letter_destination, Broker, DeadLetterEnvelope, DeadLetterReason, Delivery, ErrorKind,
-    Headers, Message,
+    dead_letter_destination, ConnectOptions, DeadLetterEnvelope, DeadLetterReason, Delivery,
+    ErrorKind, Headers, Message,
 };
 
 use crate::fixture::{Fixture, SECRET};
@@ -27,11 +27,7 @@ pub async fn unreachable_broker(_c: Ctx, f: Arc<dyn Fixture>) -> Outcome {
         return Outcome::Skipped("the adapter has no network to be unreachable".into());
     };
     let started = Instant::now();
-    let e = match brokerkit::ConnectOptions::default()
-        .no_retry()
-        .connect(&url)
-        .await
-    {
+    let e = match ConnectOptions::default().no_retry().connect(&url).await {
         Ok(_) => panic!("connected to an unreachable broker"),
         Err(e) => e,
     };
