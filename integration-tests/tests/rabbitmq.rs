@@ -212,10 +212,68 @@ async fn rabbitmq_delayed_nack_returns_to_its_own_group_only() {
     let ch = conn.create_channel().await.unwrap();
     let _ = ch
         .queue_delete(
-            format!("{dest}:a:delay:700").as_str().into(),
+            format!("{dest}:a:hold:700").as_str().into(),
             QueueDeleteOptions::default(),
         )
         .await;
+}
+
+/// Issue 12 item 1: a hold queue that parks delayed nacks is never deleted by the broker while
+/// it can hold messages (no `x-expires`: publishing does not count as use, so a process that
+/// kept nacking into it lost what was parked when the lease ran out), and the TTL hand-back to
+/// the group queue is at-least-once (a quorum queue with `x-dead-letter-strategy:
+/// at-least-once`, which RabbitMQ 3.10 requires to pair with `x-overflow: reject-publish`).
+/// The re-declare below succeeds only if the queue exists with exactly these arguments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_hold_queue_never_expires_and_hands_back_at_least_once() {
+    use lapin::options::QueueDeclareOptions;
+    use lapin::types::{AMQPValue, FieldTable, LongString};
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    let broker = Broker::connect(&url).await.unwrap();
+    let dest = unique("hold");
+    let mut a = broker.consumer(&dest).group("a").build().await.unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    producer.send(Message::new("parked")).await.unwrap();
+    receive(&mut a)
+        .await
+        .nack(Some(Duration::from_millis(700)))
+        .await
+        .unwrap();
+    let again = receive(&mut a).await;
+    assert_eq!((text(&again).as_str(), again.attempt()), ("parked", 2));
+    again.ack().await.unwrap();
+
+    let group_queue = format!("{dest}:a");
+    let hold = format!("{group_queue}:hold:700");
+    let conn = raw(&url).await;
+    let ch = conn.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    ch.queue_declare(hold.as_str().into(), passive, FieldTable::default())
+        .await
+        .unwrap_or_else(|e| panic!("the hold queue {hold} was not declared: {e}"));
+    let text_arg = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()));
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), text_arg("quorum"));
+    args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(700));
+    args.insert("x-dead-letter-exchange".into(), text_arg(""));
+    args.insert("x-dead-letter-routing-key".into(), text_arg(&group_queue));
+    args.insert("x-dead-letter-strategy".into(), text_arg("at-least-once"));
+    args.insert("x-overflow".into(), text_arg("reject-publish"));
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    let same = ch.queue_declare(hold.as_str().into(), durable, args).await;
+    let _ = conn.close(200, "bye".into()).await;
+    broker.close().await.unwrap();
+    cleanup(&url, &dest, &["a", "a:hold:700"]).await;
+    if let Err(e) = same {
+        panic!("the hold queue {hold} has other arguments than a non-expiring quorum queue with at-least-once dead-lettering: {e}");
+    }
 }
 
 /// With `single_active_consumer=true` the ordering key is available and the conformance

@@ -188,8 +188,13 @@ pub mod names {
     }
 
     /// The hold queue for delayed redelivery of `queue`'s messages after `ms`.
+    ///
+    /// Named `:hold:` since issue 12 (quorum, never expiring); the earlier `:delay:` queues
+    /// were classic with `x-expires`, and RabbitMQ refuses to re-declare a queue with other
+    /// arguments, so the new shape needs a new name. Old `:delay:` queues drain into their
+    /// group queue and expire on their own.
     pub fn hold_queue(queue: &str, ms: u64) -> String {
-        format!("{queue}:delay:{ms}")
+        format!("{queue}:hold:{ms}")
     }
 }
 
@@ -239,7 +244,7 @@ mod tests {
         assert_eq!(names::queue("orders", "billing"), "orders:billing");
         assert_eq!(
             names::hold_queue("orders:billing", 1500),
-            "orders:billing:delay:1500"
+            "orders:billing:hold:1500"
         );
         assert_eq!(names::delay_bucket(Duration::from_millis(1)), 100);
         assert_eq!(names::delay_bucket(Duration::from_millis(1500)), 1500);
