@@ -59,7 +59,7 @@ pub use consumer::{Consumer, ShutdownHandle};
 pub use consumer_builder::{ConsumerBuilder, HandlerBuilder};
 pub use context::Context;
 pub use event::{encode_event, Event};
-pub use handler::{Handler, RunReport, RunningHandler};
+pub use handler::{Handler, RunReport, RunningHandler, SETTLE_FAILURE_LIMIT};
 pub use idempotency::{connect_store, Idempotency, IdempotencyStore};
 pub use producer::Producer;
 pub use producer_builder::ProducerBuilder;
