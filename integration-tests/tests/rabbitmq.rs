@@ -276,6 +276,90 @@ async fn rabbitmq_hold_queue_never_expires_and_hands_back_at_least_once() {
     }
 }
 
+/// Receives `dest`'s next message in group `g` on a fresh connection and "crashes": the
+/// delivery is never settled (its settler is leaked, so no re-publish runs) and the
+/// connection closes, so RabbitMQ requeues it. Returns the attempt it was delivered with.
+async fn crash_with_one(url: &str, dest: &str) -> u32 {
+    let broker = Broker::connect(url).await.unwrap();
+    let mut c = broker.consumer(dest).group("g").build().await.unwrap();
+    let d = receive(&mut c).await;
+    let attempt = d.attempt();
+    std::mem::forget(d);
+    broker.close().await.unwrap();
+    attempt
+}
+
+/// Issue 12 item 6: with `quorum_queues=true` every broker redelivery after a consumer crash
+/// counts (`x-delivery-count`), so a message that crashes its process reaches the retry limit
+/// and is dead-lettered without running the handler again. Classic queues only say
+/// `redelivered` (any number of crashes counts as one: attempts 1, 2, 2, 2), which their
+/// capabilities declare (`crash_safe_attempts: false`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_quorum_queues_count_every_crash_and_the_limit_holds() {
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    let classic = Broker::connect(&url).await.unwrap();
+    assert!(!classic.capabilities().crash_safe_attempts);
+    classic.close().await.unwrap();
+    let qurl = with_query(&url, "quorum_queues=true");
+    let broker = Broker::connect(&qurl).await.unwrap();
+    assert!(broker.capabilities().crash_safe_attempts);
+    let dest = unique("crash");
+    let mut dead = broker
+        .consumer(&format!("{dest}.dlq"))
+        .group("ops")
+        .build()
+        .await
+        .unwrap();
+    drop(broker.consumer(&dest).group("g").build().await.unwrap());
+    broker
+        .producer(&dest)
+        .build()
+        .await
+        .unwrap()
+        .send(Message::new("poison"))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(crash_with_one(&qurl, &dest).await);
+    }
+    assert_eq!(seen, vec![1, 2, 3], "attempts across crashes");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let stopped = stop.clone();
+    let running = broker
+        .consumer(&dest)
+        .group("g")
+        .retry(brokerkit::RetryPolicy::immediate(3))
+        .handle_raw(move |_ctx, _m| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Ok(()) }
+        })
+        .start(async move { stopped.notified().await })
+        .await
+        .unwrap();
+    let dl = receive(&mut dead).await;
+    let env = brokerkit::DeadLetterEnvelope::read_from(&dl.message().headers).unwrap();
+    assert_eq!(env.attempts, 4, "{env:?}");
+    dl.ack().await.unwrap();
+    stop.notify_one();
+    let report = running.join().await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "the handler ran on it");
+    assert_eq!(report.dead_lettered, 1, "{report:?}");
+    broker.close().await.unwrap();
+    cleanup(&url, &dest, &["g"]).await;
+    let conn = raw(&url).await;
+    let ch = conn.create_channel().await.unwrap();
+    let _ = ch
+        .queue_delete(
+            format!("{dest}.dlq:ops").as_str().into(),
+            QueueDeleteOptions::default(),
+        )
+        .await;
+}
+
 /// With `single_active_consumer=true` the ordering key is available and the conformance
 /// ordering case passes; a second consumer of the group is a standby, not a competitor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

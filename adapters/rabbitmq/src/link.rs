@@ -275,6 +275,9 @@ pub async fn declare_group(
     if link.config.single_active_consumer {
         args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
     }
+    if link.config.quorum_queues {
+        args.insert("x-queue-type".into(), long_str("quorum"));
+    }
     let q = short(&queue, "queue", link)?;
     channel
         .queue_declare(q.clone(), durable_queue(), args)

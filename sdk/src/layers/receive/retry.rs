@@ -2,10 +2,17 @@
 //! [`RetryPolicy`]: deliver again after the backoff, dead-letter (now, or once the attempts
 //! run out) with the reason, error kind and schema violations, or drop. Logs one `warn` line
 //! per dead-letter and per drop.
+//!
+//! A delivery whose attempt is already past `max_attempts` is dead-lettered **without
+//! running** the inner layers: its earlier attempts did not finish (the process crashed or
+//! was killed mid-handler, or the handler hung past the broker's lease), so no failure was
+//! ever decided for them, and running it again could crash the next process too. This holds
+//! the limit on brokers whose attempt count survives a crash
+//! ([`Capabilities::crash_safe_attempts`](brokerkit_core::Capabilities::crash_safe_attempts)).
 
 use std::sync::Arc;
 
-use brokerkit_core::{DeadLetterReason, Error, Result, ValidationIssue};
+use brokerkit_core::{DeadLetterReason, Error, ErrorKind, Result, ValidationIssue};
 
 use super::decode::ValidationFailed;
 use super::{BoxFuture, Call, Disposition, Incoming, ReceiveService};
@@ -46,6 +53,17 @@ struct Retry {
 impl Call<Incoming, Disposition> for Retry {
     fn call(self: Arc<Self>, request: Incoming) -> BoxFuture<Result<Disposition>> {
         let ctx = request.context.clone();
+        if ctx.attempt() > self.policy.max_attempts {
+            let text = format!(
+                "delivery {} is past max_attempts {}: the earlier attempts did not finish (the \
+                 process crashed or the handler hung), so the handler is not run again",
+                ctx.attempt(),
+                self.policy.max_attempts
+            );
+            log(&ctx, "dead-lettering message", &text);
+            let reason = DeadLetterReason::new(text).with_kind(ErrorKind::Handler);
+            return Box::pin(std::future::ready(Ok(Disposition::DeadLetter(reason))));
+        }
         let run = self.inner.run(request);
         Box::pin(async move {
             match run.await {
