@@ -501,7 +501,11 @@ async fn a_cancelled_nack_neither_loses_the_message_nor_freezes_commits() {
     // Drain a possible retry copy (the produce may have completed): a duplicate, allowed.
     while let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_secs(2), consumer.next()).await
     {
-        assert_eq!(&d.message().payload[..], b"a", "only a's retry copy may come");
+        assert_eq!(
+            &d.message().payload[..],
+            b"a",
+            "only a's retry copy may come"
+        );
         d.ack().await.expect("ack copy");
     }
     consumer.close().await.expect("close");

@@ -478,10 +478,7 @@ async fn a_settle_that_keeps_failing_stops_the_run_instead_of_looping() {
         })
         .await
         .unwrap();
-    producer
-        .send(Message::new(vec![b'p'; max]))
-        .await
-        .unwrap();
+    producer.send(Message::new(vec![b'p'; max])).await.unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(20), async {
         while !running.is_finished() {
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -415,7 +415,11 @@ async fn settle_by(
                 tracing::error!(reason = %reason.reason, "cannot dead-letter on this broker; message goes back");
                 return life.settle(delivery.nack(None).await, Outcome::Retried, who);
             }
-            life.settle(delivery.dead_letter(reason).await, Outcome::DeadLettered, who)
+            life.settle(
+                delivery.dead_letter(reason).await,
+                Outcome::DeadLettered,
+                who,
+            )
         }
         // Dispositions added later default to "deliver again": nothing is lost.
         #[allow(unreachable_patterns)]

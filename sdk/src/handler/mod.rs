@@ -37,8 +37,8 @@ use crate::layers::receive::{
     ReceiveService,
 };
 use crate::retry::RetryPolicy;
-pub use lifecycle::{HandlerHealth, SETTLE_FAILURE_LIMIT};
 use lifecycle::{deliver, extend_period, extend_waiting, release, Lifecycle};
+pub use lifecycle::{HandlerHealth, SETTLE_FAILURE_LIMIT};
 
 /// A handler ready to run: see [`ConsumerBuilder::handle`].
 pub struct Handler {

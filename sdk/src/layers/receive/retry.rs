@@ -114,9 +114,8 @@ impl Call<Incoming, Disposition> for Retry {
         Box::pin(async move {
             match run.await {
                 Ok(Disposition::RetryLater) => {
-                    let fp = print.unwrap_or_else(|| {
-                        fingerprint(ctx.message_id(), &payload, key.as_deref())
-                    });
+                    let fp = print
+                        .unwrap_or_else(|| fingerprint(ctx.message_id(), &payload, key.as_deref()));
                     let mut deferred = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
                     if deferred.len() >= REMEMBERED_DEFERRALS {
                         deferred.clear();
