@@ -199,6 +199,7 @@ fn caps_rows(c: &Capabilities) -> Vec<(&'static str, serde_json::Value)> {
         ("lease_extension", json!(support(c.lease_extension))),
         ("lease_ms", ms(c.lease)),
         ("browse", json!(support(c.browse))),
+        ("crash_safe_attempts", json!(c.crash_safe_attempts)),
     ]
 }
 

@@ -111,14 +111,10 @@ pub async fn connect(cli: &Cli) -> Result<(Broker, BrokerConfig), Failure> {
     Ok((broker, config))
 }
 
-/// Closes the broker before the process exits. The Kafka adapter's consumer commits its last
-/// settled offsets on its own thread after `close` returns; a process that exits at once loses
-/// that commit (its acks would be read again), so the CLI gives it a moment.
+/// Closes the broker before the process exits: every adapter's `close` returns once what was
+/// acked is committed (Kafka waits for its consumers' final commit), so exiting is safe.
 pub async fn close(broker: &Broker) {
     broker.close().await.ok();
-    if broker.adapter() == "kafka" {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-    }
 }
 
 /// The configured URL with secrets redacted.

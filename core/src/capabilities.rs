@@ -83,6 +83,14 @@ pub struct Capabilities {
     /// Consumer lag ([`crate::Backend::lag`]) and how exact its figure is; `None` where the
     /// broker cannot say (core NATS keeps nothing to count).
     pub lag: Option<LagAccuracy>,
+    /// A delivery's attempt count survives the consumer's process crashing or being killed
+    /// (the broker counts deliveries: JetStream `num_delivered`, SQS `ApproximateReceiveCount`,
+    /// RabbitMQ quorum queues' `x-delivery-count`), so the retry limit holds for a message
+    /// that crashes its process: it is dead-lettered once its attempt is past the limit,
+    /// without running the handler. `false` where a crash resets or undercounts it (Kafka
+    /// records come back with the attempt of their last copy; RabbitMQ classic queues count
+    /// any number of broker redeliveries as one; memory dies with the process).
+    pub crash_safe_attempts: bool,
 }
 
 impl Default for Capabilities {
@@ -107,6 +115,7 @@ impl Default for Capabilities {
             lease: None,
             browse: Support::No,
             lag: None,
+            crash_safe_attempts: false,
         }
     }
 }

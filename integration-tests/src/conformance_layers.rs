@@ -373,3 +373,70 @@ pub async fn handler_shutdown_drains(c: Ctx) -> Outcome {
     }
     Outcome::Passed
 }
+
+/// Issue 12 item 6: a message whose earlier attempts never finished (the process crashed or
+/// the handler hung, so no failure was ever recorded: here, deliveries dropped unsettled) and
+/// whose attempt already exceeds the retry limit is dead-lettered without running the handler
+/// again. Before, the retry layer decided only after the handler failed, so a message that
+/// crashes its process was handled again on every restart.
+pub async fn attempts_past_the_limit_dead_letter_without_running(c: Ctx) -> Outcome {
+    let caps = c.broker.capabilities().clone();
+    if !caps.redelivery || !caps.dead_letter.is_available() {
+        return Outcome::Skipped("no redelivery or no dead-letter destination".into());
+    }
+    let dest = c.dest("q");
+    let mut dead = c
+        .broker
+        .consumer(&dead_letter_destination(&dest))
+        .group("ops")
+        .build()
+        .await
+        .unwrap();
+    let mut raw = c.broker.consumer(&dest).group("g").build().await.unwrap();
+    let p = c.broker.producer(&dest).build().await.unwrap();
+    p.send_event(&TestEvent {
+        id: 7,
+        name: "poison".into(),
+    })
+    .await
+    .unwrap();
+    // Deliveries that end without a settle, as a crashing process leaves them, until one is
+    // past the limit of 3 (dropped too: whatever comes next is past it).
+    loop {
+        let d = c.recv(&mut raw).await;
+        let past = d.attempt() > 3;
+        drop(d);
+        if past {
+            break;
+        }
+    }
+    raw.close().await.unwrap();
+    drop(raw);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let runs_in = runs.clone();
+    let handler = c
+        .broker
+        .consumer(&dest)
+        .group("g")
+        .retry(retry_policy(&c, 3))
+        .handle::<TestEvent, _, _>(move |_ctx, _ev| {
+            runs_in.fetch_add(1, Ordering::SeqCst);
+            async { Ok(()) }
+        });
+    let stop = Stop::new();
+    let run = handler.start(stop.signal()).await.unwrap();
+    let dl = c.recv(&mut dead).await;
+    let env = DeadLetterEnvelope::read_from(&dl.message().headers).expect("envelope");
+    assert!(env.attempts > 3, "{env:?}");
+    assert!(
+        env.reason.reason.contains("did not finish"),
+        "{}",
+        env.reason.reason
+    );
+    dl.ack().await.unwrap();
+    stop.now();
+    let report = run.join().await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "the handler ran on it");
+    assert_eq!(report.dead_lettered, 1, "{report:?}");
+    Outcome::Passed
+}

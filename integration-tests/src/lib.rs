@@ -91,7 +91,8 @@ macro_rules! conformance_suite {
                 idempotent_handler,
                 retry_then_dead_letter,
                 bad_payloads_dead_lettered,
-                handler_shutdown_drains
+                handler_shutdown_drains,
+                attempts_past_the_limit_dead_letter_without_running
             );
             $crate::conformance_metrics_cases!(
                 $url;

@@ -392,3 +392,136 @@ async fn small_buffer_pauses_and_resumes_without_loss() {
     }
     let _ = broker.close().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 12: close commits, cancelled settlements
+// ---------------------------------------------------------------------------------------
+
+/// Set in a child process of [`acked_then_closed_is_committed_when_the_process_exits`].
+const CHILD_ENV: &str = "BROKERKIT_KAFKA_CLOSE_CHILD";
+
+/// The child half: receive one record, ack it, close the consumer, exit the process at once
+/// (no `Broker::close`, no sleep), as a CLI or a short job does. Does nothing unless run as
+/// that child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_acks_closes_and_exits() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let (url, dest) = spec.split_once('|').expect("url|destination");
+    let broker = Broker::connect(url).await.expect("connect");
+    let mut consumer = broker
+        .consumer(dest)
+        .group("billing")
+        .build()
+        .await
+        .expect("consumer");
+    let d = brokerkit_integration_tests::receive(&mut consumer).await;
+    assert_eq!(&d.message().payload[..], b"once");
+    d.ack().await.expect("ack");
+    consumer.close().await.expect("close");
+    std::process::exit(0);
+}
+
+/// Issue 12 item 2: ack → `Consumer::close` → process exit leaves the ack committed: the next
+/// consumer of the group does not get the record again. Before, `close` returned before the
+/// driver thread's final commit, and an exiting process lost it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acked_then_closed_is_committed_when_the_process_exits() {
+    let Some(url) = shared_url() else { return };
+    let broker = Broker::connect(&url).await.expect("connect");
+    let dest = unique("closecommit");
+    // Subscribe the group first so the record is there for it (offset reset: earliest).
+    broker
+        .consumer(&dest)
+        .group("billing")
+        .build()
+        .await
+        .expect("consumer")
+        .close()
+        .await
+        .expect("close");
+    let producer = broker.producer(&dest).build().await.expect("producer");
+    producer.send(Message::new("once")).await.expect("send");
+    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "child_acks_closes_and_exits", "--nocapture"])
+        .env(CHILD_ENV, format!("{url}|{dest}"))
+        .status()
+        .expect("child ran");
+    assert!(status.success(), "child failed: {status}");
+    let mut next = broker
+        .consumer(&dest)
+        .group("billing")
+        .build()
+        .await
+        .expect("consumer");
+    brokerkit_integration_tests::expect_none(&mut next, Duration::from_secs(3)).await;
+    let _ = broker.close().await;
+}
+
+/// Issue 12 item 3: a `nack` whose future is dropped while its retry copy is being produced
+/// (a user timeout, the shutdown abort) must not leave the offset handed out forever: the
+/// message comes back in this consumer, and commits move past it once it is acked. Before,
+/// the offset stayed "out", so no commit of its partition ever moved past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_nack_neither_loses_the_message_nor_freezes_commits() {
+    let Some(url) = shared_url() else { return };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let broker = Broker::connect(&format!("{url}{sep}partitions=1"))
+        .await
+        .expect("connect");
+    let dest = unique("cancelnack");
+    let mut consumer = broker
+        .consumer(&dest)
+        .group("billing")
+        .build()
+        .await
+        .expect("consumer");
+    let producer = broker.producer(&dest).build().await.expect("producer");
+    producer.send(Message::new("a")).await.expect("send");
+    producer.send(Message::new("b")).await.expect("send");
+    let a = brokerkit_integration_tests::receive(&mut consumer).await;
+    assert_eq!(&a.message().payload[..], b"a");
+    let b = brokerkit_integration_tests::receive(&mut consumer).await;
+    {
+        let mut nack = Box::pin(a.nack(None));
+        let first = futures_poll_once(nack.as_mut()).await;
+        assert!(first.is_none(), "the nack finished in its first poll");
+        // Dropped mid-produce.
+    }
+    b.ack().await.expect("ack b");
+    // The message is not lost: it comes back (here, or as its retry copy).
+    let again = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .unwrap_or_else(|_| panic!("the message of the cancelled nack never came back"))
+        .expect("next")
+        .expect("a delivery");
+    assert_eq!(&again.message().payload[..], b"a");
+    again.ack().await.expect("ack a");
+    // Drain a possible retry copy (the produce may have completed): a duplicate, allowed.
+    while let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_secs(2), consumer.next()).await
+    {
+        assert_eq!(
+            &d.message().payload[..],
+            b"a",
+            "only a's retry copy may come"
+        );
+        d.ack().await.expect("ack copy");
+    }
+    consumer.close().await.expect("close");
+    // Commits moved past both: a new member of the group gets neither record again.
+    let lag = broker.lag(&dest, Some("billing")).await.expect("lag");
+    assert_eq!(lag.total, 0, "{lag:?}");
+    let _ = broker.close().await;
+}
+
+/// Polls `fut` once: `Some(output)` if it completed.
+async fn futures_poll_once<F: std::future::Future + Unpin>(mut fut: F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut fut).poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}

@@ -443,3 +443,63 @@ async fn broker_restart_mid_stream_loses_nothing() {
     broker.close().await.unwrap();
     drop(server);
 }
+
+/// Issue 12 item 5: a dead-letter copy larger than the server's `max_payload` (payload at the
+/// declared maximum, envelope past the 4 KiB reserve) cannot be published, so the original is
+/// kept and comes back. Before, the handler then ran again, forever; now the run stops after
+/// `SETTLE_FAILURE_LIMIT` failed settles of that message, with the reason, and the live
+/// report counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settle_that_keeps_failing_stops_the_run_instead_of_looping() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let Some(url) = js_url() else { return };
+    let broker = Broker::connect(&url).await.unwrap();
+    let dest = unique("settleloop");
+    let max = broker.capabilities().max_payload_bytes;
+    let producer = broker.producer(&dest).build().await.unwrap();
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = runs.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = broker
+        .consumer(&dest)
+        .group("billing")
+        .handle_raw(move |_ctx, _message| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Err(brokerkit::Error::new(
+                    ErrorKind::Rejected,
+                    "x".repeat(8 * 1024), // a long reason: the envelope outgrows the reserve
+                ))
+            }
+        })
+        .start(async {
+            let _ = stop_rx.await;
+        })
+        .await
+        .unwrap();
+    producer.send(Message::new(vec![b'p'; max])).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while !running.is_finished() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let n = runs.load(Ordering::SeqCst);
+    if ended.is_err() {
+        let _ = stop_tx.send(());
+        let _ = running.join().await;
+        broker.close().await.unwrap();
+        panic!("the handler ran {n} times in 20 s and the run never stopped");
+    }
+    let report = running.health().report;
+    let e = running.join().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PayloadTooLarge, "{e}");
+    assert!(e.message().contains("settl"), "{e}");
+    let limit = brokerkit::SETTLE_FAILURE_LIMIT;
+    assert_eq!(n, limit, "handler runs");
+    assert_eq!(report.settle_failed, u64::from(limit), "{report:?}");
+    assert_eq!(report.settle_given_up, 1, "{report:?}");
+    drop(stop_tx);
+    broker.close().await.unwrap();
+}

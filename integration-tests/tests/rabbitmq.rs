@@ -212,7 +212,149 @@ async fn rabbitmq_delayed_nack_returns_to_its_own_group_only() {
     let ch = conn.create_channel().await.unwrap();
     let _ = ch
         .queue_delete(
-            format!("{dest}:a:delay:700").as_str().into(),
+            format!("{dest}:a:hold:700").as_str().into(),
+            QueueDeleteOptions::default(),
+        )
+        .await;
+}
+
+/// Issue 12 item 1: a hold queue that parks delayed nacks is never deleted by the broker while
+/// it can hold messages (no `x-expires`: publishing does not count as use, so a process that
+/// kept nacking into it lost what was parked when the lease ran out), and the TTL hand-back to
+/// the group queue is at-least-once (a quorum queue with `x-dead-letter-strategy:
+/// at-least-once`, which RabbitMQ 3.10 requires to pair with `x-overflow: reject-publish`).
+/// The re-declare below succeeds only if the queue exists with exactly these arguments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_hold_queue_never_expires_and_hands_back_at_least_once() {
+    use lapin::options::QueueDeclareOptions;
+    use lapin::types::{AMQPValue, FieldTable, LongString};
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    let broker = Broker::connect(&url).await.unwrap();
+    let dest = unique("hold");
+    let mut a = broker.consumer(&dest).group("a").build().await.unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    producer.send(Message::new("parked")).await.unwrap();
+    receive(&mut a)
+        .await
+        .nack(Some(Duration::from_millis(700)))
+        .await
+        .unwrap();
+    let again = receive(&mut a).await;
+    assert_eq!((text(&again).as_str(), again.attempt()), ("parked", 2));
+    again.ack().await.unwrap();
+
+    let group_queue = format!("{dest}:a");
+    let hold = format!("{group_queue}:hold:700");
+    let conn = raw(&url).await;
+    let ch = conn.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    ch.queue_declare(hold.as_str().into(), passive, FieldTable::default())
+        .await
+        .unwrap_or_else(|e| panic!("the hold queue {hold} was not declared: {e}"));
+    let text_arg = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()));
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), text_arg("quorum"));
+    args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(700));
+    args.insert("x-dead-letter-exchange".into(), text_arg(""));
+    args.insert("x-dead-letter-routing-key".into(), text_arg(&group_queue));
+    args.insert("x-dead-letter-strategy".into(), text_arg("at-least-once"));
+    args.insert("x-overflow".into(), text_arg("reject-publish"));
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    let same = ch.queue_declare(hold.as_str().into(), durable, args).await;
+    let _ = conn.close(200, "bye".into()).await;
+    broker.close().await.unwrap();
+    cleanup(&url, &dest, &["a", "a:hold:700"]).await;
+    if let Err(e) = same {
+        panic!("the hold queue {hold} has other arguments than a non-expiring quorum queue with at-least-once dead-lettering: {e}");
+    }
+}
+
+/// Receives `dest`'s next message in group `g` on a fresh connection and "crashes": the
+/// delivery is never settled (its settler is leaked, so no re-publish runs) and the
+/// connection closes, so RabbitMQ requeues it. Returns the attempt it was delivered with.
+async fn crash_with_one(url: &str, dest: &str) -> u32 {
+    let broker = Broker::connect(url).await.unwrap();
+    let mut c = broker.consumer(dest).group("g").build().await.unwrap();
+    let d = receive(&mut c).await;
+    let attempt = d.attempt();
+    std::mem::forget(d);
+    broker.close().await.unwrap();
+    attempt
+}
+
+/// Issue 12 item 6: with `quorum_queues=true` every broker redelivery after a consumer crash
+/// counts (`x-delivery-count`), so a message that crashes its process reaches the retry limit
+/// and is dead-lettered without running the handler again. Classic queues only say
+/// `redelivered` (any number of crashes counts as one: attempts 1, 2, 2, 2), which their
+/// capabilities declare (`crash_safe_attempts: false`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_quorum_queues_count_every_crash_and_the_limit_holds() {
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    let classic = Broker::connect(&url).await.unwrap();
+    assert!(!classic.capabilities().crash_safe_attempts);
+    classic.close().await.unwrap();
+    let qurl = with_query(&url, "quorum_queues=true");
+    let broker = Broker::connect(&qurl).await.unwrap();
+    assert!(broker.capabilities().crash_safe_attempts);
+    let dest = unique("crash");
+    let mut dead = broker
+        .consumer(&format!("{dest}.dlq"))
+        .group("ops")
+        .build()
+        .await
+        .unwrap();
+    drop(broker.consumer(&dest).group("g").build().await.unwrap());
+    broker
+        .producer(&dest)
+        .build()
+        .await
+        .unwrap()
+        .send(Message::new("poison"))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(crash_with_one(&qurl, &dest).await);
+    }
+    assert_eq!(seen, vec![1, 2, 3], "attempts across crashes");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let stopped = stop.clone();
+    let running = broker
+        .consumer(&dest)
+        .group("g")
+        .retry(brokerkit::RetryPolicy::immediate(3))
+        .handle_raw(move |_ctx, _m| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Ok(()) }
+        })
+        .start(async move { stopped.notified().await })
+        .await
+        .unwrap();
+    let dl = receive(&mut dead).await;
+    let env = brokerkit::DeadLetterEnvelope::read_from(&dl.message().headers).unwrap();
+    assert_eq!(env.attempts, 4, "{env:?}");
+    dl.ack().await.unwrap();
+    stop.notify_one();
+    let report = running.join().await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "the handler ran on it");
+    assert_eq!(report.dead_lettered, 1, "{report:?}");
+    broker.close().await.unwrap();
+    cleanup(&url, &dest, &["g"]).await;
+    let conn = raw(&url).await;
+    let ch = conn.create_channel().await.unwrap();
+    let _ = ch
+        .queue_delete(
+            format!("{dest}.dlq:ops").as_str().into(),
             QueueDeleteOptions::default(),
         )
         .await;

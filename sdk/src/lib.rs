@@ -100,7 +100,10 @@ pub use consumer::{ack_all, Consumer, ShutdownHandle};
 pub use consumer_builder::{ConsumerBuilder, HandlerBuilder};
 pub use context::Context;
 pub use event::{encode_event, Event};
-pub use handler::{Handler, HandlerError, HandlerResult, ResultExt, RunReport, RunningHandler};
+pub use handler::{
+    Handler, HandlerError, HandlerResult, ResultExt, RunReport, RunningHandler,
+    SETTLE_FAILURE_LIMIT,
+};
 pub use idempotency::{connect_store, Idempotency, IdempotencyStore};
 pub use producer::Producer;
 pub use producer_builder::ProducerBuilder;

@@ -13,6 +13,7 @@
 //! | `brokerkit.duplicates` | counter | receive `metrics` layer: skipped by idempotency |
 //! | `brokerkit.handlers.in_flight` | up-down counter | receive `metrics` layer |
 //! | `brokerkit.settle.failures` | counter | handler runner: an ack/nack/dead-letter the broker refused |
+//! | `brokerkit.settle.given_up` | counter | handler runner: a message whose settle failed `SETTLE_FAILURE_LIMIT` times; the run stopped (`error.type` = the last failure's kind) |
 //! | `brokerkit.lease.extensions` | counter | handler runner: leases extended (`error.type` on failure) |
 //!
 //! Every instrument carries `messaging.system` (the adapter name: `kafka`, `rabbitmq`,
@@ -44,6 +45,7 @@ pub struct Instruments {
     pub(crate) duplicates: Counter<u64>,
     pub(crate) in_flight: UpDownCounter<i64>,
     pub(crate) settle_failures: Counter<u64>,
+    pub(crate) settle_given_up: Counter<u64>,
     pub(crate) lease_extensions: Counter<u64>,
 }
 
@@ -102,6 +104,10 @@ impl Instruments {
             settle_failures: count(
                 "brokerkit.settle.failures",
                 "Settlements (ack, nack, dead-letter) the broker refused.",
+            ),
+            settle_given_up: count(
+                "brokerkit.settle.given_up",
+                "Messages whose settlement kept failing; the handler run stopped.",
             ),
             lease_extensions: count(
                 "brokerkit.lease.extensions",

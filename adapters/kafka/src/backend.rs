@@ -107,11 +107,22 @@ impl Backend for KafkaBackend {
         crate::lag::lag(&self.shared, destination, group).await
     }
 
+    /// Stops every consumer and waits for their driver threads: each commits what was settled
+    /// (waiting up to `drain_timeout_ms` for deliveries still in hand) and leaves its group,
+    /// so a process may exit when this returns. Then flushes the producer.
     async fn close(&self) -> Result<()> {
         self.shared.closed.close();
-        let consumers: Vec<_> = lock(&self.consumers).drain(..).collect();
-        for c in consumers.iter().filter_map(Weak::upgrade) {
+        let consumers: Vec<_> = lock(&self.consumers)
+            .drain(..)
+            .filter_map(|w| w.upgrade())
+            .collect();
+        for c in &consumers {
             c.close();
+        }
+        for c in &consumers {
+            if !c.wait_finished(consumer::FINISH_GRACE).await {
+                tracing::warn!(group = %c.group_id, "kafka: a consumer did not commit and leave its group in time on close");
+            }
         }
         let producer = self.shared.producer.clone();
         let timeout = self.shared.config.send_timeout;

@@ -47,6 +47,7 @@ pub async fn start(
         assigned: Notify::new(),
         rebalances: AtomicU64::new(0),
         runtime: Handle::current(),
+        finished: tokio::sync::watch::channel(false).0,
         backend,
     });
     driver::spawn(shared.clone())?;
@@ -83,6 +84,9 @@ pub async fn start(
     };
     Ok((Box::new(consumer), shared))
 }
+
+/// How long, beyond the drain timeout, a close waits for the final commit and the group leave.
+pub(crate) const FINISH_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct KafkaConsumer {
     shared: Arc<ConsumerShared>,
@@ -146,9 +150,17 @@ impl ConsumerBackend for KafkaConsumer {
         }
     }
 
+    /// Stops intake. When no delivery is in hand, waits for the driver's final synchronous
+    /// commit and its leaving the group, so acks made before `close` are committed when it
+    /// returns (a process may exit right after). With deliveries still in hand it returns at
+    /// once: they can still be settled, and the driver commits once they are (or after
+    /// `drain_timeout_ms`); `Backend::close` waits for that.
     async fn close(&mut self) -> Result<()> {
         self.closed = true;
         self.shared.close();
+        if self.shared.out_count() == 0 && !self.shared.wait_finished(FINISH_GRACE).await {
+            tracing::warn!(group = %self.shared.group_id, "kafka: the consumer did not commit and leave its group in time on close");
+        }
         Ok(())
     }
 }

@@ -223,7 +223,17 @@ struct Flow {
     retry_full: bool,
 }
 
+/// Tells waiters the driver is done, however the thread ends (after the consumer left).
+struct Finished(Arc<ConsumerShared>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.finished.send_replace(true);
+    }
+}
+
 fn run(consumer: BaseConsumer<Ctx>, s: Arc<ConsumerShared>) {
+    let _finished = Finished(s.clone());
     let cfg = &s.backend.config;
     // Pausing discards what librdkafka fetched ahead, so the buffer (`buffer_messages`) is
     // large enough that only a consumer slower than the broker pauses.

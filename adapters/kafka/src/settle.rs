@@ -5,7 +5,8 @@
 //!   prefix (never past an unsettled offset).
 //! - `nack(delay)` and a dropped delivery produce a copy to the retry topic with the attempt,
 //!   the first-failure time and the not-before time in headers, then mark the original settled.
-//!   If that produce fails, the message is queued again locally (attempt + 1).
+//!   If that produce fails, or its future is dropped before it finished, the message is
+//!   queued again locally (attempt + 1): a handed-out offset never stays unsettled.
 //! - `dead_letter` goes through the core emulation: the message with the envelope to
 //!   `<destination>.dlq`, then the original marked settled.
 
@@ -43,6 +44,8 @@ pub struct ConsumerShared {
     /// Counts rebalance callbacks (the driver drops messages polled across one).
     pub rebalances: AtomicU64,
     pub(crate) runtime: Handle,
+    /// Set by the driver thread once it made its final commit and left the group.
+    pub(crate) finished: tokio::sync::watch::Sender<bool>,
 }
 
 /// Milliseconds since the epoch.
@@ -71,6 +74,20 @@ impl ConsumerShared {
         self.ready.notify_one();
     }
 
+    /// Waits until the driver thread made its final synchronous commit and left the group,
+    /// at most the drain timeout plus `extra`; false when it did not finish in time.
+    pub async fn wait_finished(&self, extra: Duration) -> bool {
+        let mut done = self.finished.subscribe();
+        let bound = self.backend.config.drain_timeout + extra;
+        let waited = tokio::time::timeout(bound, done.wait_for(|f| *f)).await;
+        matches!(waited, Ok(Ok(_)))
+    }
+
+    /// Deliveries handed out and not settled yet.
+    pub fn out_count(&self) -> usize {
+        self.lock().out_count(None)
+    }
+
     fn expired(&self, operation: &'static str) -> Error {
         error(
             ErrorKind::DeliveryExpired,
@@ -94,7 +111,8 @@ impl ConsumerShared {
         self.ready.notify_one();
     }
 
-    /// `nack`: a copy to the retry topic, then the original is settled.
+    /// `nack`: a copy to the retry topic, then the original is settled. If this future is
+    /// dropped mid-produce, the original is queued again here (see [`InHand`]).
     async fn redeliver(&self, mut f: Fetched, delay: Option<Duration>) -> Result<()> {
         if !self.lock().is_current(f.tp, f.offset, f.generation) {
             return Err(self.expired("nack"));
@@ -116,16 +134,23 @@ impl ConsumerShared {
             extra.push((NOT_BEFORE, nb.to_string()));
         }
         let m = &f.message;
+        let (key, payload) = (m.key.clone(), m.payload.clone());
+        let kafka_headers = headers::to_kafka(&m.headers, &extra);
+        let partition = f.tp.partition % self.retry_partitions.max(1);
+        let mut held = InHand::new(self, f);
         let sent = self
             .backend
             .send_record(
                 &self.retry_topic,
-                Some(f.tp.partition % self.retry_partitions.max(1)),
-                m.key.as_deref(),
-                &m.payload,
-                headers::to_kafka(&m.headers, &extra),
+                Some(partition),
+                key.as_deref(),
+                &payload,
+                kafka_headers,
             )
             .await;
+        let Some(f) = held.take() else {
+            return sent;
+        };
         match sent {
             Ok(()) => {
                 // Stale by now (revoked while sending) only means a duplicate later.
@@ -176,6 +201,42 @@ impl ConsumerShared {
     }
 }
 
+/// A handed-out delivery being settled. If the settling future is dropped before it decided
+/// (a user timeout, the shutdown abort, mid-produce), the delivery is queued again in this
+/// consumer with its attempt raised: its offset never stays "out" (which would stop every
+/// later commit of its partition), and the message is not lost. The copy may also have been
+/// produced: a duplicate, never a loss.
+pub(crate) struct InHand<'a> {
+    shared: &'a ConsumerShared,
+    fetched: Option<Fetched>,
+}
+
+impl<'a> InHand<'a> {
+    fn new(shared: &'a ConsumerShared, f: Fetched) -> Self {
+        InHand {
+            shared,
+            fetched: Some(f),
+        }
+    }
+
+    /// The delivery, now decided by the caller (`None` only if taken before).
+    fn take(&mut self) -> Option<Fetched> {
+        self.fetched.take()
+    }
+}
+
+impl Drop for InHand<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = self.fetched.take() {
+            tracing::warn!(
+                destination = %self.shared.destination,
+                "kafka: a settlement was cancelled before it finished; the delivery is queued again"
+            );
+            self.shared.requeue(f, None);
+        }
+    }
+}
+
 /// The dead-letter primitives of a Kafka delivery: produce the copy to `<destination>.dlq`,
 /// then settle the original (its offset may be committed); on failure it is queued again.
 struct DeadLetterCopy<'a> {
@@ -208,6 +269,20 @@ impl DeadLetterPrimitives for DeadLetterCopy<'_> {
 
     fn publish_failed(&mut self) {
         if let Some(f) = self.fetched.take() {
+            self.shared.requeue(f, None);
+        }
+    }
+}
+
+impl Drop for DeadLetterCopy<'_> {
+    /// Neither published nor failed: the `dead_letter` future was dropped mid-produce (or
+    /// the emulation stopped before publishing). Queued again, as [`InHand`] does.
+    fn drop(&mut self) {
+        if let Some(f) = self.fetched.take() {
+            tracing::warn!(
+                destination = %self.shared.destination,
+                "kafka: a dead-letter was cancelled before it finished; the delivery is queued again"
+            );
             self.shared.requeue(f, None);
         }
     }

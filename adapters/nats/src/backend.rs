@@ -47,6 +47,7 @@ fn capabilities(mode: Mode, max_payload: usize, ack_wait: Duration) -> Capabilit
             c.lease_extension = Support::Native;
             c.lease = Some(ack_wait);
             c.browse = Support::Native;
+            c.crash_safe_attempts = true; // num_delivered of the durable consumer
             c.lag = Some(brokerkit_core::LagAccuracy::Exact);
             c
         }

@@ -9,6 +9,7 @@ use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserIn
 pub const KEYS: &[&str] = &[
     "max_payload_bytes",
     "single_active_consumer",
+    "quorum_queues",
     "connection_timeout",
     "heartbeat",
     "frame_max",
@@ -39,6 +40,10 @@ pub struct RabbitConfig {
     pub max_payload_bytes: usize,
     /// Queues are declared with `x-single-active-consumer` (per-queue order, no competition).
     pub single_active_consumer: bool,
+    /// Group queues are quorum queues (`x-queue-type: quorum`): RabbitMQ counts every
+    /// redelivery in `x-delivery-count`, so attempts survive a consumer crash. Existing
+    /// classic queues of the same name cannot be re-declared as quorum (`PRECONDITION_FAILED`).
+    pub quorum_queues: bool,
 }
 
 fn decode(part: &str, what: &str, url: &BrokerUrl) -> Result<String> {
@@ -126,6 +131,7 @@ impl RabbitConfig {
             redacted: url.redacted(),
             max_payload_bytes,
             single_active_consumer: p.flag("single_active_consumer")?.unwrap_or(false),
+            quorum_queues: p.flag("quorum_queues")?.unwrap_or(false),
         })
     }
 
@@ -152,6 +158,7 @@ impl RabbitConfig {
         caps.competing_consumers = !self.single_active_consumer;
         caps.browse = Support::Emulated;
         caps.lag = Some(brokerkit_core::LagAccuracy::WaitingOnly);
+        caps.crash_safe_attempts = self.quorum_queues;
         caps
     }
 }
@@ -188,8 +195,13 @@ pub mod names {
     }
 
     /// The hold queue for delayed redelivery of `queue`'s messages after `ms`.
+    ///
+    /// Named `:hold:` since issue 12 (quorum, never expiring); the earlier `:delay:` queues
+    /// were classic with `x-expires`, and RabbitMQ refuses to re-declare a queue with other
+    /// arguments, so the new shape needs a new name. Old `:delay:` queues drain into their
+    /// group queue and expire on their own.
     pub fn hold_queue(queue: &str, ms: u64) -> String {
-        format!("{queue}:delay:{ms}")
+        format!("{queue}:hold:{ms}")
     }
 }
 
@@ -239,7 +251,7 @@ mod tests {
         assert_eq!(names::queue("orders", "billing"), "orders:billing");
         assert_eq!(
             names::hold_queue("orders:billing", 1500),
-            "orders:billing:delay:1500"
+            "orders:billing:hold:1500"
         );
         assert_eq!(names::delay_bucket(Duration::from_millis(1)), 100);
         assert_eq!(names::delay_bucket(Duration::from_millis(1500)), 1500);

@@ -109,11 +109,18 @@ impl RabbitConsumer {
 
     fn delivery(&self, d: lapin::message::Delivery, channel: Channel) -> Delivery {
         let decoded = headers::decode(&d.properties);
-        // A broker redelivery (channel or connection lost) counts as one more attempt.
+        // Broker redeliveries (a consumer crashed, a channel or connection was lost) count:
+        // every one on quorum queues (`x-delivery-count`), at most one on classic queues,
+        // which only say `redelivered`.
+        let redeliveries = if self.shared.link.config.quorum_queues {
+            decoded.delivery_count.max(u32::from(d.redelivered))
+        } else {
+            u32::from(d.redelivered)
+        };
         let attempt = decoded
             .attempts_before
             .saturating_add(1)
-            .saturating_add(u32::from(d.redelivered));
+            .saturating_add(redeliveries);
         let payload = Bytes::from(d.data);
         let message = Message {
             payload: payload.clone(),

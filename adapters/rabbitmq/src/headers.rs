@@ -105,6 +105,9 @@ pub struct Decoded {
     pub attempts_before: u32,
     /// First failure, ms since the epoch.
     pub first_failure_ms: Option<u64>,
+    /// Times a quorum queue delivered this copy before and got it back unsettled (a consumer
+    /// crashed, its channel closed, or it requeued): `x-delivery-count`; 0 when absent.
+    pub delivery_count: u32,
 }
 
 fn text(value: &AMQPValue) -> std::result::Result<String, &'static str> {
@@ -179,6 +182,11 @@ pub fn decode(props: &BasicProperties) -> Decoded {
                     Err(why) => invalid.push(format!("{name:?}: {why}")),
                 },
                 TIMESTAMP_MS => timestamp_ms = text(value).ok(),
+                "x-delivery-count" => {
+                    d.delivery_count = number(value)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0)
+                }
                 n if is_broker_header(n) => {}
                 _ => {
                     let result = text(value).and_then(|v| {

@@ -9,7 +9,7 @@
 //!   gets every message, consumers of one group compete;
 //! - dead letters → exchange `d.dlq`, whose default-group queue `d.dlq:default` is declared
 //!   with the first consumer of `d`, so dead letters are kept until someone reads them;
-//! - delayed nack → hold queue `d:g:delay:<ms>` (`x-message-ttl`, dead-lettered back to
+//! - delayed nack → hold queue `d:g:hold:<ms>` (`x-message-ttl`, dead-lettered back to
 //!   `d:g` only).
 //!
 //! The adapter's README has the capability table and the header mapping.

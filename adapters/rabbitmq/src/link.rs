@@ -140,6 +140,9 @@ impl Link {
 
     /// Declares the hold queue for delayed redelivery to `queue` after `ms`: messages expire
     /// there after `ms` and are dead-lettered by RabbitMQ to `queue` only. Cached.
+    ///
+    /// The hold queue is a quorum queue that never expires and hands expired messages back
+    /// at-least-once (see [`hold_queue_args`]).
     pub async fn ensure_hold_queue(
         &self,
         channel: &Channel,
@@ -150,23 +153,39 @@ impl Link {
         if self.is_declared(&hold) {
             return Ok(hold);
         }
-        let mut args = FieldTable::default();
-        args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ms as i64));
-        args.insert("x-dead-letter-exchange".into(), long_str(""));
-        args.insert("x-dead-letter-routing-key".into(), long_str(queue));
-        // Unused hold queues go away, but never before their messages expired.
-        let expires = ms
-            .saturating_mul(2)
-            .saturating_add(600_000)
-            .min(i32::MAX as u64);
-        args.insert("x-expires".into(), AMQPValue::LongLongInt(expires as i64));
         channel
-            .queue_declare(short(&hold, "hold queue", self)?, durable_queue(), args)
+            .queue_declare(
+                short(&hold, "hold queue", self)?,
+                durable_queue(),
+                hold_queue_args(queue, ms),
+            )
             .await
             .map_err(|e| error::map(e, "nack", self.address()))?;
         self.mark_declared(&hold, true);
         Ok(hold)
     }
+}
+
+/// The arguments of a hold queue parking `queue`'s messages for `ms`.
+///
+/// - **No `x-expires`.** RabbitMQ counts only consumers, `basic.get` and re-declares as use,
+///   not publishes, so an expiring hold queue that a long-running process only published to
+///   was deleted with the messages parked in it (their originals already acked). A hold queue
+///   that can hold messages must not expire; there is one per group and delay bucket in use.
+/// - **Quorum queue, `x-dead-letter-strategy: at-least-once`** (RabbitMQ ≥ 3.10): the broker
+///   keeps an expired message in the hold queue until the group queue has confirmed it, so the
+///   TTL hand-back survives a broker restart or a full target. The default strategy (and every
+///   classic queue) dead-letters at-most-once. RabbitMQ requires `x-overflow: reject-publish`
+///   with it (no length limit is set, so it never rejects).
+pub fn hold_queue_args(queue: &str, ms: u64) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), long_str("quorum"));
+    args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ms as i64));
+    args.insert("x-dead-letter-exchange".into(), long_str(""));
+    args.insert("x-dead-letter-routing-key".into(), long_str(queue));
+    args.insert("x-dead-letter-strategy".into(), long_str("at-least-once"));
+    args.insert("x-overflow".into(), long_str("reject-publish"));
+    args
 }
 
 async fn open(config: &RabbitConfig) -> Result<Connection> {
@@ -255,6 +274,9 @@ pub async fn declare_group(
     }
     if link.config.single_active_consumer {
         args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    }
+    if link.config.quorum_queues {
+        args.insert("x-queue-type".into(), long_str("quorum"));
     }
     let q = short(&queue, "queue", link)?;
     channel

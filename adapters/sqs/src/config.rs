@@ -279,6 +279,7 @@ impl SqsConfig {
         caps.competing_consumers = true;
         caps.lease_extension = Support::Native;
         caps.browse = Support::Emulated;
+        caps.crash_safe_attempts = true; // ApproximateReceiveCount
         caps.lag = Some(brokerkit_core::LagAccuracy::Approximate);
         caps.lease = Some(Duration::from_secs(
             self.visibility_timeout_secs.unwrap_or(30).max(1) as u64,

@@ -11,6 +11,12 @@
 //! - **Settlement by disposition.** The receive layers decide ([`Disposition`]); this module
 //!   settles, adapting to the broker: no delay where it has none, a nack where it has no
 //!   dead-letter destination.
+//! - **Bounded settle failures.** A message whose settle fails
+//!   [`SETTLE_FAILURE_LIMIT`] times (counted per message, across its redeliveries, reset when
+//!   one of its settles succeeds) stops the run with that error, logged at `error`, counted in
+//!   [`RunReport::settle_given_up`] and `brokerkit.settle.given_up`: a dead-letter copy the
+//!   broker refuses (too large, no dead-letter topic) or a nack that cannot be re-published
+//!   would otherwise bring the message back and run the handler on it forever.
 //! - **Cancellation.** On shutdown, a delivery not yet started is handed back at once; one
 //!   whose handler is cancelled after the drain timeout is nacked. Shutdown never
 //!   dead-letters.
@@ -19,7 +25,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use brokerkit_core::{Capabilities, Delivery, Result};
+use brokerkit_core::{Bytes, Capabilities, Delivery, Error, Message, Result};
 use opentelemetry::KeyValue;
 use tokio::sync::watch;
 
@@ -27,6 +33,51 @@ use super::report::{Outcome, RunReport};
 use crate::context::Context;
 use crate::layers::receive::{Disposition, Incoming, ReceiveService};
 use crate::metrics::{with_error, Instruments};
+
+/// How many settles of one message may fail before the run stops (see the module docs).
+pub const SETTLE_FAILURE_LIMIT: u32 = 5;
+
+/// Most messages whose failed settles are remembered at once; beyond it the oldest counts are
+/// forgotten (a message then needs `SETTLE_FAILURE_LIMIT` fresh failures).
+const REMEMBERED_FAILURES: usize = 10_000;
+
+/// Which message a delivery carries, to count its settle failures across redeliveries: the
+/// `message-id` brokerkit stamps, else (foreign messages) the payload and key. Hashed only
+/// when a settle fails or failures are being counted.
+pub(crate) struct Who {
+    id: Option<String>,
+    payload: Bytes,
+    key: Option<String>,
+}
+
+impl Who {
+    pub(crate) fn of(message: &Message) -> Self {
+        let id = message.headers.message_id().map(str::to_string);
+        Who {
+            payload: if id.is_some() {
+                Bytes::new()
+            } else {
+                message.payload.clone()
+            },
+            key: if id.is_some() {
+                None
+            } else {
+                message.key.clone()
+            },
+            id,
+        }
+    }
+
+    fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        match &self.id {
+            Some(id) => (0u8, id).hash(&mut h),
+            None => (1u8, &self.payload[..], &self.key).hash(&mut h),
+        }
+        h.finish()
+    }
+}
 
 /// What every delivery of one handler run shares.
 pub(crate) struct Lifecycle {
@@ -41,6 +92,8 @@ pub(crate) struct Lifecycle {
     state: std::sync::Mutex<RunState>,
     /// A handler running longer than this is counted as stuck.
     stuck_after: Duration,
+    /// Woken when a message's settles failed [`SETTLE_FAILURE_LIMIT`] times.
+    gave_up: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -49,6 +102,10 @@ struct RunState {
     running: std::collections::HashMap<u64, std::time::Instant>,
     next_id: u64,
     waiting: usize,
+    /// Failed settles per message (by [`Who::fingerprint`]), oldest first when trimmed.
+    settle_failures: std::collections::HashMap<u64, u32>,
+    /// Why the run must stop: a message that could not be settled.
+    stop: Option<Error>,
 }
 
 /// A live view of one running handler (see [`super::RunningHandler::health`]).
@@ -145,6 +202,18 @@ impl Lifecycle {
             attributes,
             state: Default::default(),
             stuck_after: caps.lease.unwrap_or(Duration::from_secs(30)),
+            gave_up: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Completes once a message's settles failed [`SETTLE_FAILURE_LIMIT`] times; returns why.
+    pub async fn given_up(&self) -> Error {
+        loop {
+            let woken = self.gave_up.notified();
+            if let Some(e) = self.lock().stop.take() {
+                return e;
+            }
+            woken.await;
         }
     }
 
@@ -159,13 +228,53 @@ impl Lifecycle {
         }
     }
 
-    fn settle(&self, result: Result<()>, outcome: Outcome) -> Outcome {
+    fn settle(&self, result: Result<()>, outcome: Outcome, who: &Who) -> Outcome {
         match result {
-            Ok(()) => outcome,
+            Ok(()) => {
+                let mut st = self.lock();
+                if !st.settle_failures.is_empty() {
+                    st.settle_failures.remove(&who.fingerprint());
+                }
+                outcome
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "settling the delivery failed; the broker will redeliver it");
                 let attrs = with_error(&self.attributes, e.kind().as_str());
                 self.instruments.settle_failures.add(1, &attrs);
+                let failures = {
+                    let mut st = self.lock();
+                    if st.settle_failures.len() >= REMEMBERED_FAILURES {
+                        st.settle_failures.clear();
+                    }
+                    let n = st.settle_failures.entry(who.fingerprint()).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                if failures < SETTLE_FAILURE_LIMIT {
+                    tracing::warn!(error = %e, failures, "settling the delivery failed; the broker will redeliver it");
+                    return Outcome::SettleFailed;
+                }
+                tracing::error!(
+                    error = %e,
+                    failures,
+                    message_id = who.id.as_deref().unwrap_or("-"),
+                    "settling this message failed {failures} times; stopping the handler run so \
+                     the handler does not run on it forever (fix the cause and restart)"
+                );
+                self.instruments.settle_given_up.add(1, &attrs);
+                let stop = Error::new(
+                    e.kind(),
+                    format!(
+                        "settling one message failed {failures} times in a row (last: {e}); the \
+                         handler run stopped so it does not run the handler on that message forever"
+                    ),
+                )
+                .retryable(false);
+                let mut st = self.lock();
+                st.settle_failures.remove(&who.fingerprint());
+                st.report.settle_given_up += 1;
+                st.stop.get_or_insert(stop);
+                drop(st);
+                self.gave_up.notify_one();
                 Outcome::SettleFailed
             }
         }
@@ -193,7 +302,8 @@ pub(crate) fn extend_period(lease: Duration) -> Duration {
 
 /// Hands back a delivery that was received but not started (shutdown).
 pub(crate) async fn release(life: &Lifecycle, delivery: Delivery) -> Outcome {
-    life.settle(delivery.nack(None).await, Outcome::Released)
+    let who = Who::of(delivery.message());
+    life.settle(delivery.nack(None).await, Outcome::Released, &who)
 }
 
 /// Runs one delivery through the layers and settles it. `cancel` fires when the drain
@@ -210,6 +320,7 @@ pub(crate) async fn deliver(
         delivery.attempt(),
     );
     let incoming = Incoming::new(delivery.message().clone(), context);
+    let who = Who::of(delivery.message());
     let running = life.running();
     let run = super::CatchPanic::layers(life.service.run(incoming));
     let work = async {
@@ -222,13 +333,13 @@ pub(crate) async fn deliver(
     let step = keep_lease(&life, &mut delivery, work).await;
     drop(running);
     match step {
-        Step::Cancelled => life.settle(delivery.nack(None).await, Outcome::Cancelled),
-        Step::Done(Ok(d)) => settle_by(&life, delivery, d).await,
+        Step::Cancelled => life.settle(delivery.nack(None).await, Outcome::Cancelled, &who),
+        Step::Done(Ok(d)) => settle_by(&life, delivery, d, &who).await,
         Step::Done(Err(e)) => {
             // The `retry` layer was removed, or a layer outside it panicked: never lose the
             // message.
             tracing::error!(error = %e, "no retry layer decided for this failure; delivering again");
-            life.settle(delivery.nack(None).await, Outcome::Retried)
+            life.settle(delivery.nack(None).await, Outcome::Retried, &who)
         }
     }
 }
@@ -278,12 +389,17 @@ async fn extend_until_done<F: Future>(
 }
 
 /// Settles as the layers decided, within what the broker can do.
-async fn settle_by(life: &Lifecycle, delivery: Delivery, disposition: Disposition) -> Outcome {
+async fn settle_by(
+    life: &Lifecycle,
+    delivery: Delivery,
+    disposition: Disposition,
+    who: &Who,
+) -> Outcome {
     let caps = delivery.capabilities();
     match disposition {
-        Disposition::Ack => life.settle(delivery.ack().await, Outcome::Acked),
-        Disposition::Duplicate => life.settle(delivery.ack().await, Outcome::Duplicate),
-        Disposition::Drop => life.settle(delivery.ack().await, Outcome::Dropped),
+        Disposition::Ack => life.settle(delivery.ack().await, Outcome::Acked, who),
+        Disposition::Duplicate => life.settle(delivery.ack().await, Outcome::Duplicate, who),
+        Disposition::Drop => life.settle(delivery.ack().await, Outcome::Dropped, who),
         Disposition::Retry { delay } => {
             let delay = delay.filter(|d| !d.is_zero()).and_then(|d| {
                 if !caps.delayed_redelivery.is_available() {
@@ -291,18 +407,22 @@ async fn settle_by(life: &Lifecycle, delivery: Delivery, disposition: Dispositio
                 }
                 Some(caps.max_delay.map_or(d, |max| d.min(max)))
             });
-            life.settle(delivery.nack(delay).await, Outcome::Retried)
+            life.settle(delivery.nack(delay).await, Outcome::Retried, who)
         }
-        Disposition::RetryLater => life.settle(delivery.nack(None).await, Outcome::Retried),
+        Disposition::RetryLater => life.settle(delivery.nack(None).await, Outcome::Retried, who),
         Disposition::DeadLetter(reason) => {
             if !caps.dead_letter.is_available() {
                 tracing::error!(reason = %reason.reason, "cannot dead-letter on this broker; message goes back");
-                return life.settle(delivery.nack(None).await, Outcome::Retried);
+                return life.settle(delivery.nack(None).await, Outcome::Retried, who);
             }
-            life.settle(delivery.dead_letter(reason).await, Outcome::DeadLettered)
+            life.settle(
+                delivery.dead_letter(reason).await,
+                Outcome::DeadLettered,
+                who,
+            )
         }
         // Dispositions added later default to "deliver again": nothing is lost.
         #[allow(unreachable_patterns)]
-        _ => life.settle(delivery.nack(None).await, Outcome::Retried),
+        _ => life.settle(delivery.nack(None).await, Outcome::Retried, who),
     }
 }

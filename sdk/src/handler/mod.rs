@@ -39,8 +39,8 @@ use crate::layers::receive::{
     ReceiveService,
 };
 use crate::retry::RetryPolicy;
-pub use lifecycle::HandlerHealth;
 use lifecycle::{deliver, extend_period, extend_waiting, release, Lifecycle};
+pub use lifecycle::{HandlerHealth, SETTLE_FAILURE_LIMIT};
 
 /// A handler ready to run: see [`ConsumerBuilder::handle`].
 pub struct Handler {
@@ -116,7 +116,9 @@ impl Handler {
     ///
     /// Errors before any message is taken: the consumer cannot be built, a layer name given
     /// to the builder is unknown, or the retry policy needs a delayed redelivery this broker
-    /// does not have (`Unsupported`).
+    /// does not have (`Unsupported`). Errors after draining: a receive error that is not
+    /// retryable, or a message whose settle failed [`SETTLE_FAILURE_LIMIT`] times (its kind
+    /// is the last failure's).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<RunReport> {
         let (consumer, life, concurrency) = self.subscribe().await?;
         serve(consumer, life, concurrency, self.drain_timeout, shutdown).await
@@ -213,6 +215,11 @@ async fn serve(
         let next = tokio::select! {
             biased;
             _ = &mut shutdown => break,
+            e = life.given_up() => {
+                // A message that cannot be settled: stop taking more, drain, report it.
+                fatal = Some(e);
+                break;
+            }
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Err(e) = done {
                     // Panics are caught per delivery; this is a bug, but the run goes on.
@@ -304,6 +311,12 @@ impl RunningHandler {
     /// A live view: the report so far, deliveries in flight and waiting, stuck handlers.
     pub fn health(&self) -> HandlerHealth {
         crate::health::Reporting::health(&*self.1)
+    }
+
+    /// Whether the run has ended (its shutdown signal, the consumer's end, or an error such
+    /// as a message that could not be settled, see [`SETTLE_FAILURE_LIMIT`]).
+    pub fn is_finished(&self) -> bool {
+        self.0.is_finished()
     }
 
     /// Waits for the run to end (after its shutdown signal) and returns its report.

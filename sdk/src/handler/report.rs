@@ -32,6 +32,10 @@ pub struct RunReport {
     pub released: u64,
     /// Could not be settled (the broker redelivers them).
     pub settle_failed: u64,
+    /// Messages whose settle failed [`SETTLE_FAILURE_LIMIT`](crate::SETTLE_FAILURE_LIMIT)
+    /// times: the run stopped on the first (it returns the error), so the handler does not
+    /// run again and again on a message that can never be settled.
+    pub settle_given_up: u64,
 }
 
 impl RunReport {
