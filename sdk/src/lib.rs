@@ -19,6 +19,9 @@
 //! ```
 #![warn(missing_docs)]
 
+// `#[derive(Event)]` expands to `::brokerkit::Event`; this makes that path work in here too.
+extern crate self as brokerkit;
+
 mod broker;
 mod browse;
 #[cfg(feature = "config-file")]
@@ -50,6 +53,9 @@ pub use brokerkit_core::{
     ErrorKind, Headers, Lag, LagAccuracy, Message, PartitionLag, ProducerBackend, Result, Support,
     ValidationIssue,
 };
+/// `#[derive(Event)]` with `#[event(name = "order.placed", version = 2)]` (feature `derive`).
+#[cfg(feature = "derive")]
+pub use brokerkit_derive::Event;
 /// The always-available in-process broker (`memory://`), from the `brokerkit-memory` crate.
 pub use brokerkit_memory as memory;
 pub use browse::{DeadLetterView, MAX_BROWSE};

@@ -15,6 +15,9 @@ mod catch_panic;
 mod decode;
 mod lifecycle;
 mod report;
+pub mod router;
+pub mod unaccepted;
+pub mod versions;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -28,6 +31,9 @@ use tokio::task::JoinSet;
 pub(crate) use catch_panic::{call_catching, CatchPanic};
 pub use decode::{Decoder, JsonWithSchema, Raw, Rejection, Typed};
 pub use report::RunReport;
+pub use router::{Dispatch, Router};
+pub use unaccepted::{Unaccepted, UnacceptedEvent};
+pub use versions::Versions;
 
 use crate::consumer_builder::{ConsumerBuilder, HandlerSettings};
 use crate::context::Context;
