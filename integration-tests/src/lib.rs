@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+pub mod conformance_events;
 pub mod conformance_fixture;
 pub mod conformance_lag;
 pub mod conformance_layers;
@@ -92,6 +93,11 @@ macro_rules! conformance_suite {
                 $url;
                 metrics_count_exactly
             );
+            $crate::conformance_event_cases!(
+                $url;
+                versions_upcast_on_one_destination,
+                router_three_types
+            );
             $crate::conformance_lag_cases!(
                 $url;
                 lag_after_partial_ack,
@@ -113,6 +119,21 @@ macro_rules! conformance_layer_cases {
             async fn $case() {
                 let url: Option<String> = $url;
                 $crate::run_case_with(url, registry(), stringify!($case), $crate::conformance_layers::$case).await;
+            }
+        )*
+    };
+}
+
+/// Internal: one test per event-evolution case name.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_event_cases {
+    ($url:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let url: Option<String> = $url;
+                $crate::run_case_with(url, registry(), stringify!($case), $crate::conformance_events::$case).await;
             }
         )*
     };
