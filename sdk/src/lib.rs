@@ -22,6 +22,7 @@
 // `#[derive(Event)]` expands to `::brokerkit::Event`; this makes that path work in here too.
 extern crate self as brokerkit;
 
+pub mod asyncapi;
 mod broker;
 mod browse;
 #[cfg(feature = "config-file")]
