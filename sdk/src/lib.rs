@@ -25,6 +25,7 @@ extern crate self as brokerkit;
 pub mod asyncapi;
 mod broker;
 mod browse;
+pub mod cloudevents;
 #[cfg(feature = "config-file")]
 pub mod config_file;
 mod consumer;

@@ -109,6 +109,15 @@ impl ProducerBuilder {
         )
     }
 
+    /// Sends CloudEvents 1.0 binary mode: adds the `cloudevents` layer (innermost), which
+    /// writes `specversion`, `id`, `source`, `type`, `time` (and `dataschema`) under the
+    /// broker's protocol binding next to brokerkit's headers. Off by default; receiving
+    /// CloudEvents is always on. See [`crate::cloudevents`].
+    pub fn cloudevents(self, settings: crate::cloudevents::CloudEvents) -> Self {
+        let layer = settings.layer(self.broker.adapter());
+        self.layer("cloudevents", layer)
+    }
+
     /// Records the `metrics` layer's measurements on `instruments` (default: the global meter
     /// provider's, see [`crate::metrics`]).
     pub fn instruments(mut self, instruments: std::sync::Arc<crate::metrics::Instruments>) -> Self {
