@@ -229,3 +229,117 @@ pub async fn router_three_types(c: Ctx) -> Outcome {
     }
     Outcome::Passed
 }
+
+/// `conformance.ce` v1: the event of the CloudEvents cases.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Event)]
+#[event(name = "com.example.conformance.ce")]
+pub struct CeEvent {
+    /// An id.
+    pub id: u32,
+}
+
+/// A CloudEvents binary-mode message published by the broker's own client (as a producer in
+/// another language would), with the attribute names of the broker's protocol binding, is
+/// handled by a typed brokerkit handler: its id is the context's message id, its `type`
+/// routes it, its `time` is the timestamp.
+pub async fn foreign_cloudevent_is_read(c: Ctx, f: Arc<dyn crate::fixture::Fixture>) -> Outcome {
+    use brokerkit::cloudevents::Binding;
+    let dest = c.dest("ce-in");
+    let seen: Arc<Mutex<Vec<(Option<String>, Option<u64>, CeEvent)>>> = Arc::default();
+    let seen_in = seen.clone();
+    let stop = Stop::new();
+    let run = c
+        .broker
+        .consumer(&dest)
+        .group("g")
+        .handle::<CeEvent, _, _>(move |ctx: Context, e| {
+            let seen = seen_in.clone();
+            async move {
+                let ms = ctx
+                    .headers()
+                    .timestamp()
+                    .ok()
+                    .flatten()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as u64);
+                seen.lock()
+                    .unwrap()
+                    .push((ctx.message_id().map(str::to_string), ms, e));
+                Ok(())
+            }
+        })
+        .start(stop.signal())
+        .await
+        .unwrap();
+    let p = Binding::for_adapter(c.broker.adapter()).prefix();
+    let names: Vec<String> = ["specversion", "id", "source", "type", "time"]
+        .iter()
+        .map(|a| format!("{p}{a}"))
+        .collect();
+    let headers: Vec<(&str, &str)> = vec![
+        (names[0].as_str(), "1.0"),
+        (names[1].as_str(), "ce-4711"),
+        (names[2].as_str(), "/python/orders"),
+        (names[3].as_str(), CeEvent::NAME),
+        (names[4].as_str(), "2018-04-05T03:56:24Z"),
+        ("content-type", "application/json"),
+    ];
+    if !f
+        .inject_with_headers(&c.url, &dest, &headers, br#"{"id":7}"#)
+        .await
+    {
+        stop.now();
+        run.join().await.unwrap();
+        return Outcome::Skipped("the fixture has no foreign sender for this broker".into());
+    }
+    until("the CloudEvent handled", || {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    stop.now();
+    let report = run.join().await.unwrap();
+    assert_eq!(report.acked, 1, "{report:?}");
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        vec![(
+            Some("ce-4711".to_string()),
+            Some(1_522_900_584_000),
+            CeEvent { id: 7 }
+        )]
+    );
+    Outcome::Passed
+}
+
+/// A producer with CloudEvents on writes the binary-mode attributes under the broker's
+/// binding (`ce_` Kafka, `cloudEvents_` AMQP, `ce-` NATS and others), next to brokerkit's
+/// headers, and a brokerkit consumer still reads the event as usual.
+pub async fn cloudevents_sent_in_binary_mode(c: Ctx) -> Outcome {
+    use brokerkit::cloudevents::{Binding, CloudEvents};
+    let dest = c.dest("ce-out");
+    let mut consumer = c.broker.consumer(&dest).group("g").build().await.unwrap();
+    let p = c
+        .broker
+        .producer(&dest)
+        .cloudevents(CloudEvents::new().source("/conformance"))
+        .build()
+        .await
+        .unwrap();
+    p.send_event(&CeEvent { id: 1 }).await.unwrap();
+    let d = c.recv(&mut consumer).await;
+    let h = &d.message().headers;
+    let pre = Binding::for_adapter(c.broker.adapter()).prefix();
+    let attr = |a: &str| h.get(&format!("{pre}{a}")).map(str::to_string);
+    assert_eq!(attr("specversion").as_deref(), Some("1.0"), "{h:?}");
+    assert_eq!(attr("id").as_deref(), h.message_id());
+    assert!(h.message_id().is_some());
+    assert_eq!(attr("type").as_deref(), Some(CeEvent::NAME));
+    assert_eq!(attr("source").as_deref(), Some("/conformance"));
+    let time = attr("time").expect("time");
+    assert!(time.ends_with('Z') && time.len() == 24, "{time}");
+    assert_eq!(h.event_version().unwrap(), Some(1));
+    let e: CeEvent = serde_json::from_slice(&d.message().payload).unwrap();
+    assert_eq!(e, CeEvent { id: 1 });
+    d.ack().await.unwrap();
+    Outcome::Passed
+}
