@@ -83,3 +83,63 @@ fn check_name(lit: &LitStr) -> syn::Result<()> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(src: &str) -> Result<String, String> {
+        let input: DeriveInput = syn::parse_str(src).map_err(|e| e.to_string())?;
+        expand(&input)
+            .map(|t| t.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn expands_name_and_version() {
+        let out =
+            run(r#"#[event(name = "order.placed", version = 2)] struct A { x: u32 }"#).unwrap();
+        assert!(out.contains(":: brokerkit :: Event for A"), "{out}");
+        assert!(out.contains("\"order.placed\""), "{out}");
+        assert!(out.contains("VERSION : u32 = 2"), "{out}");
+        let out = run(r#"#[event(name = "a")] struct B<T> { t: T }"#).unwrap();
+        assert!(out.contains("VERSION : u32 = 1"), "{out}");
+        assert!(out.contains("for B < T >"), "{out}");
+    }
+
+    #[test]
+    fn mistakes_are_compile_errors_that_say_what_is_wrong() {
+        let cases = [
+            ("struct A;", "needs #[event(name"),
+            (r#"#[event(version = 2)] struct A;"#, "needs #[event(name"),
+            (
+                r#"#[event(name = "a", version = 0)] struct A;"#,
+                "start at 1",
+            ),
+            (
+                r#"#[event(name = "a b")] struct A;"#,
+                "event names are non-empty",
+            ),
+            (
+                r#"#[event(name = "")] struct A;"#,
+                "event names are non-empty",
+            ),
+            (
+                r#"#[event(name = "a", colour = "red")] struct A;"#,
+                "unknown key",
+            ),
+            (
+                r#"#[event(name = "a", version = "2")] struct A;"#,
+                "expected integer",
+            ),
+            (
+                r#"#[event(name = "a", version = 99999999999)] struct A;"#,
+                "number too large",
+            ),
+        ];
+        for (src, want) in cases {
+            let e = run(src).unwrap_err();
+            assert!(e.contains(want), "{src}: {e}");
+        }
+    }
+}

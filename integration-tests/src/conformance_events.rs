@@ -238,6 +238,9 @@ pub struct CeEvent {
     pub id: u32,
 }
 
+/// What the handler saw: message id, timestamp in ms, the event.
+type Seen = Arc<Mutex<Vec<(Option<String>, Option<u64>, CeEvent)>>>;
+
 /// A CloudEvents binary-mode message published by the broker's own client (as a producer in
 /// another language would), with the attribute names of the broker's protocol binding, is
 /// handled by a typed brokerkit handler: its id is the context's message id, its `type`
@@ -245,7 +248,7 @@ pub struct CeEvent {
 pub async fn foreign_cloudevent_is_read(c: Ctx, f: Arc<dyn crate::fixture::Fixture>) -> Outcome {
     use brokerkit::cloudevents::Binding;
     let dest = c.dest("ce-in");
-    let seen: Arc<Mutex<Vec<(Option<String>, Option<u64>, CeEvent)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let seen_in = seen.clone();
     let stop = Stop::new();
     let run = c
