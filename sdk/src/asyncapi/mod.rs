@@ -75,7 +75,7 @@ struct Server {
 }
 
 struct MessageDef {
-    name: &'static str,
+    name: String,
     version: u32,
     schema: Value,
 }
@@ -169,7 +169,7 @@ impl DocumentBuilder {
     pub fn produces_schemas(
         self,
         destination: &str,
-        events: &[(&'static str, u32, Arc<SchemaValidator>)],
+        events: &[(&str, u32, Arc<SchemaValidator>)],
     ) -> Self {
         self.operation(destination, None, events)
     }
@@ -179,7 +179,7 @@ impl DocumentBuilder {
         self,
         destination: &str,
         group: &str,
-        events: &[(&'static str, u32, Arc<SchemaValidator>)],
+        events: &[(&str, u32, Arc<SchemaValidator>)],
     ) -> Self {
         self.operation(destination, Some(group), events)
     }
@@ -188,7 +188,7 @@ impl DocumentBuilder {
         mut self,
         destination: &str,
         group: Option<&str>,
-        events: &[(&'static str, u32, Arc<SchemaValidator>)],
+        events: &[(&str, u32, Arc<SchemaValidator>)],
     ) -> Self {
         let channel = key(destination);
         let mut keys = Vec::new();
@@ -197,7 +197,7 @@ impl DocumentBuilder {
             self.messages
                 .entry(k.clone())
                 .or_insert_with(|| MessageDef {
-                    name,
+                    name: name.to_string(),
                     version: *version,
                     schema: schema.schema().clone(),
                 });
@@ -328,12 +328,12 @@ fn message_object(m: &MessageDef, payload: Value) -> Value {
         .schema
         .get("title")
         .and_then(Value::as_str)
-        .unwrap_or(m.name);
+        .unwrap_or(&m.name);
     let mut msg = json!({
         "name": m.name,
         "title": format!("{title} v{}", m.version),
         "contentType": crate::event::JSON,
-        "headers": headers_schema(m.name, m.version),
+        "headers": headers_schema(&m.name, m.version),
         "payload": payload,
         "correlationId": {"location": "$message.header#/correlation-id"},
     });
