@@ -174,10 +174,17 @@ impl CloudEvents {
 }
 
 /// Fills brokerkit's canonical headers of a received CloudEvent from its attributes (see the
-/// [module docs](self)). Messages that have a `message-id` are left alone. Attributes that do
-/// not make valid header values are skipped.
+/// [module docs](self)). A canonical header the message already has is kept (an AMQP
+/// `message_id` property, say); attributes that do not make valid header values are skipped.
+/// A message with no header starting with `ce` or `cloudEvents` costs one pass over its
+/// header names.
 pub fn accept(headers: &mut Headers) {
-    if headers.message_id().is_some() {
+    let has_prefix = |n: &str| {
+        PREFIXES.iter().any(|p| {
+            n.len() > p.len() && n.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+        })
+    };
+    if !headers.iter().any(|(n, _)| has_prefix(n)) {
         return;
     }
     let Some(prefix) = PREFIXES
@@ -194,8 +201,10 @@ pub fn accept(headers: &mut Headers) {
             Some(raw.to_string())
         }
     };
-    if let Some(id) = attr(headers, "id") {
-        let _ = headers.set_message_id(id);
+    if headers.message_id().is_none() {
+        if let Some(id) = attr(headers, "id") {
+            let _ = headers.set_message_id(id);
+        }
     }
     if headers.event_type().is_none() {
         if let Some(t) = attr(headers, "type") {
@@ -380,10 +389,13 @@ mod tests {
     }
 
     #[test]
-    fn brokerkit_messages_are_left_alone() {
+    fn canonical_headers_already_there_are_kept() {
         let mut h = foreign(&[("message-id", "m1"), ("ce_id", "other"), ("ce_type", "t")]);
         accept(&mut h);
-        assert_eq!((h.message_id(), h.event_type()), (Some("m1"), None));
+        assert_eq!((h.message_id(), h.event_type()), (Some("m1"), Some("t")));
+        let mut plain = foreign(&[("message-id", "m1"), ("x-tenant", "a")]);
+        accept(&mut plain);
+        assert_eq!(plain.len(), 2);
     }
 
     #[test]
