@@ -56,7 +56,7 @@ fn lookup(
     };
     let found = published
         .versions(name)
-        .filter(|(v, _)| wanted.map_or(true, |w| w == *v))
+        .filter(|(v, _)| wanted.is_none() || wanted == Some(*v))
         .last();
     let Some((version, schema)) = found else {
         return Err(Failure(format!(
