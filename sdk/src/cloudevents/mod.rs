@@ -179,12 +179,7 @@ impl CloudEvents {
 /// A message with no header starting with `ce` or `cloudEvents` costs one pass over its
 /// header names.
 pub fn accept(headers: &mut Headers) {
-    let has_prefix = |n: &str| {
-        PREFIXES.iter().any(|p| {
-            n.len() > p.len() && n.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
-        })
-    };
-    if !headers.iter().any(|(n, _)| has_prefix(n)) {
+    if !headers.iter().any(|(n, _)| has_ce_prefix(n)) {
         return;
     }
     let Some(prefix) = PREFIXES
@@ -233,6 +228,19 @@ pub fn accept(headers: &mut Headers) {
             let _ = headers.set_event_version(v);
         }
     }
+}
+
+/// Whether `name` starts with one of [`PREFIXES`] (ASCII case ignored): checked on every
+/// received message, so it looks at bytes before comparing.
+fn has_ce_prefix(name: &str) -> bool {
+    let b = name.as_bytes();
+    if b.len() < 4 || (b[0] | 0x20) != b'c' {
+        return false;
+    }
+    ((b[1] | 0x20) == b'e' && matches!(b[2], b'_' | b'-'))
+        || (b.len() > 12
+            && b[..11].eq_ignore_ascii_case(b"cloudevents")
+            && matches!(b[11], b'_' | b':'))
 }
 
 /// `…/order.placed.v2.json` → 2.
@@ -386,6 +394,23 @@ mod tests {
         let mut h = foreign(&[("ce-id", "%C0%A0"), ("ce-type", "ok")]);
         accept(&mut h);
         assert_eq!((h.message_id(), h.event_type()), (None, Some("ok")));
+    }
+
+    #[test]
+    fn prefixes_are_recognised_ignoring_case() {
+        for yes in ["ce_id", "CE-type", "cloudEvents_id", "CLOUDEVENTS:id"] {
+            assert!(has_ce_prefix(yes), "{yes}");
+        }
+        for no in [
+            "ce_",
+            "correlation-id",
+            "content-type",
+            "cloudevents",
+            "cex_id",
+            "x-ce_id",
+        ] {
+            assert!(!has_ce_prefix(no), "{no}");
+        }
     }
 
     #[test]
