@@ -64,6 +64,14 @@ pub enum Command {
     /// Event contracts: compatibility between versions, validation of documents.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Print an AsyncAPI 3.0 document for the events under `--schemas` and the producers and
+    /// consumer groups given (no broker involved).
+    #[command(
+        after_help = "Example: brokerkit asyncapi --title order-service --server \
+                      local=kafka://127.0.0.1:9092 --produces orders=order.placed \
+                      --consumes orders:billing=order.placed.v1 --out asyncapi.json"
+    )]
+    Asyncapi(AsyncApiArgs),
     /// Print what the broker can do (the README's capability table, for this URL).
     #[command(after_help = "Example: brokerkit caps --url nats+js://127.0.0.1:4222")]
     Caps,
@@ -116,6 +124,32 @@ pub struct PublishArgs {
     /// Send the message this many times (each with its own message id).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub count: u32,
+}
+
+/// `brokerkit asyncapi`.
+#[derive(Debug, Args)]
+pub struct AsyncApiArgs {
+    /// Directory of checked-in schemas named `<type>.v<N>.json`.
+    #[arg(long, value_name = "DIR", default_value = "schemas")]
+    pub schemas: PathBuf,
+    /// The application's title.
+    #[arg(long, value_name = "T", default_value = "brokerkit application")]
+    pub title: String,
+    /// The application's version.
+    #[arg(long = "app-version", value_name = "V", default_value = "1.0.0")]
+    pub app_version: String,
+    /// A server, repeatable: NAME=URL (a brokerkit URL; credentials are left out).
+    #[arg(long = "server", value_name = "NAME=URL")]
+    pub servers: Vec<String>,
+    /// A producer, repeatable: DEST=TYPE or DEST=TYPE.vN (default: the newest version).
+    #[arg(long, value_name = "DEST=TYPE[.vN]")]
+    pub produces: Vec<String>,
+    /// A consumer group, repeatable: DEST:GROUP=TYPE or DEST:GROUP=TYPE.vN.
+    #[arg(long, value_name = "DEST:GROUP=TYPE[.vN]")]
+    pub consumes: Vec<String>,
+    /// Write the document here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// `brokerkit tail`.

@@ -2,6 +2,7 @@
 //! "Command line" section.
 
 mod args;
+mod asyncapi;
 mod broker_cmds;
 mod dlq;
 mod print;
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
         }
         Command::Man { dir } => write_man(dir.as_deref()),
         Command::Schema(c) => schema::run(&cli, c),
+        Command::Asyncapi(a) => asyncapi::run(a),
         _ => match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -82,7 +84,10 @@ async fn run_broker_command(cli: &Cli) -> CmdResult {
         Command::Caps => broker_cmds::caps(cli).await,
         Command::Ping => broker_cmds::ping(cli).await,
         Command::Dlq(c) => dlq::run(cli, c).await,
-        Command::Completions { .. } | Command::Man { .. } | Command::Schema(_) => {
+        Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Schema(_)
+        | Command::Asyncapi(_) => {
             unreachable!("handled without a broker")
         }
     }

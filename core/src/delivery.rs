@@ -93,6 +93,12 @@ impl Delivery {
         &self.message
     }
 
+    /// The message, to change before it is handed on (the SDK fills canonical headers of a
+    /// foreign CloudEvent here). Settling is unaffected: it uses the broker's own handle.
+    pub fn message_mut(&mut self) -> &mut Message {
+        &mut self.message
+    }
+
     /// 1 on first delivery, then 2, 3, …
     pub fn attempt(&self) -> u32 {
         self.attempt

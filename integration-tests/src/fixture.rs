@@ -37,6 +37,20 @@ pub trait Fixture: Send + Sync + 'static {
         let _ = (url, destination, payload);
         None
     }
+
+    /// Publishes `payload` to `destination` with exactly `headers` (text names and values) with
+    /// the broker's own client, as a producer in another language would (a CloudEvents SDK
+    /// in binary mode, say). `false` where the broker has no foreign senders.
+    async fn inject_with_headers(
+        &self,
+        url: &str,
+        destination: &str,
+        headers: &[(&str, &str)],
+        payload: &[u8],
+    ) -> bool {
+        let _ = (url, destination, headers, payload);
+        false
+    }
 }
 
 /// The fixture of an adapter without network or foreign senders (memory).

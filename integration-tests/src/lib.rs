@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod conformance_batching;
+pub mod conformance_events;
 pub mod conformance_fixture;
 pub mod conformance_lag;
 pub mod conformance_layers;
@@ -98,6 +99,16 @@ macro_rules! conformance_suite {
                 $url;
                 metrics_count_exactly
             );
+            $crate::conformance_event_cases!(
+                $url;
+                versions_upcast_on_one_destination,
+                router_three_types,
+                cloudevents_sent_in_binary_mode
+            );
+            $crate::conformance_event_fixture_cases!(
+                $url;
+                foreign_cloudevent_is_read
+            );
             $crate::conformance_lag_cases!(
                 $url;
                 lag_after_partial_ack,
@@ -119,6 +130,37 @@ macro_rules! conformance_layer_cases {
             async fn $case() {
                 let url: Option<String> = $url;
                 $crate::run_case_with(url, registry(), stringify!($case), $crate::conformance_layers::$case).await;
+            }
+        )*
+    };
+}
+
+/// Internal: one test per event-evolution case name.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_event_cases {
+    ($url:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let url: Option<String> = $url;
+                $crate::run_case_with(url, registry(), stringify!($case), $crate::conformance_events::$case).await;
+            }
+        )*
+    };
+}
+
+/// Internal: one test per event-evolution case that needs the adapter's fixture.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_event_fixture_cases {
+    ($url:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let url: Option<String> = $url;
+                let f = fixture();
+                $crate::run_fixture_case(url, registry(), stringify!($case), f, $crate::conformance_events::$case).await;
             }
         )*
     };

@@ -88,8 +88,9 @@ impl Consumer {
             got = self.backend.next() => Some(got),
         };
         match got {
-            Some(Ok(Some(d))) => {
+            Some(Ok(Some(mut d))) => {
                 self.stats.round_trip();
+                crate::cloudevents::accept(&mut d.message_mut().headers);
                 Ok(Some(d))
             }
             Some(Ok(None)) | None => {

@@ -128,6 +128,21 @@ impl ConsumerBuilder {
         self.handler_builder().without_layer(name)
     }
 
+    /// Several versions of one event: see [`HandlerBuilder::handle_versions`].
+    pub fn handle_versions<E, F, Fut>(self, versions: crate::handler::Versions<E>, f: F) -> Handler
+    where
+        E: Event,
+        F: Fn(Context, E) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.handler_builder().handle_versions(versions, f)
+    }
+
+    /// Many event types: see [`HandlerBuilder::handle_events`].
+    pub fn handle_events(self, router: crate::handler::Router) -> Handler {
+        self.handler_builder().handle_events(router)
+    }
+
     /// Runs `f` for each event of type `E`: see [`HandlerBuilder::handle`].
     pub fn handle<E, F, Fut>(self, f: F) -> Handler
     where
@@ -326,6 +341,26 @@ impl HandlerBuilder {
         Fut: Future<Output = crate::HandlerResult> + Send + 'static,
     {
         self.into_handler(Typed::<E>::default(), f)
+    }
+
+    /// Runs `f` for each event `versions` accepts: `E` itself and the older versions it has
+    /// upcasters for, each validated against its own schema, then upcast to `E`. Other
+    /// versions follow its [`crate::handler::Unaccepted`] policy (default: dead-letter).
+    pub fn handle_versions<E, F, Fut>(self, versions: crate::handler::Versions<E>, f: F) -> Handler
+    where
+        E: Event,
+        F: Fn(Context, E) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.into_handler(versions, f)
+    }
+
+    /// Dispatches each message by its `event-type` (and version) to the typed handler the
+    /// [`crate::handler::Router`] has for it; unknown types follow its policy.
+    pub fn handle_events(self, router: crate::handler::Router) -> Handler {
+        self.into_handler(router, |ctx, dispatch: crate::handler::Dispatch| {
+            dispatch.run(ctx)
+        })
     }
 
     /// Runs `f` for each JSON payload valid against `schema` (a contract with no Rust type).

@@ -25,6 +25,17 @@ pub const JSON: &str = "application/json";
 ///     const VERSION: u32 = 1;
 /// }
 /// ```
+///
+/// Or with the derive (feature `derive`, on by default):
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema, brokerkit::Event)]
+/// #[event(name = "order.placed", version = 2)]
+/// struct OrderPlaced { order_id: u64, currency: String }
+///
+/// use brokerkit::Event;
+/// assert_eq!((OrderPlaced::NAME, OrderPlaced::VERSION), ("order.placed", 2));
+/// ```
 pub trait Event: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'static {
     /// Stable event type, e.g. `order.placed`.
     const NAME: &'static str;

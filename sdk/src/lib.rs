@@ -53,9 +53,14 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// `#[derive(Event)]` expands to `::brokerkit::Event`; this makes that path work in here too.
+extern crate self as brokerkit;
+
+pub mod asyncapi;
 mod batcher;
 mod broker;
 mod browse;
+pub mod cloudevents;
 #[cfg(feature = "config-file")]
 pub mod config_file;
 mod connect;
@@ -90,6 +95,9 @@ pub use brokerkit_core::{
     ErrorKind, Headers, Lag, LagAccuracy, Message, PartitionLag, ProducerBackend, Result, Support,
     ValidationIssue,
 };
+/// `#[derive(Event)]` with `#[event(name = "order.placed", version = 2)]` (feature `derive`).
+#[cfg(feature = "derive")]
+pub use brokerkit_derive::Event;
 /// The always-available in-process broker (`memory://`), from the `brokerkit-memory` crate.
 pub use brokerkit_memory as memory;
 pub use browse::{DeadLetterView, MAX_BROWSE};

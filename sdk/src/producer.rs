@@ -46,6 +46,12 @@ impl Producer {
             .map_err(|e| self.context(e, "send"))?;
         let mut out = Outgoing::one(self.destination.clone(), message);
         out.extensions_mut().insert(EventSchema(E::schema()));
+        out.extensions_mut()
+            .insert(crate::layers::send::compatibility::EventType {
+                name: E::NAME,
+                version: E::VERSION,
+                type_id: std::any::TypeId::of::<E>(),
+            });
         self.run(out, "send").await?;
         Ok(id)
     }

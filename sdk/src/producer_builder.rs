@@ -93,6 +93,31 @@ impl ProducerBuilder {
         self
     }
 
+    /// Refuses, before any I/O, a typed event ([`Producer::send_event`]) whose JSON Schema
+    /// breaks `mode` against the schemas already `published` for this destination (e.g.
+    /// `PublishedSchemas::from_dir("schemas")?`); the `Validation` error names each break.
+    /// This adds the `compatibility` layer innermost; see
+    /// [`crate::layers::send::compatibility`].
+    pub fn compatibility(
+        self,
+        mode: crate::layers::send::compatibility::Compatibility,
+        published: crate::schema::published::PublishedSchemas,
+    ) -> Self {
+        self.layer(
+            "compatibility",
+            crate::layers::send::compatibility::CompatibilityLayer::new(mode, published),
+        )
+    }
+
+    /// Sends CloudEvents 1.0 binary mode: adds the `cloudevents` layer (innermost), which
+    /// writes `specversion`, `id`, `source`, `type`, `time` (and `dataschema`) under the
+    /// broker's protocol binding next to brokerkit's headers. Off by default; receiving
+    /// CloudEvents is always on. See [`crate::cloudevents`].
+    pub fn cloudevents(self, settings: crate::cloudevents::CloudEvents) -> Self {
+        let layer = settings.layer(self.broker.adapter());
+        self.layer("cloudevents", layer)
+    }
+
     /// Records the `metrics` layer's measurements on `instruments` (default: the global meter
     /// provider's, see [`crate::metrics`]).
     pub fn instruments(mut self, instruments: std::sync::Arc<crate::metrics::Instruments>) -> Self {

@@ -95,15 +95,25 @@ impl<E: Event> Decoder for Typed<E> {
             Err(e) => return Err(e.into()),
             _ => {}
         }
-        let value = parse_json(message, E::NAME)?;
-        validate(&E::schema(), &value)?;
-        serde_json::from_value(value).map_err(|e| {
-            Rejection::from(Error::new(
-                ErrorKind::Decode,
-                format!("payload does not decode as {}: {e}", E::NAME),
-            ))
-        })
+        decode_payload::<E>(message)
     }
+}
+
+/// Parses the payload as JSON, validates it against `E`'s schema and deserializes it (no
+/// header checks).
+pub(crate) fn decode_payload<E: Event>(message: &Message) -> Result<E, Rejection> {
+    let value = parse_json(message, E::NAME)?;
+    validate(&E::schema(), &value)?;
+    serde_json::from_value(value).map_err(|e| {
+        Rejection::from(Error::new(
+            ErrorKind::Decode,
+            format!(
+                "payload does not decode as {} v{}: {e}",
+                E::NAME,
+                E::VERSION
+            ),
+        ))
+    })
 }
 
 /// Decodes JSON validated against a schema with no Rust type (e.g. a shared schema file).

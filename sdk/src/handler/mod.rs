@@ -16,6 +16,9 @@ mod decode;
 mod error;
 mod lifecycle;
 mod report;
+pub mod router;
+pub mod unaccepted;
+pub mod versions;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -30,6 +33,9 @@ pub(crate) use catch_panic::{call_catching, CatchPanic};
 pub use decode::{Decoder, JsonWithSchema, Raw, Rejection, Typed};
 pub use error::{Classification, HandlerError, HandlerResult, ResultExt};
 pub use report::RunReport;
+pub use router::{Dispatch, Router};
+pub use unaccepted::{Unaccepted, UnacceptedEvent};
+pub use versions::Versions;
 
 use crate::consumer_builder::{ConsumerBuilder, HandlerSettings};
 use crate::context::Context;

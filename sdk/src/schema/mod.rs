@@ -4,6 +4,7 @@
 pub(crate) mod cache;
 pub mod compat;
 pub mod files;
+pub mod published;
 
 use std::path::Path;
 

@@ -1,7 +1,9 @@
 //! `decode`: decodes and schema-validates the payload with the handler's [`Decoder`] and
 //! passes the result inward as an extension. A payload that does not decode or validate is an
 //! error of kind `Decode`/`Validation` whose source, [`ValidationFailed`], lists each
-//! violation: the `retry` layer puts them in the dead-letter envelope.
+//! violation: the `retry` layer puts them in the dead-letter envelope. An event the decoder
+//! does not accept ([`crate::handler::Unaccepted`]) is dead-lettered, retried later or, with
+//! `Skip`, answered [`Disposition::Drop`] here (acked, one `warn` line).
 
 use std::sync::Arc;
 
@@ -59,6 +61,12 @@ impl<D: Decoder> Call<Incoming, Disposition> for Decode<D> {
                 self.inner.run(request)
             }
             Err(rejection) => {
+                if crate::handler::unaccepted::policy_of(&rejection.error)
+                    == Some(crate::handler::Unaccepted::Skip)
+                {
+                    skipped(&request, &rejection.error);
+                    return Box::pin(std::future::ready(Ok(Disposition::Drop)));
+                }
                 let mut error = rejection.error;
                 if !rejection.issues.is_empty() {
                     error = error.with_source(ValidationFailed {
@@ -69,6 +77,18 @@ impl<D: Decoder> Call<Incoming, Disposition> for Decode<D> {
             }
         }
     }
+}
+
+/// Logs an event skipped by [`crate::handler::Unaccepted::Skip`].
+fn skipped(request: &Incoming, error: &brokerkit_core::Error) {
+    let ctx = &request.context;
+    tracing::warn!(
+        destination = ctx.destination(),
+        group = ctx.group().unwrap_or("default"),
+        message_id = ctx.message_id().unwrap_or(""),
+        reason = error.message(),
+        "skipping an event no handler accepts (Unaccepted::Skip)"
+    );
 }
 
 /// The schema violations of a payload, as the source of its validation error.

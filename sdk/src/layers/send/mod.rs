@@ -18,6 +18,7 @@
 //! adapter only ever sees messages the broker can carry.
 
 pub mod capability;
+pub mod compatibility;
 pub mod correlation;
 pub mod idempotency_key;
 pub mod metrics;
