@@ -470,7 +470,8 @@ async fn a_settle_that_keeps_failing_stops_the_run_instead_of_looping() {
                 Err(brokerkit::Error::new(
                     ErrorKind::Rejected,
                     "x".repeat(8 * 1024), // a long reason: the envelope outgrows the reserve
-                ))
+                )
+                .into())
             }
         })
         .start(async {

@@ -133,7 +133,7 @@ impl ConsumerBuilder {
     where
         E: Event,
         F: Fn(Context, E) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = crate::HandlerResult> + Send + 'static,
     {
         self.handler_builder().handle_versions(versions, f)
     }
@@ -350,7 +350,7 @@ impl HandlerBuilder {
     where
         E: Event,
         F: Fn(Context, E) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = crate::HandlerResult> + Send + 'static,
     {
         self.into_handler(versions, f)
     }

@@ -40,11 +40,11 @@ use crate::layers::BoxFuture;
 use crate::schema::SchemaValidator;
 
 /// A decoded event bound to the handler that takes it; the [`Router`]'s decoder output.
-pub struct Dispatch(Box<dyn FnOnce(Context) -> BoxFuture<Result<()>> + Send>);
+pub struct Dispatch(Box<dyn FnOnce(Context) -> BoxFuture<crate::HandlerResult> + Send>);
 
 impl Dispatch {
     /// Runs the handler on the event.
-    pub fn run(self, ctx: Context) -> BoxFuture<Result<()>> {
+    pub fn run(self, ctx: Context) -> BoxFuture<crate::HandlerResult> {
         (self.0)(ctx)
     }
 }
@@ -71,7 +71,7 @@ impl<E, F, Fut> Route for TypedRoute<E, F>
 where
     E: Event,
     F: Fn(Context, E) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<()>> + Send + 'static,
+    Fut: Future<Output = crate::HandlerResult> + Send + 'static,
 {
     fn decode(&self, message: &Message, fallback: Unaccepted) -> Result<Dispatch, Rejection> {
         let event = self.versions.decode_with(message, fallback)?;
@@ -117,7 +117,7 @@ impl Router {
     where
         E: Event,
         F: Fn(Context, E) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = crate::HandlerResult> + Send + 'static,
     {
         self.on_versions(Versions::<E>::new(), f)
     }
@@ -127,7 +127,7 @@ impl Router {
     where
         E: Event,
         F: Fn(Context, E) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = crate::HandlerResult> + Send + 'static,
     {
         let route: Arc<dyn Route> = Arc::new(TypedRoute {
             versions,
