@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+pub mod conformance_claim_check;
 pub mod conformance_fixture;
 pub mod conformance_lag;
 pub mod conformance_layers;
@@ -91,6 +92,12 @@ macro_rules! conformance_suite {
             $crate::conformance_metrics_cases!(
                 $url;
                 metrics_count_exactly
+            );
+            $crate::conformance_claim_check_cases!(
+                $url;
+                claim_check_5mib_round_trip,
+                claim_check_corrupt_dead_lettered_then_redriven,
+                claim_check_missing_dead_lettered
             );
             $crate::conformance_lag_cases!(
                 $url;

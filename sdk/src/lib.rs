@@ -21,6 +21,8 @@
 
 mod broker;
 mod browse;
+#[cfg(feature = "claim-check")]
+pub mod claim_check;
 #[cfg(feature = "config-file")]
 pub mod config_file;
 mod consumer;

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 use super::report::{Outcome, RunReport};
 use crate::context::Context;
-use crate::layers::receive::{Disposition, Incoming, ReceiveService};
+use crate::layers::receive::{after_ack::AfterAck, Disposition, Incoming, ReceiveService};
 use crate::metrics::{with_error, Instruments};
 
 /// What every delivery of one handler run shares.
@@ -41,6 +41,8 @@ pub(crate) struct Lifecycle {
     state: std::sync::Mutex<RunState>,
     /// A handler running longer than this is counted as stuck.
     stuck_after: Duration,
+    /// Give each delivery an [`AfterAck`] and run it once the delivery is acked.
+    pub after_ack: bool,
 }
 
 #[derive(Default)]
@@ -145,6 +147,7 @@ impl Lifecycle {
             attributes,
             state: Default::default(),
             stuck_after: caps.lease.unwrap_or(Duration::from_secs(30)),
+            after_ack: false,
         }
     }
 
@@ -209,7 +212,11 @@ pub(crate) async fn deliver(
         life.group.clone(),
         delivery.attempt(),
     );
-    let incoming = Incoming::new(delivery.message().clone(), context);
+    let mut incoming = Incoming::new(delivery.message().clone(), context);
+    let after_ack = life.after_ack.then(AfterAck::default);
+    if let Some(hooks) = &after_ack {
+        incoming.extensions_mut().insert(hooks.clone());
+    }
     let running = life.running();
     let run = super::CatchPanic::layers(life.service.run(incoming));
     let work = async {
@@ -223,7 +230,18 @@ pub(crate) async fn deliver(
     drop(running);
     match step {
         Step::Cancelled => life.settle(delivery.nack(None).await, Outcome::Cancelled),
-        Step::Done(Ok(d)) => settle_by(&life, delivery, d).await,
+        Step::Done(Ok(d)) => {
+            let outcome = settle_by(&life, delivery, d).await;
+            if let Some(hooks) = after_ack {
+                if matches!(
+                    outcome,
+                    Outcome::Acked | Outcome::Duplicate | Outcome::Dropped
+                ) {
+                    hooks.run().await;
+                }
+            }
+            outcome
+        }
         Step::Done(Err(e)) => {
             // The `retry` layer was removed, or a layer outside it panicked: never lose the
             // message.
