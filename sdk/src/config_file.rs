@@ -83,7 +83,12 @@ pub struct ClaimCheckConfig {
 impl std::fmt::Debug for ClaimCheckConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClaimCheckConfig")
-            .field("store", &brokerkit_core::config::redact_text(&self.store))
+            .field(
+                "store",
+                &BrokerUrl::parse(&self.store)
+                    .map(|u| u.redacted())
+                    .unwrap_or_else(|_| "<not a URL>".into()),
+            )
             .field("threshold_bytes", &self.threshold_bytes)
             .field("cleanup", &self.cleanup)
             .field("prefix", &self.prefix)
@@ -457,5 +462,70 @@ mod tests {
         };
         let e = bad.handler(&broker, "orders", None).await.err().unwrap();
         assert!(e.to_string().contains("max_attempts"), "{e}");
+    }
+
+    #[test]
+    fn claim_check_store_url_is_redacted_in_debug() {
+        let (p, _rm) = write(
+            "[claim_check]\nstore = \"s3://b?region=us-east-1&access_key_id=AK&secret_access_key=TOPSECRET\"\n",
+        );
+        let c = BrokerConfig::load(Some(&p)).unwrap();
+        let cc = c.claim_check.clone().unwrap();
+        assert!(cc.store.contains("TOPSECRET"));
+        assert!(!format!("{c:?}").contains("TOPSECRET"), "{c:?}");
+    }
+
+    #[cfg(feature = "claim-check")]
+    #[tokio::test]
+    async fn claim_check_from_the_file_applies_to_producers_and_handlers() {
+        use crate::claim_check::REFERENCE_HEADER;
+        let (p, _rm) = write(
+            "url = \"memory://\"\n[claim_check]\nstore = \"memory://config-test\"\nthreshold_bytes = 8\ncleanup = \"expire\"\n",
+        );
+        let config = BrokerConfig::load(Some(&p)).unwrap();
+        let broker = config.connect().await.unwrap();
+        let mut tap = broker.consumer("cfg").group("tap").build().await.unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen_in = seen.clone();
+        let handler = config.handler(&broker, "cfg", Some("g")).await.unwrap();
+        assert!(handler.layer_names().contains(&"claim_check"));
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        let stop_in = stop.clone();
+        let running = handler
+            .handle_raw(move |_c, m: brokerkit_core::Message| {
+                seen_in.lock().unwrap().push(m.payload.to_vec());
+                async { Ok(()) }
+            })
+            .start(async move { stop_in.notified().await })
+            .await
+            .unwrap();
+        let producer = config.producer(&broker, "cfg").await.unwrap().build().await.unwrap();
+        producer
+            .send(brokerkit_core::Message::new("more than eight bytes"))
+            .await
+            .unwrap();
+        let d = tap.next().await.unwrap().unwrap();
+        assert!(d.message().headers.get(REFERENCE_HEADER).is_some());
+        assert!(d.message().payload.is_empty());
+        d.ack().await.unwrap();
+        for _ in 0..500 {
+            if !seen.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(*seen.lock().unwrap(), vec![b"more than eight bytes".to_vec()]);
+        stop.notify_one();
+        running.join().await.unwrap();
+        let bad = BrokerConfig {
+            claim_check: Some(ClaimCheckConfig {
+                store: "memory://x".into(),
+                cleanup: Some("sometimes".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let e = bad.producer(&broker, "cfg").await.err().unwrap();
+        assert!(e.to_string().contains("delete_after_ack"), "{e}");
     }
 }
