@@ -11,9 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use brokerkit::claim_check::{
-    sha256_hex, ClaimCheck, ObjectStore, Reference, REFERENCE_HEADER,
-};
+use brokerkit::claim_check::{sha256_hex, ClaimCheck, ObjectStore, Reference, REFERENCE_HEADER};
 use brokerkit::{
     dead_letter_destination, redrive, Bytes, Context, DeadLetterEnvelope, ErrorKind, Headers,
     Message, RedriveOptions, Result, RetryPolicy, RunningHandler,
@@ -130,13 +128,18 @@ async fn start_handler(c: &Ctx, dest: &str, cc: ClaimCheck, stop: &Stop) -> (Run
 async fn until(what: &str, cond: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + crate::RECEIVE_TIMEOUT;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 fn five_mib() -> Vec<u8> {
-    (0..5u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect()
+    (0..5u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect()
 }
 
 /// A 5 MiB payload goes through the store and arrives byte-exact; a small one goes inline
@@ -147,11 +150,20 @@ pub async fn claim_check_5mib_round_trip(c: Ctx) -> Outcome {
     let cc = ClaimCheck::with_store(store.clone()).threshold(THRESHOLD);
     let stop = Stop::new();
     let (running, seen) = start_handler(&c, &dest, cc.clone(), &stop).await;
-    let producer = c.broker.producer(&dest).claim_check(cc).build().await.unwrap();
+    let producer = c
+        .broker
+        .producer(&dest)
+        .claim_check(cc)
+        .build()
+        .await
+        .unwrap();
     producer.send(Message::new("small")).await.unwrap();
     until("the small message", || seen.lock().unwrap().len() == 1).await;
     assert_eq!(
-        (store.puts.load(Ordering::SeqCst), store.gets.load(Ordering::SeqCst)),
+        (
+            store.puts.load(Ordering::SeqCst),
+            store.gets.load(Ordering::SeqCst)
+        ),
         (0, 0),
         "a payload under the threshold costs no store I/O"
     );
@@ -166,9 +178,16 @@ pub async fn claim_check_5mib_round_trip(c: Ctx) -> Outcome {
         started.elapsed()
     ));
     let got = seen.lock().unwrap()[1].clone();
-    assert!(got == big, "5 MiB payload differs ({} bytes arrived)", got.len());
+    assert!(
+        got == big,
+        "5 MiB payload differs ({} bytes arrived)",
+        got.len()
+    );
     assert_eq!(
-        (store.puts.load(Ordering::SeqCst), store.gets.load(Ordering::SeqCst)),
+        (
+            store.puts.load(Ordering::SeqCst),
+            store.gets.load(Ordering::SeqCst)
+        ),
         (1, 1)
     );
     stop.now();
@@ -188,7 +207,9 @@ async fn send_reference(c: &Ctx, dest: &str, store: &dyn ObjectStore, key: &str,
         sha256: sha256_hex(payload),
         content_type: None,
     };
-    let h = Headers::new().with(REFERENCE_HEADER, r.to_header()).unwrap();
+    let h = Headers::new()
+        .with(REFERENCE_HEADER, r.to_header())
+        .unwrap();
     c.broker
         .producer(dest)
         .build()
@@ -216,10 +237,16 @@ pub async fn claim_check_corrupt_dead_lettered_then_redriven(c: Ctx) -> Outcome 
     let stop = Stop::new();
     let (running, seen) = start_handler(&c, &dest, cc, &stop).await;
     send_reference(&c, &dest, &*store, &key, &payload).await;
-    until("the dead letter", || running.health().report.dead_lettered == 1).await;
+    until("the dead letter", || {
+        running.health().report.dead_lettered == 1
+    })
+    .await;
     assert!(seen.lock().unwrap().is_empty());
 
-    store.put(&key, Bytes::from(payload.clone()), None).await.unwrap();
+    store
+        .put(&key, Bytes::from(payload.clone()), None)
+        .await
+        .unwrap();
     let found: Arc<Mutex<Vec<(Option<String>, DeadLetterEnvelope)>>> = Arc::default();
     let found_in = found.clone();
     let report = redrive(
@@ -235,8 +262,8 @@ pub async fn claim_check_corrupt_dead_lettered_then_redriven(c: Ctx) -> Outcome 
     .unwrap();
     assert_eq!(report.total_moved(), 1, "{report:?}");
     let (reference, envelope) = found.lock().unwrap().pop().expect("the dead letter");
-    let reference = Reference::parse(&reference.expect("the reference survives dead-lettering"))
-        .unwrap();
+    let reference =
+        Reference::parse(&reference.expect("the reference survives dead-lettering")).unwrap();
     assert_eq!(reference.key, key);
     assert_eq!(envelope.attempts, 1, "corrupt: dead-lettered at once");
     assert_eq!(envelope.reason.error_kind, Some(ErrorKind::Decode));
@@ -246,7 +273,10 @@ pub async fn claim_check_corrupt_dead_lettered_then_redriven(c: Ctx) -> Outcome 
         envelope.reason.reason
     );
     until("the redriven message", || seen.lock().unwrap().len() == 1).await;
-    assert!(seen.lock().unwrap()[0] == payload, "redriven payload differs");
+    assert!(
+        seen.lock().unwrap()[0] == payload,
+        "redriven payload differs"
+    );
     stop.now();
     let report = running.join().await.unwrap();
     assert_eq!((report.acked, report.dead_lettered), (1, 1));
@@ -266,7 +296,10 @@ pub async fn claim_check_missing_dead_lettered(c: Ctx) -> Outcome {
     let stop = Stop::new();
     let (running, seen) = start_handler(&c, &dest, cc, &stop).await;
     send_reference(&c, &dest, &*store, &key, b"gone").await;
-    until("the dead letter", || running.health().report.dead_lettered == 1).await;
+    until("the dead letter", || {
+        running.health().report.dead_lettered == 1
+    })
+    .await;
     let mut dlq = c
         .broker
         .consumer(&dead_letter_destination(&dest))

@@ -499,7 +499,13 @@ mod tests {
             .start(async move { stop_in.notified().await })
             .await
             .unwrap();
-        let producer = config.producer(&broker, "cfg").await.unwrap().build().await.unwrap();
+        let producer = config
+            .producer(&broker, "cfg")
+            .await
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
         producer
             .send(brokerkit_core::Message::new("more than eight bytes"))
             .await
@@ -514,7 +520,10 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(*seen.lock().unwrap(), vec![b"more than eight bytes".to_vec()]);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![b"more than eight bytes".to_vec()]
+        );
         stop.notify_one();
         running.join().await.unwrap();
         let bad = BrokerConfig {

@@ -84,7 +84,10 @@ type Seen = Arc<Mutex<Vec<Vec<u8>>>>;
 fn collect(seen: &Seen) -> impl Fn(Context, Message) -> futures_ready::Ready + Send + Sync {
     let seen = seen.clone();
     move |_ctx, m: Message| {
-        assert!(m.headers.get(REFERENCE_HEADER).is_none(), "reference removed");
+        assert!(
+            m.headers.get(REFERENCE_HEADER).is_none(),
+            "reference removed"
+        );
         seen.lock().unwrap().push(m.payload.to_vec());
         futures_ready::ready()
     }
@@ -99,7 +102,9 @@ mod futures_ready {
 
 #[tokio::test]
 async fn large_payload_round_trips_and_small_one_costs_no_store_io() {
-    let broker = Broker::connect("memory://?max_payload_bytes=1024").await.unwrap();
+    let broker = Broker::connect("memory://?max_payload_bytes=1024")
+        .await
+        .unwrap();
     let store = Counting::default();
     let cc = ClaimCheck::new(store.clone());
     let seen: Seen = Arc::default();
@@ -113,7 +118,12 @@ async fn large_payload_round_trips_and_small_one_costs_no_store_io() {
         .start(async move { stop_in.notified().await })
         .await
         .unwrap();
-    let producer = broker.producer("docs").claim_check(cc).build().await.unwrap();
+    let producer = broker
+        .producer("docs")
+        .claim_check(cc)
+        .build()
+        .await
+        .unwrap();
 
     producer.send(Message::new("small")).await.unwrap();
     until("the small payload", || seen.lock().unwrap().len() == 1).await;
@@ -121,7 +131,9 @@ async fn large_payload_round_trips_and_small_one_costs_no_store_io() {
 
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let mut headers = brokerkit::Headers::new();
-    headers.set_content_type("application/octet-stream").unwrap();
+    headers
+        .set_content_type("application/octet-stream")
+        .unwrap();
     producer
         .send(Message::new(big.clone()).with_headers(headers))
         .await
@@ -137,7 +149,9 @@ async fn large_payload_round_trips_and_small_one_costs_no_store_io() {
 
 #[tokio::test]
 async fn raw_consumer_sees_the_reference() {
-    let broker = Broker::connect("memory://?max_payload_bytes=1024").await.unwrap();
+    let broker = Broker::connect("memory://?max_payload_bytes=1024")
+        .await
+        .unwrap();
     let store = MemoryStore::new();
     let mut consumer = broker.consumer("raw").build().await.unwrap();
     let mut headers = brokerkit::Headers::new();
@@ -166,17 +180,30 @@ async fn raw_consumer_sees_the_reference() {
 
 #[tokio::test]
 async fn over_the_store_limit_is_payload_too_large_naming_the_store() {
-    let broker = Broker::connect("memory://?max_payload_bytes=1024").await.unwrap();
+    let broker = Broker::connect("memory://?max_payload_bytes=1024")
+        .await
+        .unwrap();
     let cc = ClaimCheck::new(Counting::default()); // 1 MiB limit
-    assert_eq!(cc.capabilities(broker.capabilities()).max_payload_bytes, 1 << 20);
-    let producer = broker.producer("limit").claim_check(cc).build().await.unwrap();
+    assert_eq!(
+        cc.capabilities(broker.capabilities()).max_payload_bytes,
+        1 << 20
+    );
+    let producer = broker
+        .producer("limit")
+        .claim_check(cc)
+        .build()
+        .await
+        .unwrap();
     let e = producer
         .send(Message::new(vec![0u8; (1 << 20) + 1]))
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PayloadTooLarge);
     assert!(e.message().contains("claim-check memory store"), "{e}");
-    assert!(e.message().contains("1048577") && e.message().contains("1048576"), "{e}");
+    assert!(
+        e.message().contains("1048577") && e.message().contains("1048576"),
+        "{e}"
+    );
 }
 
 /// A reference message as a claim-checked producer sends it, for an object we control.
@@ -246,7 +273,14 @@ async fn corrupt_object_dead_lettered_with_reason_and_redriven_after_repair() {
     let run = Run::start(&broker, "corrupt", ClaimCheck::new(store.clone()), 5).await;
     let sent = reference_message(&store, "k/corrupt", &payload);
     let reference = sent.headers.get(REFERENCE_HEADER).unwrap().to_string();
-    broker.producer("corrupt").build().await.unwrap().send(sent).await.unwrap();
+    broker
+        .producer("corrupt")
+        .build()
+        .await
+        .unwrap()
+        .send(sent)
+        .await
+        .unwrap();
     let dead = recv(&mut dlq).await;
     let envelope = DeadLetterEnvelope::read_from(&dead.message().headers).unwrap();
     assert_eq!(envelope.attempts, 1, "dead-lettered at once");
@@ -265,12 +299,22 @@ async fn corrupt_object_dead_lettered_with_reason_and_redriven_after_repair() {
     drop(dlq);
     assert!(run.seen.lock().unwrap().is_empty());
 
-    store.put("k/corrupt", Bytes::from(payload.clone()), None).await.unwrap();
-    let report = redrive(&broker, &dead_letter_destination("corrupt"), RedriveOptions::default())
+    store
+        .put("k/corrupt", Bytes::from(payload.clone()), None)
         .await
         .unwrap();
+    let report = redrive(
+        &broker,
+        &dead_letter_destination("corrupt"),
+        RedriveOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.total_moved(), 1);
-    until("the redriven message", || run.seen.lock().unwrap().len() == 1).await;
+    until("the redriven message", || {
+        run.seen.lock().unwrap().len() == 1
+    })
+    .await;
     assert_eq!(run.seen.lock().unwrap()[0], payload);
     let report = run.stop().await;
     assert_eq!((report.acked, report.dead_lettered), (1, 1));
@@ -301,7 +345,10 @@ async fn missing_object_retried_then_dead_lettered_with_reason() {
     assert_eq!(envelope.attempts, 2);
     assert_eq!(envelope.reason.error_kind, Some(ErrorKind::NotFound));
     assert!(
-        envelope.reason.reason.contains("memory://private/k/gone is missing"),
+        envelope
+            .reason
+            .reason
+            .contains("memory://private/k/gone is missing"),
         "{}",
         envelope.reason.reason
     );
@@ -323,12 +370,16 @@ async fn problems_are_typed() {
     let errors: Arc<Mutex<Vec<Problem>>> = Arc::default();
     let errors_in = errors.clone();
     let probe = brokerkit::layers::from_fn(
-        move |i: brokerkit::layers::receive::Incoming, next: brokerkit::layers::receive::ReceiveService| {
+        move |i: brokerkit::layers::receive::Incoming,
+              next: brokerkit::layers::receive::ReceiveService| {
             let errors = errors_in.clone();
             async move {
                 let r = next.run(i).await;
                 if let Err(e) = &r {
-                    errors.lock().unwrap().push(ClaimCheckError::of(e).unwrap().problem);
+                    errors
+                        .lock()
+                        .unwrap()
+                        .push(ClaimCheckError::of(e).unwrap().problem);
                 }
                 r
             }
@@ -346,7 +397,9 @@ async fn problems_are_typed() {
         .await
         .unwrap();
     let p = broker.producer("typed").build().await.unwrap();
-    p.send(reference_message(&store, "k/none", b"x")).await.unwrap();
+    p.send(reference_message(&store, "k/none", b"x"))
+        .await
+        .unwrap();
     let mut bad = brokerkit::Headers::new();
     bad.insert(REFERENCE_HEADER, "{not json").unwrap();
     p.send(Message::new("").with_headers(bad)).await.unwrap();
@@ -364,7 +417,9 @@ async fn problems_are_typed() {
 /// letter still needs the object).
 #[tokio::test]
 async fn delete_after_ack_only_after_ack() {
-    let broker = Broker::connect("memory://?max_payload_bytes=1024").await.unwrap();
+    let broker = Broker::connect("memory://?max_payload_bytes=1024")
+        .await
+        .unwrap();
     let store = Counting::default();
     let cc = ClaimCheck::new(store.clone()).cleanup(Cleanup::DeleteAfterAck);
     let mut dlq = broker
@@ -393,7 +448,12 @@ async fn delete_after_ack_only_after_ack() {
         .start(async move { stop_in.notified().await })
         .await
         .unwrap();
-    let p = broker.producer("cleanup").claim_check(cc).build().await.unwrap();
+    let p = broker
+        .producer("cleanup")
+        .claim_check(cc)
+        .build()
+        .await
+        .unwrap();
     p.send(Message::new(vec![0u8; 2000])).await.unwrap();
     until("the delete after ack", || store.calls().2 == 1).await;
     assert_eq!(store.inner.len(), 0);
@@ -403,7 +463,11 @@ async fn delete_after_ack_only_after_ack() {
     dead.ack().await.unwrap();
     stop.notify_one();
     running.join().await.unwrap();
-    assert_eq!(store.calls(), (2, 2, 1), "the dead-lettered one kept its object");
+    assert_eq!(
+        store.calls(),
+        (2, 2, 1),
+        "the dead-lettered one kept its object"
+    );
     assert_eq!(store.inner.len(), 1);
     // Auto deletes only without fan-out; memory has fan-out.
     let auto = ClaimCheck::new(MemoryStore::new());
@@ -429,7 +493,15 @@ async fn layers_sit_where_documented_and_can_be_removed() {
         .layer("mine", noop);
     assert_eq!(
         p.layer_names(),
-        ["trace_context", "correlation", "schema", "idempotency_key", "metrics", "mine", "claim_check"]
+        [
+            "trace_context",
+            "correlation",
+            "schema",
+            "idempotency_key",
+            "metrics",
+            "mine",
+            "claim_check"
+        ]
     );
     let p = p.without_layer("claim_check").layer("after", brokerkit::layers::from_fn(
         |o: brokerkit::layers::send::Outgoing, n: brokerkit::layers::send::SendService| async move {
@@ -440,6 +512,14 @@ async fn layers_sit_where_documented_and_can_be_removed() {
     let h = broker.consumer("pos").claim_check(cc);
     assert_eq!(
         h.layer_names(),
-        ["trace", "correlation", "metrics", "retry", "claim_check", "decode", "idempotency"]
+        [
+            "trace",
+            "correlation",
+            "metrics",
+            "retry",
+            "claim_check",
+            "decode",
+            "idempotency"
+        ]
     );
 }

@@ -60,14 +60,20 @@ fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
         IoKind::NotFound => ErrorKind::NotFound,
         _ => ErrorKind::Unavailable,
     };
-    Error::new(kind, format!("claim-check file store: {what} {}: {e}", path.display()))
-        .with_source(e)
+    Error::new(
+        kind,
+        format!("claim-check file store: {what} {}: {e}", path.display()),
+    )
+    .with_source(e)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::new(ErrorKind::Unexpected, format!("file store task failed: {e}")))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Unexpected,
+            format!("file store task failed: {e}"),
+        )
+    })?
 }
 
 #[async_trait]

@@ -110,7 +110,10 @@ pub struct ClaimCheck {
 impl std::fmt::Debug for ClaimCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClaimCheck")
-            .field("store", &format_args!("{}://{}", self.store.kind(), self.store.bucket()))
+            .field(
+                "store",
+                &format_args!("{}://{}", self.store.kind(), self.store.bucket()),
+            )
             .field("threshold", &self.threshold)
             .field("cleanup", &self.cleanup)
             .field("prefix", &self.prefix)

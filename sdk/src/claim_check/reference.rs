@@ -52,7 +52,10 @@ impl Reference {
         if r.v != 1 {
             return Err(ClaimCheckError::new(
                 Problem::BadReference,
-                format!("reference format v{} is not supported (this build reads v1)", r.v),
+                format!(
+                    "reference format v{} is not supported (this build reads v1)",
+                    r.v
+                ),
             )
             .into_error());
         }

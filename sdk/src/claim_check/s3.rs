@@ -120,7 +120,9 @@ impl S3Store {
             client: aws_sdk_s3::Client::from_conf(config),
             bucket,
         };
-        store.check_bucket(p.flag("create_bucket")?.unwrap_or(false)).await?;
+        store
+            .check_bucket(p.flag("create_bucket")?.unwrap_or(false))
+            .await?;
         if let Some(days) = p.parse::<u32>("expire_after_days", "a number of days")? {
             store.expire_after(super::DEFAULT_PREFIX, days).await?;
         }
@@ -131,7 +133,13 @@ impl S3Store {
         match self.client.head_bucket().bucket(&self.bucket).send().await {
             Ok(_) => Ok(()),
             Err(e) if create && status(&e) == Some(404) => {
-                match self.client.create_bucket().bucket(&self.bucket).send().await {
+                match self
+                    .client
+                    .create_bucket()
+                    .bucket(&self.bucket)
+                    .send()
+                    .await
+                {
                     Ok(_) => Ok(()),
                     Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => Ok(()),
                     Err(e) => Err(map(e, "create bucket", &self.bucket)),
@@ -154,9 +162,16 @@ impl S3Store {
             return Err(Error::config("expire_after_days must be at least 1"));
         }
         let rule = LifecycleRule::builder()
-            .id(format!("brokerkit-claim-check-expiry-{}", prefix.trim_end_matches('/')))
+            .id(format!(
+                "brokerkit-claim-check-expiry-{}",
+                prefix.trim_end_matches('/')
+            ))
             .status(ExpirationStatus::Enabled)
-            .filter(LifecycleRuleFilter::builder().prefix(format!("{}/", prefix.trim_end_matches('/'))).build())
+            .filter(
+                LifecycleRuleFilter::builder()
+                    .prefix(format!("{}/", prefix.trim_end_matches('/')))
+                    .build(),
+            )
             .expiration(LifecycleExpiration::builder().days(days as i32).build())
             .build()
             .map_err(|e| Error::new(ErrorKind::Unexpected, format!("lifecycle rule: {e}")))?;
@@ -272,7 +287,14 @@ impl ObjectStore for S3Store {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         check_key(key)?;
-        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
             Err(e) => return Err(map(e, "get an object from", &self.bucket)),

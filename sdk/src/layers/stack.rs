@@ -114,7 +114,11 @@ impl<Req: Send + 'static, Resp: Send + 'static> LayerStack<Req, Resp> {
     }
 
     /// Adds `layer` innermost and keeps it there: layers pushed later go outside it.
-    pub(crate) fn push_pinned(&mut self, name: impl Into<String>, layer: impl StackLayer<Req, Resp>) {
+    pub(crate) fn push_pinned(
+        &mut self,
+        name: impl Into<String>,
+        layer: impl StackLayer<Req, Resp>,
+    ) {
         let name = name.into();
         if self.check_new(&name) {
             self.entries

@@ -102,11 +102,17 @@ async fn offload(cc: &ClaimCheck, destination: &str, message: &mut Message) -> R
         sha256: sha256_hex(&payload),
         content_type: content_type.clone(),
     };
-    if let Err(e) = store.put(&key, payload.clone(), content_type.as_deref()).await {
+    if let Err(e) = store
+        .put(&key, payload.clone(), content_type.as_deref())
+        .await
+    {
         message.payload = payload;
         return Err(e);
     }
-    if let Err(e) = message.headers.insert(REFERENCE_HEADER, reference.to_header()) {
+    if let Err(e) = message
+        .headers
+        .insert(REFERENCE_HEADER, reference.to_header())
+    {
         message.payload = payload;
         return Err(e);
     }
