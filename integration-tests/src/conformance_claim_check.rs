@@ -97,6 +97,9 @@ async fn counting_store() -> Arc<Counting> {
 
 type Seen = Arc<Mutex<Vec<Vec<u8>>>>;
 
+/// Dead letters a redrive saw: the reference header and the envelope.
+type Found = Arc<Mutex<Vec<(Option<String>, DeadLetterEnvelope)>>>;
+
 async fn start_handler(c: &Ctx, dest: &str, cc: ClaimCheck, stop: &Stop) -> (RunningHandler, Seen) {
     let seen: Seen = Arc::default();
     let seen_in = seen.clone();
@@ -247,7 +250,7 @@ pub async fn claim_check_corrupt_dead_lettered_then_redriven(c: Ctx) -> Outcome 
         .put(&key, Bytes::from(payload.clone()), None)
         .await
         .unwrap();
-    let found: Arc<Mutex<Vec<(Option<String>, DeadLetterEnvelope)>>> = Arc::default();
+    let found: Found = Arc::default();
     let found_in = found.clone();
     let report = redrive(
         &c.broker,
