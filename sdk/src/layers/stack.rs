@@ -114,6 +114,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> LayerStack<Req, Resp> {
     }
 
     /// Adds `layer` innermost and keeps it there: layers pushed later go outside it.
+    #[cfg_attr(not(feature = "claim-check"), allow(dead_code))]
     pub(crate) fn push_pinned(
         &mut self,
         name: impl Into<String>,
