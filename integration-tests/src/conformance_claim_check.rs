@@ -225,11 +225,11 @@ async fn send_reference(c: &Ctx, dest: &str, store: &dyn ObjectStore, key: &str,
 
 /// A corrupt object is dead-lettered at once with the reason; the dead letter keeps the
 /// reference; after the object is repaired, a redrive moves it back and it is handled.
-pub async fn claim_check_corrupt_dead_lettered_then_redriven(c: Ctx) -> Outcome {
+pub async fn claim_check_corrupt_then_redriven(c: Ctx) -> Outcome {
     if !c.broker.capabilities().dead_letter.is_available() {
         return Outcome::Skipped("no dead-letter destination".into());
     }
-    let dest = c.dest("corrupt");
+    let dest = c.dest("c"); // short: SQS queue names (`<dest>-dlq-<group>` on SNS) stop at 80
     let store = counting_store().await;
     let cc = ClaimCheck::with_store(store.clone()).threshold(THRESHOLD);
     let key = format!("{}/{dest}/corrupt", cc.key_prefix());
@@ -292,7 +292,7 @@ pub async fn claim_check_missing_dead_lettered(c: Ctx) -> Outcome {
     if !c.broker.capabilities().dead_letter.is_available() {
         return Outcome::Skipped("no dead-letter destination".into());
     }
-    let dest = c.dest("missing");
+    let dest = c.dest("m");
     let store = counting_store().await;
     let cc = ClaimCheck::with_store(store.clone());
     let key = format!("{}/{dest}/never-written", cc.key_prefix());

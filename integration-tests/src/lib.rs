@@ -96,7 +96,7 @@ macro_rules! conformance_suite {
             $crate::conformance_claim_check_cases!(
                 $url;
                 claim_check_5mib_round_trip,
-                claim_check_corrupt_dead_lettered_then_redriven,
+                claim_check_corrupt_then_redriven,
                 claim_check_missing_dead_lettered
             );
             $crate::conformance_lag_cases!(
