@@ -58,6 +58,7 @@ struct Counting {
     inner: Arc<dyn ObjectStore>,
     puts: AtomicUsize,
     gets: AtomicUsize,
+    keys: Mutex<Vec<String>>,
 }
 
 #[brokerkit::core::async_trait]
@@ -73,6 +74,7 @@ impl ObjectStore for Counting {
     }
     async fn put(&self, key: &str, bytes: Bytes, ct: Option<&str>) -> Result<()> {
         self.puts.fetch_add(1, Ordering::SeqCst);
+        self.keys.lock().unwrap().push(key.to_string());
         self.inner.put(key, bytes, ct).await
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
@@ -92,6 +94,7 @@ async fn counting_store() -> Arc<Counting> {
         inner,
         puts: AtomicUsize::new(0),
         gets: AtomicUsize::new(0),
+        keys: Mutex::default(),
     })
 }
 
@@ -146,7 +149,8 @@ fn five_mib() -> Vec<u8> {
 }
 
 /// A 5 MiB payload goes through the store and arrives byte-exact; a small one goes inline
-/// with no store I/O.
+/// with no store I/O. Clean-up by the default rule: deleted after the ack where the broker has
+/// no fan-out (SQS), kept for the bucket's expiry rule elsewhere.
 pub async fn claim_check_5mib_round_trip(c: Ctx) -> Outcome {
     let dest = c.dest("big");
     let store = counting_store().await;
@@ -196,6 +200,16 @@ pub async fn claim_check_5mib_round_trip(c: Ctx) -> Outcome {
     stop.now();
     let report = running.join().await.unwrap();
     assert_eq!(report.acked, 2);
+    let key = store.keys.lock().unwrap()[0].clone();
+    let kept = store.inner.get(&key).await.unwrap().is_some();
+    assert_eq!(
+        kept,
+        c.broker.capabilities().fan_out,
+        "Cleanup::Auto deletes after ack exactly where there is no fan-out"
+    );
+    if kept {
+        store.inner.delete(&key).await.unwrap();
+    }
     Outcome::Passed
 }
 

@@ -149,10 +149,10 @@ impl S3Store {
         }
     }
 
-    /// Installs (replacing the bucket's lifecycle configuration) a rule that expires objects
-    /// under `prefix` `days` after they were written: the clean-up for destinations with
-    /// fan-out, where no single consumer knows when every group is done. Choose `days` longer
-    /// than dead letters may wait for a redrive.
+    /// Installs a rule that expires objects under `prefix` `days` after they were written
+    /// (the bucket's other lifecycle rules are kept; an earlier rule of ours for the prefix is
+    /// replaced): the clean-up for destinations with fan-out, where no single consumer knows
+    /// when every group is done. Choose `days` longer than dead letters may wait for a redrive.
     pub async fn expire_after(&self, prefix: &str, days: u32) -> Result<()> {
         use aws_sdk_s3::types::{
             BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
@@ -161,50 +161,64 @@ impl S3Store {
         if days == 0 {
             return Err(Error::config("expire_after_days must be at least 1"));
         }
-        let rule = LifecycleRule::builder()
-            .id(format!(
-                "brokerkit-claim-check-expiry-{}",
-                prefix.trim_end_matches('/')
-            ))
-            .status(ExpirationStatus::Enabled)
-            .filter(
-                LifecycleRuleFilter::builder()
-                    .prefix(format!("{}/", prefix.trim_end_matches('/')))
-                    .build(),
-            )
-            .expiration(LifecycleExpiration::builder().days(days as i32).build())
-            .build()
-            .map_err(|e| Error::new(ErrorKind::Unexpected, format!("lifecycle rule: {e}")))?;
+        let prefix = prefix.trim_end_matches('/');
+        let id = format!("brokerkit-claim-check-expiry-{prefix}");
+        let mut rules: Vec<LifecycleRule> = self
+            .lifecycle_rules()
+            .await?
+            .into_iter()
+            .filter(|r| r.id() != Some(id.as_str()))
+            .collect();
+        let built = |e: aws_sdk_s3::error::BuildError| {
+            Error::new(ErrorKind::Unexpected, format!("lifecycle rule: {e}"))
+        };
+        rules.push(
+            LifecycleRule::builder()
+                .id(id)
+                .status(ExpirationStatus::Enabled)
+                .filter(
+                    LifecycleRuleFilter::builder()
+                        .prefix(format!("{prefix}/"))
+                        .build(),
+                )
+                .expiration(LifecycleExpiration::builder().days(days as i32).build())
+                .build()
+                .map_err(built)?,
+        );
         let config = BucketLifecycleConfiguration::builder()
-            .rules(rule)
+            .set_rules(Some(rules))
             .build()
-            .map_err(|e| Error::new(ErrorKind::Unexpected, format!("lifecycle rule: {e}")))?;
+            .map_err(built)?;
         self.client
             .put_bucket_lifecycle_configuration()
             .bucket(&self.bucket)
             .lifecycle_configuration(config)
             .send()
             .await
-            .map_err(|e| map(e, "put lifecycle rule on", &self.bucket))?;
+            .map_err(|e| map(e, "put lifecycle rules on", &self.bucket))?;
         Ok(())
     }
 
-    /// The expiry in days of the bucket's rule for `prefix`, if one is installed.
-    pub async fn expiry_days(&self, prefix: &str) -> Result<Option<u32>> {
-        let out = match self
+    async fn lifecycle_rules(&self) -> Result<Vec<aws_sdk_s3::types::LifecycleRule>> {
+        match self
             .client
             .get_bucket_lifecycle_configuration()
             .bucket(&self.bucket)
             .send()
             .await
         {
-            Ok(out) => out,
-            Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => return Ok(None),
-            Err(e) => return Err(map(e, "get lifecycle rule of", &self.bucket)),
-        };
+            Ok(out) => Ok(out.rules.unwrap_or_default()),
+            Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => Ok(Vec::new()),
+            Err(e) => Err(map(e, "get lifecycle rules of", &self.bucket)),
+        }
+    }
+
+    /// The expiry in days of the bucket's rule for `prefix`, if one is installed.
+    pub async fn expiry_days(&self, prefix: &str) -> Result<Option<u32>> {
         let want = format!("{}/", prefix.trim_end_matches('/'));
-        Ok(out
-            .rules()
+        Ok(self
+            .lifecycle_rules()
+            .await?
             .iter()
             .filter(|r| r.filter().and_then(|f| f.prefix()) == Some(want.as_str()))
             .find_map(|r| r.expiration().and_then(|e| e.days()))
