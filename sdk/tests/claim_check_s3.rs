@@ -3,7 +3,7 @@
 //! only when `BROKERKIT_SKIP_BROKERS` lists `localstack`.
 #![cfg(feature = "claim-check-s3")]
 
-use brokerkit::claim_check::{connect_object_store, ObjectStore, S3Store, DEFAULT_PREFIX};
+use brokerkit::claim_check::{connect_object_store, S3Store, DEFAULT_PREFIX};
 use brokerkit::{BrokerUrl, Bytes, ErrorKind};
 
 const URL: &str = "s3://brokerkit-sdk-tests?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&create_bucket=true";
