@@ -12,7 +12,12 @@ pub const USAGE: &str =
               adapter path, as the raw-client baseline sends
   --layers    compare the handler API with all layers off and on (correlation, trace context,
               schema validation, idempotency in memory) instead of SDK vs raw client
-  --concurrency N  handlers at once in --layers mode (default 2)";
+  --concurrency N  handlers at once in --layers mode (default 2)
+  --producers N    concurrent sending tasks, each sending its share (default 1); the NATS and
+                   RabbitMQ raw baselines use as many (RabbitMQ: one channel each)
+  --pipelined      SDK sends go one message at a time through a SendBatcher (feed, then await
+                   the receipts) instead of awaiting each send or calling send_batch
+  --rounds N       alternate SDK and raw runs N times and print medians and spreads (default 1)";
 
 /// Parsed arguments.
 #[derive(Debug, Clone)]
@@ -25,6 +30,9 @@ pub struct Args {
     pub layers: bool,
     pub no_layers: bool,
     pub concurrency: usize,
+    pub producers: usize,
+    pub pipelined: bool,
+    pub rounds: usize,
 }
 
 impl Args {
@@ -38,6 +46,9 @@ impl Args {
             layers: false,
             no_layers: false,
             concurrency: 2,
+            producers: 1,
+            pipelined: false,
+            rounds: 1,
         };
         while let Some(flag) = it.next() {
             let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -54,6 +65,9 @@ impl Args {
                 "--batch" => a.batch = number(value()?)?,
                 "--prefetch" => a.prefetch = number(value()?)?,
                 "--concurrency" => a.concurrency = number(value()?)?,
+                "--producers" => a.producers = number(value()?)?,
+                "--rounds" => a.rounds = number(value()?)?,
+                "--pipelined" => a.pipelined = true,
                 "--layers" => a.layers = true,
                 "--no-layers" => a.no_layers = true,
                 "-h" | "--help" => return Err("help".into()),
@@ -65,6 +79,14 @@ impl Args {
                 "--size must be at least 8 (the send time is stored in the payload)".into(),
             );
         }
+        if a.producers > a.messages {
+            return Err("--producers must not exceed --messages".into());
+        }
         Ok(a)
+    }
+
+    /// How many messages producer `p` of `producers` sends.
+    pub fn share(&self, p: usize) -> usize {
+        self.messages / self.producers + usize::from(p < self.messages % self.producers)
     }
 }

@@ -56,7 +56,11 @@ impl Sink {
 /// Runs the handler-API benchmark with all layers `on` or off.
 pub async fn run(args: &Args, on: bool) -> Result<RunResult> {
     let broker = Broker::connect(&args.url).await?;
-    let dest = format!("bench-layers-{}-{}", std::process::id(), on);
+    let dest = crate::measure::unique_name(if on {
+        "bench-layers-on"
+    } else {
+        "bench-layers-off"
+    });
     let sink = Arc::new(Sink {
         latencies: (0..args.messages).map(|_| AtomicU64::new(0)).collect(),
         done: AtomicUsize::new(0),

@@ -5,7 +5,8 @@
 //! cargo run --release -p brokerkit-bench -- --url memory:// --size 256 --messages 1000000
 //! ```
 //! The last line of output is one JSON object: `url` (redacted), `messages`, `size`, `batch`,
-//! `sdk_msgs_per_s`, `p50_us`, `p99_us`, and `raw_msgs_per_s`/`ratio` where a baseline exists.
+//! `producers`, `rounds`, `sdk_msgs_per_s` (median of the rounds) and its spread, `p50_us`,
+//! `p99_us`, and `raw_msgs_per_s`/`ratio` where a baseline exists (ratio of the medians).
 
 mod args;
 mod baseline;
@@ -45,71 +46,142 @@ async fn main() {
     if args.layers {
         return layers_main(&args, &shown).await;
     }
-    let sdk = match sdk_run::run(&args).await {
-        Ok(r) => r,
-        Err(e) => {
+    let mut sdk_runs = Vec::new();
+    let mut raw_runs = Vec::new();
+    for round in 0..args.rounds {
+        // Alternate which goes first, so drift on a noisy machine hits both alike.
+        let raw_first = round % 2 == 1;
+        if raw_first {
+            raw_runs.extend(raw_round(&args).await);
+        }
+        let sdk = sdk_run::run(&args).await.unwrap_or_else(|e| {
             eprintln!("SDK run failed: {e}");
             std::process::exit(1);
+        });
+        sdk.print("sdk");
+        sdk_runs.push(sdk);
+        if !raw_first {
+            raw_runs.extend(raw_round(&args).await);
         }
-    };
-    sdk.print("sdk");
-    let raw = match baseline::run(&args).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("raw-client run failed: {e}");
-            std::process::exit(1);
-        }
-    };
+    }
+    let sdk = median_run(sdk_runs);
     let mut json = serde_json::json!({
         "url": shown,
         "messages": args.messages,
         "size": args.size,
         "batch": args.batch,
-        "sdk_msgs_per_s": sdk.msgs_per_s().round(),
-        "p50_us": sdk.percentile_us(50.0),
-        "p99_us": sdk.percentile_us(99.0),
+        "producers": args.producers,
+        "pipelined": args.pipelined,
+        "rounds": args.rounds,
+        "sdk_msgs_per_s": sdk.median.round(),
+        "sdk_spread": [sdk.min.round(), sdk.max.round()],
+        "p50_us": sdk.run.percentile_us(50.0),
+        "p99_us": sdk.run.percentile_us(99.0),
     });
-    match raw {
-        Some(raw) => {
-            raw.print("raw");
-            let ratio = sdk.msgs_per_s() / raw.msgs_per_s();
-            println!("ratio sdk/raw: {ratio:.3}");
-            json["raw_msgs_per_s"] = raw.msgs_per_s().round().into();
-            json["raw_p50_us"] = raw.percentile_us(50.0).into();
-            json["raw_p99_us"] = raw.percentile_us(99.0).into();
-            json["ratio"] = ((ratio * 1000.0).round() / 1000.0).into();
-        }
-        None => println!("(no raw-client baseline for this scheme)"),
+    if raw_runs.is_empty() {
+        println!("(no raw-client baseline for this scheme)");
+    } else {
+        let raw = median_run(raw_runs);
+        let ratio = sdk.median / raw.median;
+        println!(
+            "median of {} rounds: sdk {:.0} msgs/s ({:.0}..{:.0}), raw {:.0} msgs/s ({:.0}..{:.0}), ratio sdk/raw {ratio:.3}",
+            args.rounds, sdk.median, sdk.min, sdk.max, raw.median, raw.min, raw.max
+        );
+        json["raw_msgs_per_s"] = raw.median.round().into();
+        json["raw_spread"] = serde_json::json!([raw.min.round(), raw.max.round()]);
+        json["raw_p50_us"] = raw.run.percentile_us(50.0).into();
+        json["raw_p99_us"] = raw.run.percentile_us(99.0).into();
+        json["ratio"] = ((ratio * 1000.0).round() / 1000.0).into();
     }
     println!("{json}");
 }
 
-async fn layers_main(args: &args::Args, shown: &str) {
-    let run = |on| layers_run::run(args, on);
-    let (off, on) = match (run(false).await, run(true).await) {
-        (Ok(off), Ok(on)) => (off, on),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("layers run failed: {e}");
+/// One raw-client run (none where the scheme has no baseline), printed.
+async fn raw_round(args: &args::Args) -> Option<measure::RunResult> {
+    match baseline::run(args).await {
+        Ok(Some(raw)) => {
+            raw.print("raw");
+            Some(raw)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!("raw-client run failed: {e}");
             std::process::exit(1);
         }
-    };
-    off.print("off");
-    on.print("on");
-    let ratio = on.msgs_per_s() / off.msgs_per_s();
-    println!("ratio layers on/off: {ratio:.3}");
+    }
+}
+
+/// The median run of several (by throughput) with the spread.
+struct Median {
+    run: measure::RunResult,
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn median_run(mut runs: Vec<measure::RunResult>) -> Median {
+    runs.sort_by(|a, b| a.msgs_per_s().total_cmp(&b.msgs_per_s()));
+    let min = runs.first().map_or(0.0, |r| r.msgs_per_s());
+    let max = runs.last().map_or(0.0, |r| r.msgs_per_s());
+    let run = runs.swap_remove(runs.len() / 2);
+    Median {
+        median: run.msgs_per_s(),
+        run,
+        min,
+        max,
+    }
+}
+
+async fn layers_main(args: &args::Args, shown: &str) {
+    let mut offs = Vec::new();
+    let mut ons = Vec::new();
+    let mut ratios = Vec::new();
+    for round in 0..args.rounds {
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for on in order {
+            let r = layers_run::run(args, on).await.unwrap_or_else(|e| {
+                eprintln!("layers run failed: {e}");
+                std::process::exit(1);
+            });
+            r.print(if on { "on" } else { "off" });
+            if on {
+                ons.push(r);
+            } else {
+                offs.push(r);
+            }
+        }
+        ratios.push(ons[round].msgs_per_s() / offs[round].msgs_per_s());
+    }
+    ratios.sort_by(f64::total_cmp);
+    let ratio = ratios[ratios.len() / 2];
+    let (off, on) = (median_run(offs), median_run(ons));
+    println!(
+        "median of {} rounds: off {:.0} msgs/s, on {:.0} msgs/s; ratio layers on/off {ratio:.3} (rounds {:.3}..{:.3})",
+        args.rounds,
+        off.median,
+        on.median,
+        ratios[0],
+        ratios[ratios.len() - 1]
+    );
     let json = serde_json::json!({
         "url": shown,
         "mode": "layers",
         "messages": args.messages,
         "size": args.size,
         "concurrency": args.concurrency,
-        "sdk_msgs_per_s": on.msgs_per_s().round(),
-        "p50_us": on.percentile_us(50.0),
-        "p99_us": on.percentile_us(99.0),
-        "layers_off_msgs_per_s": off.msgs_per_s().round(),
-        "layers_off_p50_us": off.percentile_us(50.0),
-        "layers_off_p99_us": off.percentile_us(99.0),
+        "rounds": args.rounds,
+        "sdk_msgs_per_s": on.median.round(),
+        "p50_us": on.run.percentile_us(50.0),
+        "p99_us": on.run.percentile_us(99.0),
+        "layers_off_msgs_per_s": off.median.round(),
+        "layers_off_p50_us": off.run.percentile_us(50.0),
+        "layers_off_p99_us": off.run.percentile_us(99.0),
         "ratio": (ratio * 1000.0).round() / 1000.0,
+        "ratio_spread": [ratios[0], ratios[ratios.len() - 1]],
     });
     println!("{json}");
 }

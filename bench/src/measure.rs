@@ -15,6 +15,14 @@ pub fn stamped_payload(size: usize) -> Vec<u8> {
     p
 }
 
+/// `prefix-<pid>-<n>`: a destination name unique to this process and run, so rounds do not
+/// share queues.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
 /// Nanoseconds since the bench started.
 pub fn now_ns() -> u64 {
     epoch().elapsed().as_nanos() as u64

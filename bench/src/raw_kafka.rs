@@ -35,7 +35,7 @@ fn base(c: &KafkaConfig) -> ClientConfig {
 
 pub async fn run(args: &Args) -> Result<RunResult> {
     let c = KafkaConfig::from_url(&BrokerUrl::parse(&args.url)?)?;
-    let topic = format!("bench-raw-{}", std::process::id());
+    let topic = crate::measure::unique_name("bench-raw");
     // Made at connect time, like the backend's shared producer.
     let producer: FutureProducer = base(&c)
         .set("enable.idempotence", "true")

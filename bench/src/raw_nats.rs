@@ -1,4 +1,4 @@
-//! Raw async-nats JetStream baseline, mirroring `sdk_run`: one task publishing with the
+//! Raw async-nats JetStream baseline, mirroring `sdk_run`: `--producers` tasks publishing with the
 //! publish ack awaited (a batch is published, then its acks awaited), one task reading a
 //! durable pull consumer (at most `prefetch` messages per pull) and acking each message.
 
@@ -27,7 +27,7 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         .await
         .map_err(|e| err("connect", e))?;
     let js = jetstream::new(client);
-    let name = format!("bench-raw-{}", std::process::id());
+    let name = crate::measure::unique_name("bench-raw");
     let stream = js
         .create_stream(stream::Config {
             name: name.clone(),
@@ -53,27 +53,29 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         .map_err(|e| err("pull", e))?;
     let (count, size, batch) = (args.messages, args.size, args.batch);
     let started = Instant::now();
-    let publisher = js.clone();
-    let subject = name.clone();
-    let sender = tokio::spawn(async move {
-        let mut left = count;
-        while left > 0 {
-            let n = left.min(batch);
-            let mut acks = Vec::with_capacity(n);
-            for _ in 0..n {
-                let ack = publisher
-                    .publish(subject.clone(), stamped_payload(size).into())
-                    .await
-                    .map_err(|e| err("publish", e))?;
-                acks.push(ack);
+    let mut senders = Vec::new();
+    for p in 0..args.producers {
+        let (publisher, subject, share) = (js.clone(), name.clone(), args.share(p));
+        senders.push(tokio::spawn(async move {
+            let mut left = share;
+            while left > 0 {
+                let n = left.min(batch);
+                let mut acks = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let ack = publisher
+                        .publish(subject.clone(), stamped_payload(size).into())
+                        .await
+                        .map_err(|e| err("publish", e))?;
+                    acks.push(ack);
+                }
+                for ack in acks {
+                    ack.await.map_err(|e| err("publish ack", e))?;
+                }
+                left -= n;
             }
-            for ack in acks {
-                ack.await.map_err(|e| err("publish ack", e))?;
-            }
-            left -= n;
-        }
-        Ok::<_, Error>(())
-    });
+            Ok::<_, Error>(())
+        }));
+    }
     let mut latencies = Vec::with_capacity(count);
     while latencies.len() < count {
         let Some(m) = messages.next().await else {
@@ -84,7 +86,9 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         m.ack().await.map_err(|e| err("ack", e))?;
     }
     let elapsed = started.elapsed();
-    sender.await.map_err(|e| err("sender task", e))??;
+    for sender in senders {
+        sender.await.map_err(|e| err("sender task", e))??;
+    }
     let _ = js.delete_stream(&name).await;
     Ok(RunResult::new(latencies.len(), elapsed, latencies))
 }

@@ -1,6 +1,6 @@
-//! Raw lapin baseline, mirroring `sdk_run`: one connection, a producer task publishing
-//! persistent messages with the mandatory flag and waiting for each publisher confirm (or a
-//! batch's confirms), a consumer task with the same prefetch acking each message.
+//! Raw lapin baseline, mirroring `sdk_run`: one connection, `--producers` tasks (a channel
+//! each) publishing persistent messages with the mandatory flag and waiting for each publisher
+//! confirm (or a batch's confirms), a consumer task with the same prefetch acking each message.
 
 use std::time::Instant;
 
@@ -25,7 +25,7 @@ pub async fn run(args: &Args) -> Result<RunResult> {
     let conn = Connection::connect(&args.url, ConnectionProperties::default())
         .await
         .map_err(err)?;
-    let dest = format!("bench-raw-{}", std::process::id());
+    let dest = crate::measure::unique_name("bench-raw");
     let queue = format!("{dest}:bench");
     let setup = conn.create_channel().await.map_err(err)?;
     let durable = ExchangeDeclareOptions {
@@ -74,52 +74,57 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         )
         .await
         .map_err(err)?;
-    let producer_ch = conn.create_channel().await.map_err(err)?;
-    producer_ch
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(err)?;
-
     let (messages, size, batch) = (args.messages, args.size, args.batch);
-    let exchange = dest.clone();
+    let mut channels = Vec::new();
+    for _ in 0..args.producers {
+        let ch = conn.create_channel().await.map_err(err)?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(err)?;
+        channels.push(ch);
+    }
     let started = Instant::now();
-    let sender = tokio::spawn(async move {
-        let options = BasicPublishOptions {
-            mandatory: true,
-            ..Default::default()
-        };
-        let props = || {
-            BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_headers(FieldTable::default())
-        };
-        let mut left = messages;
-        while left > 0 {
-            let n = left.min(batch);
-            let mut confirms = Vec::with_capacity(n);
-            for _ in 0..n {
-                let c = producer_ch
-                    .basic_publish(
-                        exchange.as_str().into(),
-                        "".into(),
-                        options,
-                        &stamped_payload(size),
-                        props(),
-                    )
-                    .await
-                    .map_err(err)?;
-                confirms.push(c);
-            }
-            for c in confirms {
-                match c.await.map_err(err)? {
-                    Confirmation::Ack(None) => {}
-                    other => return Err(err(format!("publish not confirmed: {other:?}"))),
+    let mut senders = Vec::new();
+    for (p, producer_ch) in channels.into_iter().enumerate() {
+        let (exchange, share) = (dest.clone(), args.share(p));
+        senders.push(tokio::spawn(async move {
+            let options = BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            };
+            let props = || {
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_headers(FieldTable::default())
+            };
+            let mut left = share;
+            while left > 0 {
+                let n = left.min(batch);
+                let mut confirms = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let c = producer_ch
+                        .basic_publish(
+                            exchange.as_str().into(),
+                            "".into(),
+                            options,
+                            &stamped_payload(size),
+                            props(),
+                        )
+                        .await
+                        .map_err(err)?;
+                    confirms.push(c);
                 }
+                for c in confirms {
+                    match c.await.map_err(err)? {
+                        Confirmation::Ack(None) => {}
+                        other => return Err(err(format!("publish not confirmed: {other:?}"))),
+                    }
+                }
+                left -= n;
             }
-            left -= n;
-        }
-        Ok::<_, Error>(())
-    });
+            Ok::<_, Error>(())
+        }));
+    }
     let mut latencies = Vec::with_capacity(messages);
     while latencies.len() < messages {
         let Some(d) = stream.next().await else { break };
@@ -128,7 +133,9 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         d.ack(BasicAckOptions::default()).await.map_err(err)?;
     }
     let elapsed = started.elapsed();
-    sender.await.map_err(err)??;
+    for sender in senders {
+        sender.await.map_err(err)??;
+    }
     let _ = setup
         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
         .await;

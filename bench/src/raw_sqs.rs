@@ -46,7 +46,7 @@ async fn client(url: &BrokerUrl) -> Result<aws_sdk_sqs::Client> {
 pub async fn run(args: &Args) -> Result<RunResult> {
     let url = BrokerUrl::parse(&args.url)?;
     let sqs = client(&url).await?;
-    let name = format!("bench-raw-{}", std::process::id());
+    let name = crate::measure::unique_name("bench-raw");
     let queue_url = sqs
         .create_queue()
         .queue_name(&name)

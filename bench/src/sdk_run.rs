@@ -1,15 +1,16 @@
-//! The measured run through the SDK: one producer task, one consumer task that acks.
+//! The measured run through the SDK: `--producers` sending tasks (awaiting each send, or
+//! `send_batch`, or feeding a `SendBatcher` with `--pipelined`), one consumer task that acks.
 
 use std::time::Instant;
 
-use brokerkit::{Broker, Message, Result};
+use brokerkit::{BatcherOptions, Broker, Message, Producer, Result};
 
 use crate::args::Args;
 use crate::measure::{latency_us, stamped_payload, RunResult};
 
 pub async fn run(args: &Args) -> Result<RunResult> {
     let broker = Broker::connect(&args.url).await?;
-    let dest = format!("bench-{}", std::process::id());
+    let dest = crate::measure::unique_name("bench");
     let mut consumer = broker
         .consumer(&dest)
         .group("bench")
@@ -23,24 +24,15 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         builder
     };
     let producer = builder.build().await?;
-    let (messages, size, batch) = (args.messages, args.size, args.batch);
+    let messages = args.messages;
     let started = Instant::now();
-    let sender = tokio::spawn(async move {
-        let mut left = messages;
-        while left > 0 {
-            let n = left.min(batch);
-            if n == 1 {
-                producer.send(Message::new(stamped_payload(size))).await?;
-            } else {
-                let msgs = (0..n)
-                    .map(|_| Message::new(stamped_payload(size)))
-                    .collect();
-                producer.send_batch(msgs).await?;
-            }
-            left -= n;
-        }
-        Ok::<_, brokerkit::Error>(())
-    });
+    let mut senders = Vec::new();
+    for p in 0..args.producers {
+        let (producer, share, args) = (producer.clone(), args.share(p), args.clone());
+        senders.push(tokio::spawn(async move {
+            send_share(&producer, share, &args).await
+        }));
+    }
     let mut latencies = Vec::with_capacity(messages);
     while latencies.len() < messages {
         let Some(d) = consumer.next().await? else {
@@ -50,9 +42,45 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         d.ack().await?;
     }
     let elapsed = started.elapsed();
-    sender
-        .await
-        .map_err(|e| brokerkit::Error::new(brokerkit::ErrorKind::Unexpected, e.to_string()))??;
+    for sender in senders {
+        sender.await.map_err(|e| {
+            brokerkit::Error::new(brokerkit::ErrorKind::Unexpected, e.to_string())
+        })??;
+    }
     broker.close().await?;
     Ok(RunResult::new(latencies.len(), elapsed, latencies))
+}
+
+/// One sending task's share: awaited sends, batches, or a pipelined window of receipts.
+async fn send_share(producer: &Producer, share: usize, args: &Args) -> Result<()> {
+    let size = args.size;
+    if args.pipelined {
+        let batcher = producer.batcher(BatcherOptions::default())?;
+        let mut receipts = std::collections::VecDeque::new();
+        for _ in 0..share {
+            receipts.push_back(batcher.feed(Message::new(stamped_payload(size))).await?);
+            // Keep the window bounded without waiting on every message.
+            while receipts.len() > 2048 {
+                receipts.pop_front().expect("non-empty").await?;
+            }
+        }
+        for r in receipts {
+            r.await?;
+        }
+        return Ok(());
+    }
+    let mut left = share;
+    while left > 0 {
+        let n = left.min(args.batch);
+        if n == 1 {
+            producer.send(Message::new(stamped_payload(size))).await?;
+        } else {
+            let msgs = (0..n)
+                .map(|_| Message::new(stamped_payload(size)))
+                .collect();
+            producer.send_batch(msgs).await?;
+        }
+        left -= n;
+    }
+    Ok(())
 }

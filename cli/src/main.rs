@@ -94,6 +94,9 @@ pub async fn connect(cli: &Cli) -> Result<(Broker, BrokerConfig), Failure> {
     if let Some(url) = &cli.url {
         config.url = Some(url.clone());
     }
+    // An operator wants the broker's answer now, not after the SDK's 30 s of retries: one
+    // attempt unless the file or BROKERKIT_CONNECT_DEADLINE_MS asks for more.
+    config.connect_deadline_ms.get_or_insert(0);
     let timeout = Duration::from_secs(cli.connect_timeout.max(1));
     let broker = match tokio::time::timeout(timeout, config.connect()).await {
         Ok(b) => b?,

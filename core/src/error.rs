@@ -299,15 +299,37 @@ impl fmt::Display for Error {
 }
 
 impl fmt::Debug for Error {
+    /// The `Display` text, then the source's own causes one per line, so a `main` returning
+    /// `Result<(), brokerkit::Error>` prints a readable report. `{:#?}` gives the fields.
+    /// Secrets never print: addresses are stored redacted and source texts are redacted.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Error")
-            .field("kind", &self.0.kind)
-            .field("retryable", &self.0.retryable)
-            .field("message", &self.0.message)
-            .field("context", &self.0.context)
-            .field("retry_after", &self.0.retry_after)
-            .field("source", &self.0.source)
-            .finish()
+        if f.alternate() {
+            let source = self
+                .0
+                .source
+                .as_ref()
+                .map(|s| crate::config::redact_text(&s.to_string()));
+            return f
+                .debug_struct("Error")
+                .field("kind", &self.0.kind)
+                .field("retryable", &self.0.retryable)
+                .field("message", &self.0.message)
+                .field("context", &self.0.context)
+                .field("retry_after", &self.0.retry_after)
+                .field("source", &source)
+                .finish();
+        }
+        fmt::Display::fmt(self, f)?;
+        let mut cause = self.0.source.as_ref().and_then(|s| s.source());
+        while let Some(c) = cause {
+            write!(
+                f,
+                "\n  caused by: {}",
+                crate::config::redact_text(&c.to_string())
+            )?;
+            cause = c.source();
+        }
+        Ok(())
     }
 }
 
@@ -337,6 +359,24 @@ mod tests {
         );
         assert!(e.is_retryable());
         assert!(!Error::config("x").is_retryable());
+    }
+
+    #[test]
+    fn debug_reads_like_display_and_redacts() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "refused amqp://guest:s3cret@127.0.0.1:5672",
+        );
+        let e = Error::new(ErrorKind::Unavailable, "cannot connect")
+            .with_operation("connect")
+            .with_source(io);
+        let debug = format!("{e:?}");
+        assert_eq!(debug, e.to_string());
+        assert!(debug.starts_with("unavailable: cannot connect (operation=connect) [retryable]"));
+        assert!(!debug.contains("s3cret"), "{debug}");
+        let pretty = format!("{e:#?}");
+        assert!(pretty.contains("kind: Unavailable"), "{pretty}");
+        assert!(!pretty.contains("s3cret"), "{pretty}");
     }
 
     #[test]

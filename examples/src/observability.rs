@@ -50,8 +50,10 @@ async fn main() -> brokerkit::Result<()> {
         .concurrency(4)
         .handle_raw(|ctx: Context, m: Message| async move {
             match m.headers.get("kind") {
-                Some("flaky") if ctx.attempt() == 1 => Err(Error::new(ErrorKind::Handler, "flaky")),
-                Some("poison") => Err(Error::new(ErrorKind::Rejected, "poison")),
+                Some("flaky") if ctx.attempt() == 1 => {
+                    Err(Error::new(ErrorKind::Handler, "flaky").into())
+                }
+                Some("poison") => Err(Error::new(ErrorKind::Rejected, "poison").into()),
                 _ => Ok(()),
             }
         })

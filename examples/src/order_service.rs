@@ -113,7 +113,7 @@ async fn main() -> Result<()> {
                                 order.order_id
                             ),
                         );
-                        return Err(Error::new(ErrorKind::Handler, "card declined"));
+                        return Err(Error::new(ErrorKind::Handler, "card declined").into());
                     }
                     say(
                         "billing",

@@ -66,7 +66,7 @@ pub async fn correlation_flows(c: Ctx) -> Outcome {
                     ctx.message_id().unwrap_or_default().to_string(),
                     ctx.correlation_id().unwrap_or_default().to_string(),
                 ));
-                forward.send(Message::new("next")).await
+                Ok(forward.send(Message::new("next")).await?)
             }
         });
     let stop = Stop::new();
@@ -170,10 +170,7 @@ pub async fn retry_then_dead_letter(c: Ctx) -> Outcome {
             let attempts = attempts_in.clone();
             async move {
                 attempts.fetch_add(1, Ordering::SeqCst);
-                Err(brokerkit::Error::new(
-                    ErrorKind::Handler,
-                    "payment service down",
-                ))
+                Err(brokerkit::Error::new(ErrorKind::Handler, "payment service down").into())
             }
         });
     let stop = Stop::new();

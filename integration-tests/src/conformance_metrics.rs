@@ -44,8 +44,10 @@ pub async fn metrics_count_exactly(c: Ctx) -> Outcome {
         .instruments(probe.instruments.clone())
         .handle_raw(|ctx: Context, m: Message| async move {
             match m.headers.get("fate") {
-                Some("flaky") if ctx.attempt() == 1 => Err(Error::new(ErrorKind::Handler, "flaky")),
-                Some("bad") => Err(Error::new(ErrorKind::Rejected, "bad")),
+                Some("flaky") if ctx.attempt() == 1 => {
+                    Err(Error::new(ErrorKind::Handler, "flaky").into())
+                }
+                Some("bad") => Err(Error::new(ErrorKind::Rejected, "bad").into()),
                 _ => Ok(()),
             }
         })

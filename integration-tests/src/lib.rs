@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+pub mod conformance_batching;
 pub mod conformance_claim_check;
 pub mod conformance_fixture;
 pub mod conformance_lag;
@@ -80,6 +81,10 @@ macro_rules! conformance_suite {
             $crate::conformance_cases_in!(
                 $url, $crate::conformance_fixture;
                 dead_letters_wait_for_a_later_dlq_consumer
+            );
+            $crate::conformance_cases_in!(
+                $url, $crate::conformance_batching;
+                pipelined_send_and_batch_receive
             );
             $crate::conformance_layer_cases!(
                 $url;

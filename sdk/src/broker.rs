@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use brokerkit_core::{Backend, Capabilities, ConsumerOptions, Error, Result};
 
+use crate::connect::ConnectOptions;
 use crate::consumer_builder::ConsumerBuilder;
 use crate::producer_builder::ProducerBuilder;
 use crate::registry::Registry;
@@ -31,16 +32,24 @@ impl Broker {
     /// Connects with the adapter registered for the URL's scheme, e.g. `memory://`,
     /// `amqp://guest:guest@127.0.0.1:5672/%2f`. Unknown schemes and config keys are
     /// [`brokerkit_core::ErrorKind::Config`] errors that list what is accepted.
+    ///
+    /// A broker that cannot be reached yet (a retryable error) is retried with backoff for up
+    /// to **30 s**, each attempt logged at `warn`; see [`ConnectOptions`] to change or turn
+    /// that off. Errors that retrying cannot fix (bad URL, credentials) return at once.
     pub async fn connect(url: &str) -> Result<Broker> {
-        Broker::connect_with(&Registry::default(), url).await
+        ConnectOptions::default().connect(url).await
     }
 
-    /// Connects through a custom registry.
+    /// Connects through a custom registry (retrying as [`Broker::connect`] does).
     pub async fn connect_with(registry: &Registry, url: &str) -> Result<Broker> {
-        Ok(Broker::from_backend(registry.connect(url).await?))
+        ConnectOptions::default()
+            .registry(registry.clone())
+            .connect(url)
+            .await
     }
 
-    /// Connects to `$BROKERKIT_URL`, or `memory://` when it is unset.
+    /// Connects to `$BROKERKIT_URL`, or `memory://` when it is unset, retrying as
+    /// [`Broker::connect`] does for up to `$BROKERKIT_CONNECT_DEADLINE_MS` (default 30000).
     pub async fn from_env() -> Result<Broker> {
         let url = match std::env::var(URL_ENV) {
             Ok(u) if !u.trim().is_empty() => u,
@@ -49,7 +58,7 @@ impl Broker {
                 return Err(Error::config(format!("{URL_ENV} is not valid UTF-8")))
             }
         };
-        Broker::connect(&url).await
+        ConnectOptions::default().from_env()?.connect(&url).await
     }
 
     /// Wraps an adapter backend directly.

@@ -27,7 +27,7 @@
 //! Layering is done by [figment]: the file first, then environment variables, which win:
 //! `BROKERKIT_URL`, `BROKERKIT_VISIBILITY_TIMEOUT_MS`, and nested keys with `__`, e.g.
 //! `BROKERKIT_DESTINATIONS__ORDERS__PREFETCH=8` (destination names with `.` or `-` cannot be
-//! set this way). An unknown key in the file is a [`ErrorKind::Config`] error naming the file,
+//! set this way). An unknown key in the file is a [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the file,
 //! the line and the accepted keys.
 
 use std::collections::BTreeMap;
@@ -57,6 +57,9 @@ pub struct BrokerConfig {
     /// Applied to the URL as `visibility_timeout_ms` (memory), `ack_wait_ms` (nats+js) or
     /// `visibility_timeout_secs` (sqs, sns, rounded up); refused on brokers with no such clock.
     pub visibility_timeout_ms: Option<u64>,
+    /// How long [`BrokerConfig::connect`] retries a broker that cannot be reached yet, in
+    /// milliseconds (default 30000; `0` tries once). See [`crate::ConnectOptions`].
+    pub connect_deadline_ms: Option<u64>,
     /// Settings per destination.
     #[serde(default)]
     pub destinations: BTreeMap<String, DestinationConfig>,
@@ -229,9 +232,14 @@ impl BrokerConfig {
         Ok(u.to_string())
     }
 
-    /// Connects to the configured broker.
+    /// Connects to the configured broker, retrying as [`Broker::connect`] does for up to
+    /// `connect_deadline_ms` (default 30000; `BROKERKIT_CONNECT_DEADLINE_MS` overrides it).
     pub async fn connect(&self) -> Result<Broker> {
-        Broker::connect(&self.broker_url()?).await
+        let mut options = crate::ConnectOptions::default();
+        if let Some(ms) = self.connect_deadline_ms {
+            options = options.deadline(std::time::Duration::from_millis(ms));
+        }
+        options.connect(&self.broker_url()?).await
     }
 
     /// The settings for `destination` and `group`: the group's, then the destination's.

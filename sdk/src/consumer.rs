@@ -15,6 +15,8 @@ pub struct Consumer {
     trigger: Arc<watch::Sender<bool>>,
     closed: bool,
     lag_source: Option<crate::lag::LagSource>,
+    /// A receive error met while a batch was being collected, returned by the next call.
+    pending_error: Option<brokerkit_core::Error>,
 }
 
 /// Stops a consumer's intake from another task. Cheap to clone.
@@ -47,6 +49,7 @@ impl Consumer {
             trigger: Arc::new(tx),
             closed: false,
             lag_source: None,
+            pending_error: None,
         }
     }
 
@@ -73,6 +76,9 @@ impl Consumer {
     /// The next delivery; `None` after shutdown. Waits while `prefetch` deliveries are
     /// unsettled. Cancel-safe.
     pub async fn next(&mut self) -> Result<Option<Delivery>> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
         if self.closed {
             return Ok(None);
         }
@@ -94,6 +100,70 @@ impl Consumer {
         }
     }
 
+    /// Up to `max` deliveries: waits for the first one as [`Consumer::next`] does, then takes
+    /// what else arrives within `wait` of it, returning early once `max` are in hand. An empty
+    /// batch means the consumer has shut down.
+    ///
+    /// The broker's own batching is underneath: adapters already pull in batches (SQS receives
+    /// up to 10 a call, JetStream fetches, Kafka polls, RabbitMQ pushes up to `prefetch`), so a
+    /// batch usually comes from what the adapter holds without another round trip. `max` is
+    /// also bounded by `prefetch`: a consumer never holds more unsettled deliveries than that.
+    /// Settle each delivery on its own, or all at once with [`ack_all`].
+    ///
+    /// Cancel-safe as `next` is: deliveries collected when the future is dropped are dropped
+    /// unsettled and delivered again.
+    ///
+    /// # Errors
+    /// `Config` when `max` is 0; a receive error after some deliveries were collected is
+    /// returned on the next call, so the collected ones are not lost.
+    ///
+    /// ```no_run
+    /// # async fn run(broker: brokerkit::Broker) -> brokerkit::Result<()> {
+    /// use std::time::Duration;
+    /// let mut consumer = broker.consumer("orders").group("billing").build().await?;
+    /// loop {
+    ///     let batch = consumer.next_batch(100, Duration::from_millis(50)).await?;
+    ///     if batch.is_empty() {
+    ///         break; // shut down
+    ///     }
+    ///     // ... write the whole batch to a database in one statement ...
+    ///     brokerkit::ack_all(batch).await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn next_batch(
+        &mut self,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> Result<Vec<Delivery>> {
+        if max == 0 {
+            return Err(brokerkit_core::Error::config(
+                "next_batch: max must be at least 1",
+            ));
+        }
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
+        let Some(first) = self.next().await? else {
+            return Ok(Vec::new());
+        };
+        let mut batch = Vec::with_capacity(max.min(1024));
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + wait;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, self.next()).await {
+                Ok(Ok(Some(d))) => batch.push(d),
+                Ok(Ok(None)) | Err(_) => break,
+                Ok(Err(e)) => {
+                    self.pending_error = Some(e);
+                    break;
+                }
+            }
+        }
+        Ok(batch)
+    }
+
     /// Stops intake now (same as [`ShutdownHandle::shutdown`], then closes the subscription).
     pub async fn close(&mut self) -> Result<()> {
         if self.closed {
@@ -113,6 +183,31 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         if !self.closed {
             self.stats.consumer_closed();
+        }
+    }
+}
+
+/// Acks every delivery of a batch, concurrently. All are attempted; the first error is
+/// returned with the number that failed (those are delivered again, as any unsettled
+/// delivery is).
+pub async fn ack_all(deliveries: Vec<Delivery>) -> Result<()> {
+    let total = deliveries.len();
+    let results = futures_util::future::join_all(deliveries.into_iter().map(Delivery::ack)).await;
+    let mut failed = results.into_iter().filter_map(Result::err);
+    match failed.next() {
+        None => Ok(()),
+        Some(first) => {
+            let others = failed.count();
+            if others == 0 {
+                Err(first)
+            } else {
+                let kind = first.kind();
+                Err(brokerkit_core::Error::new(
+                    kind,
+                    format!("{} of {total} acks failed; the first: {first}", others + 1),
+                )
+                .with_source(first))
+            }
         }
     }
 }

@@ -139,7 +139,7 @@ impl ConsumerBuilder {
     where
         E: Event,
         F: Fn(Context, E) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = crate::HandlerResult> + Send + 'static,
     {
         self.handler_builder().handle(f)
     }
@@ -149,7 +149,7 @@ impl ConsumerBuilder {
     pub fn handle_json<F, Fut>(self, schema: Arc<SchemaValidator>, f: F) -> Handler
     where
         F: Fn(Context, serde_json::Value) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = crate::HandlerResult> + Send + 'static,
     {
         self.handler_builder().handle_json(schema, f)
     }
@@ -158,7 +158,7 @@ impl ConsumerBuilder {
     pub fn handle_raw<F, Fut>(self, f: F) -> Handler
     where
         F: Fn(Context, Message) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = crate::HandlerResult> + Send + 'static,
     {
         self.handler_builder().handle_raw(f)
     }
@@ -341,11 +341,16 @@ impl HandlerBuilder {
     /// Runs `f` for each event of type `E` (decoded and validated against its schema).
     /// Messages that do not decode or validate never reach `f`: they are dead-lettered with
     /// the reason and the violations.
+    ///
+    /// `f` returns a [`crate::HandlerResult`]: `Ok(())` acks; `?` on any error is a handler
+    /// failure (retried by the policy, then dead-lettered); mark one with
+    /// [`crate::HandlerError::permanent`] (or `.permanent()` from [`crate::ResultExt`]) to
+    /// dead-letter it now.
     pub fn handle<E, F, Fut>(self, f: F) -> Handler
     where
         E: Event,
         F: Fn(Context, E) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = crate::HandlerResult> + Send + 'static,
     {
         self.into_handler(Typed::<E>::default(), f)
     }
@@ -354,7 +359,7 @@ impl HandlerBuilder {
     pub fn handle_json<F, Fut>(self, schema: Arc<SchemaValidator>, f: F) -> Handler
     where
         F: Fn(Context, serde_json::Value) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = crate::HandlerResult> + Send + 'static,
     {
         self.into_handler(JsonWithSchema(schema), f)
     }
@@ -363,7 +368,7 @@ impl HandlerBuilder {
     pub fn handle_raw<F, Fut>(self, f: F) -> Handler
     where
         F: Fn(Context, Message) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = crate::HandlerResult> + Send + 'static,
     {
         self.into_handler(Raw, f)
     }
@@ -372,7 +377,7 @@ impl HandlerBuilder {
     where
         D: Decoder,
         F: Fn(Context, D::Output) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = crate::HandlerResult> + Send + 'static,
     {
         Handler::new(self.consumer, self.settings, decoder, f)
     }

@@ -17,19 +17,56 @@
 //! # Ok(()) }
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
 //! ```
+//!
+//! Handlers return a [`HandlerResult`]: `?` works on any error (a retried handler failure);
+//! [`HandlerError::permanent`] or [`ResultExt::permanent`] dead-letters at once.
+//! [`Broker::connect`] waits up to 30 s for a broker that is not up yet ([`ConnectOptions`]);
+//! [`shutdown_signal`] completes on Ctrl-C or SIGTERM.
+//!
+//! # Cargo features
+//!
+//! Only `memory://` and the in-memory idempotency store are built in; everything else is
+//! opt-in so a service compiles only the clients it uses. Items that need a feature show it
+//! in these docs.
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `nats` | `nats+js://` (JetStream) and `nats://` (core NATS) adapters |
+//! | `kafka` | `kafka://` adapter (Apache Kafka, tansu, Redpanda, …) |
+//! | `sqs` | `sqs://` and `sns://` adapters (Amazon SQS/SNS, LocalStack) |
+//! | `rabbitmq` | `amqp://` and `amqps://` adapters |
+//! | `redis` | `redis://` idempotency store ([`idempotency::RedisStore`](crate::idempotency)) |
+//! | `postgres` | `postgres://` idempotency store |
+//! | `config-file` | [`Broker::from_config`] and `brokerkit.toml` ([`config_file`]) |
+//! | `test-kit` | [`Context::builder`] and the in-memory `TestHarness` (`brokerkit::testing`) |
+//!
+//! A URL or store whose feature is off is a `Config` error that names the feature.
+//!
+//! # Guides
+//!
+//! In the repository, under `docs/guides/`:
+//! - `testing.md`: unit-testing handlers and running them on `memory://` with the test kit;
+//! - `event-versions.md`: rolling out a new event version (and why `deny_unknown_fields`
+//!   makes any added field forward-breaking);
+//! - `operating-a-consumer.md`: dead letters, redrive and its defaults, lag, health;
+//! - `choosing-a-broker.md`: what each broker can do, and what that means for you.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod batcher;
 mod broker;
 mod browse;
 #[cfg(feature = "claim-check")]
 pub mod claim_check;
 #[cfg(feature = "config-file")]
 pub mod config_file;
+mod connect;
 mod consumer;
 mod consumer_builder;
 mod context;
 mod event;
 pub mod faults;
+mod features;
 pub mod handler;
 pub mod health;
 pub mod idempotency;
@@ -43,7 +80,10 @@ pub mod registry;
 pub mod retry;
 pub mod schema;
 mod shutdown;
+#[cfg(feature = "test-kit")]
+pub mod testing;
 
+pub use batcher::{BatcherOptions, Receipt, SendBatcher};
 pub use broker::{Broker, URL_ENV};
 pub use brokerkit_core as core;
 pub use brokerkit_core::{
@@ -57,11 +97,12 @@ pub use brokerkit_memory as memory;
 pub use browse::{DeadLetterView, MAX_BROWSE};
 #[cfg(feature = "config-file")]
 pub use config_file::BrokerConfig;
-pub use consumer::{Consumer, ShutdownHandle};
+pub use connect::{ConnectOptions, CONNECT_DEADLINE_ENV};
+pub use consumer::{ack_all, Consumer, ShutdownHandle};
 pub use consumer_builder::{ConsumerBuilder, HandlerBuilder};
 pub use context::Context;
 pub use event::{encode_event, Event};
-pub use handler::{Handler, RunReport, RunningHandler};
+pub use handler::{Handler, HandlerError, HandlerResult, ResultExt, RunReport, RunningHandler};
 pub use idempotency::{connect_store, Idempotency, IdempotencyStore};
 pub use producer::Producer;
 pub use producer_builder::ProducerBuilder;

@@ -35,12 +35,19 @@ impl Producer {
 
     /// Sends a typed event: encoded as JSON with event type, version and content type
     /// headers, and validated against its schema by the `schema` layer (each violation listed
-    /// in the error).
-    pub async fn send_event<E: Event>(&self, event: &E) -> Result<()> {
-        let message = encode_event_unchecked(event).map_err(|e| self.context(e, "send"))?;
+    /// in the error). Returns the message id it was sent with (a handler of it sees that id as
+    /// `ctx.message_id()`, and messages sent from that handler carry it as causation id).
+    pub async fn send_event<E: Event>(&self, event: &E) -> Result<String> {
+        let mut message = encode_event_unchecked(event).map_err(|e| self.context(e, "send"))?;
+        let id = crate::layers::send::correlation::new_message_id();
+        message
+            .headers
+            .set_message_id(id.clone())
+            .map_err(|e| self.context(e, "send"))?;
         let mut out = Outgoing::one(self.destination.clone(), message);
         out.extensions_mut().insert(EventSchema(E::schema()));
-        self.run(out, "send").await
+        self.run(out, "send").await?;
+        Ok(id)
     }
 
     /// The destination.
@@ -65,6 +72,16 @@ impl Producer {
             "send_batch",
         )
         .await
+    }
+
+    /// A [`SendBatcher`](crate::SendBatcher) over this producer: single sends, from one task
+    /// or many, gathered into batches with a per-message result. Needs a Tokio runtime (it
+    /// spawns the task that sends the batches).
+    ///
+    /// # Errors
+    /// `Config` when an option is out of range.
+    pub fn batcher(&self, options: crate::BatcherOptions) -> Result<crate::SendBatcher> {
+        crate::SendBatcher::start(self.clone(), options)
     }
 
     async fn run(&self, out: Outgoing, op: &'static str) -> Result<()> {

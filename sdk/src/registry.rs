@@ -11,6 +11,14 @@ pub struct Registry {
     connectors: Vec<Arc<dyn Connector>>,
 }
 
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("schemes", &self.schemes())
+            .finish()
+    }
+}
+
 impl Default for Registry {
     /// Every adapter compiled into this build.
     fn default() -> Self {
@@ -75,8 +83,9 @@ impl Registry {
         else {
             return Err(Error::config(format!(
                 "no adapter for scheme {scheme:?} in {url}; registered schemes: {} \
-                 (adapters are enabled by cargo features of the brokerkit crate)",
-                self.schemes().join(", ")
+                 (adapters are enabled by cargo features of the brokerkit crate){}",
+                self.schemes().join(", "),
+                crate::features::adapter_hint(scheme)
             )));
         };
         c.connect(&url).await.map_err(|e| {

@@ -13,6 +13,7 @@
 
 mod catch_panic;
 mod decode;
+mod error;
 mod lifecycle;
 mod report;
 
@@ -27,6 +28,7 @@ use tokio::task::JoinSet;
 
 pub(crate) use catch_panic::{call_catching, CatchPanic};
 pub use decode::{Decoder, JsonWithSchema, Raw, Rejection, Typed};
+pub use error::{Classification, HandlerError, HandlerResult, ResultExt};
 pub use report::RunReport;
 
 use crate::consumer_builder::{ConsumerBuilder, HandlerSettings};
@@ -61,7 +63,7 @@ impl Handler {
     where
         D: Decoder,
         F: Fn(Context, D::Output) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = crate::HandlerResult> + Send + 'static,
     {
         let delay = consumer.capabilities().delayed_redelivery.is_available();
         let retry = settings.retry.clone().unwrap_or_else(|| {

@@ -99,8 +99,9 @@ pub async fn connect_store(url: &str) -> Result<Arc<dyn IdempotencyStore>> {
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => Ok(Arc::new(PostgresStore::connect(&parsed).await?)),
         other => Err(Error::config(format!(
-            "no idempotency store for scheme {other:?} in {parsed}; available: {}",
-            available_schemes().join(", ")
+            "no idempotency store for scheme {other:?} in {parsed}; available: {}{}",
+            available_schemes().join(", "),
+            crate::features::store_hint(other)
         ))),
     }
 }
