@@ -94,7 +94,7 @@ fn collect(seen: &Seen) -> impl Fn(Context, Message) -> futures_ready::Ready + S
 }
 
 mod futures_ready {
-    pub type Ready = std::future::Ready<brokerkit::Result<()>>;
+    pub type Ready = std::future::Ready<brokerkit::HandlerResult>;
     pub fn ready() -> Ready {
         std::future::ready(Ok(()))
     }
@@ -440,7 +440,7 @@ async fn delete_after_ack_only_after_ack() {
             async move {
                 seen.lock().unwrap().push(m.payload.to_vec());
                 if m.payload[0] == 1 {
-                    return Err(brokerkit::Error::new(ErrorKind::Rejected, "not this one"));
+                    return Err(brokerkit::Error::new(ErrorKind::Rejected, "not this one").into());
                 }
                 Ok(())
             }
