@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod conformance_batching;
+pub mod conformance_claim_check;
 pub mod conformance_events;
 pub mod conformance_fixture;
 pub mod conformance_lag;
@@ -108,6 +109,12 @@ macro_rules! conformance_suite {
             $crate::conformance_event_fixture_cases!(
                 $url;
                 foreign_cloudevent_is_read
+            );
+            $crate::conformance_claim_check_cases!(
+                $url;
+                claim_check_5mib_round_trip,
+                claim_check_corrupt_then_redriven,
+                claim_check_missing_dead_lettered
             );
             $crate::conformance_lag_cases!(
                 $url;

@@ -13,7 +13,16 @@
 //! concurrency = 4
 //! idempotency_store = "redis://127.0.0.1:6379"
 //! drain_timeout_ms = 10000
+//!
+//! [claim_check]                                     # feature `claim-check`: large payloads
+//! store = "s3://payloads?region=eu-west-1"          # or file:///var/lib/payloads
+//! threshold_bytes = 131072                          # default: what the broker carries
+//! cleanup = "auto"                                  # or delete_after_ack, expire
 //! ```
+//!
+//! The claim-check set-up applies to every producer ([`BrokerConfig::producer`]) and handler
+//! ([`BrokerConfig::handler`]) made from the file; `BROKERKIT_CLAIM_CHECK__STORE` sets the
+//! store from the environment.
 //!
 //! Layering is done by [figment]: the file first, then environment variables, which win:
 //! `BROKERKIT_URL`, `BROKERKIT_VISIBILITY_TIMEOUT_MS`, and nested keys with `__`, e.g.
@@ -54,6 +63,40 @@ pub struct BrokerConfig {
     /// Settings per destination.
     #[serde(default)]
     pub destinations: BTreeMap<String, DestinationConfig>,
+    /// Claim-check for every producer and handler made from this configuration (needs the
+    /// `claim-check` feature; see [`crate::claim_check`]).
+    pub claim_check: Option<ClaimCheckConfig>,
+}
+
+/// The `[claim_check]` table.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimCheckConfig {
+    /// Object store URL: `s3://bucket?…`, `file:///dir` or `memory://name`. May hold
+    /// credentials: it is redacted in `Debug`.
+    pub store: String,
+    /// Offload payloads above this many bytes (default: what the broker carries).
+    pub threshold_bytes: Option<usize>,
+    /// `auto` (default), `delete_after_ack` or `expire`.
+    pub cleanup: Option<String>,
+    /// Object key prefix (default `brokerkit-claim-check`).
+    pub prefix: Option<String>,
+}
+
+impl std::fmt::Debug for ClaimCheckConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimCheckConfig")
+            .field(
+                "store",
+                &BrokerUrl::parse(&self.store)
+                    .map(|u| u.redacted())
+                    .unwrap_or_else(|_| "<not a URL>".into()),
+            )
+            .field("threshold_bytes", &self.threshold_bytes)
+            .field("cleanup", &self.cleanup)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
 }
 
 /// Settings for every group of one destination, and per group overrides.
@@ -149,7 +192,10 @@ impl BrokerConfig {
             Env::prefixed("BROKERKIT_")
                 .filter(|k| {
                     let k = k.as_str().to_ascii_lowercase();
-                    k == "url" || k == "visibility_timeout_ms" || k.starts_with("destinations__")
+                    k == "url"
+                        || k == "visibility_timeout_ms"
+                        || k.starts_with("destinations__")
+                        || k.starts_with("claim_check__")
                 })
                 .split("__"),
         );
@@ -261,7 +307,63 @@ impl BrokerConfig {
         if let Some(url) = &s.idempotency_store {
             b = b.idempotency(Idempotency::new(connect_store(url).await?));
         }
+        #[cfg(feature = "claim-check")]
+        if let Some(cc) = self.claim_check().await? {
+            b = b.claim_check(cc);
+        }
+        #[cfg(not(feature = "claim-check"))]
+        self.refuse_claim_check()?;
         Ok(b)
+    }
+
+    /// A producer builder for `destination` with the configured claim-check applied (the
+    /// store is connected here).
+    pub async fn producer(
+        &self,
+        broker: &Broker,
+        destination: &str,
+    ) -> Result<crate::ProducerBuilder> {
+        #[allow(unused_mut)]
+        let mut b = broker.producer(destination);
+        #[cfg(feature = "claim-check")]
+        if let Some(cc) = self.claim_check().await? {
+            b = b.claim_check(cc);
+        }
+        #[cfg(not(feature = "claim-check"))]
+        self.refuse_claim_check()?;
+        Ok(b)
+    }
+
+    /// The `[claim_check]` set-up, its store connected; `None` when the file has none.
+    #[cfg(feature = "claim-check")]
+    pub async fn claim_check(&self) -> Result<Option<crate::claim_check::ClaimCheck>> {
+        use crate::claim_check::{ClaimCheck, Cleanup};
+        let Some(c) = &self.claim_check else {
+            return Ok(None);
+        };
+        let mut cc = ClaimCheck::connect(&c.store)
+            .await
+            .map_err(|e| Error::config(format!("claim_check.store: {e}")))?;
+        if let Some(t) = c.threshold_bytes {
+            cc = cc.threshold(t);
+        }
+        if let Some(s) = &c.cleanup {
+            cc = cc.cleanup(Cleanup::parse(s)?);
+        }
+        if let Some(p) = &c.prefix {
+            cc = cc.prefix(p.clone());
+        }
+        Ok(Some(cc))
+    }
+
+    #[cfg(not(feature = "claim-check"))]
+    fn refuse_claim_check(&self) -> Result<()> {
+        match &self.claim_check {
+            Some(_) => Err(Error::config(
+                "[claim_check] needs the `claim-check` feature of the brokerkit crate",
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -368,5 +470,79 @@ mod tests {
         };
         let e = bad.handler(&broker, "orders", None).await.err().unwrap();
         assert!(e.to_string().contains("max_attempts"), "{e}");
+    }
+
+    #[test]
+    fn claim_check_store_url_is_redacted_in_debug() {
+        let (p, _rm) = write(
+            "[claim_check]\nstore = \"s3://b?region=us-east-1&access_key_id=AK&secret_access_key=TOPSECRET\"\n",
+        );
+        let c = BrokerConfig::load(Some(&p)).unwrap();
+        let cc = c.claim_check.clone().unwrap();
+        assert!(cc.store.contains("TOPSECRET"));
+        assert!(!format!("{c:?}").contains("TOPSECRET"), "{c:?}");
+    }
+
+    #[cfg(feature = "claim-check")]
+    #[tokio::test]
+    async fn claim_check_from_the_file_applies_to_producers_and_handlers() {
+        use crate::claim_check::REFERENCE_HEADER;
+        let (p, _rm) = write(
+            "url = \"memory://\"\n[claim_check]\nstore = \"memory://config-test\"\nthreshold_bytes = 8\ncleanup = \"expire\"\n",
+        );
+        let config = BrokerConfig::load(Some(&p)).unwrap();
+        let broker = config.connect().await.unwrap();
+        let mut tap = broker.consumer("cfg").group("tap").build().await.unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen_in = seen.clone();
+        let handler = config.handler(&broker, "cfg", Some("g")).await.unwrap();
+        assert!(handler.layer_names().contains(&"claim_check"));
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        let stop_in = stop.clone();
+        let running = handler
+            .handle_raw(move |_c, m: brokerkit_core::Message| {
+                seen_in.lock().unwrap().push(m.payload.to_vec());
+                async { Ok(()) }
+            })
+            .start(async move { stop_in.notified().await })
+            .await
+            .unwrap();
+        let producer = config
+            .producer(&broker, "cfg")
+            .await
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        producer
+            .send(brokerkit_core::Message::new("more than eight bytes"))
+            .await
+            .unwrap();
+        let d = tap.next().await.unwrap().unwrap();
+        assert!(d.message().headers.get(REFERENCE_HEADER).is_some());
+        assert!(d.message().payload.is_empty());
+        d.ack().await.unwrap();
+        for _ in 0..500 {
+            if !seen.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![b"more than eight bytes".to_vec()]
+        );
+        stop.notify_one();
+        running.join().await.unwrap();
+        let bad = BrokerConfig {
+            claim_check: Some(ClaimCheckConfig {
+                store: "memory://x".into(),
+                cleanup: Some("sometimes".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let e = bad.producer(&broker, "cfg").await.err().unwrap();
+        assert!(e.to_string().contains("delete_after_ack"), "{e}");
     }
 }

@@ -123,6 +123,12 @@ impl ConsumerBuilder {
         self.handler_builder().layer(name, layer)
     }
 
+    /// Fetches claim-checked payloads: see [`HandlerBuilder::claim_check`].
+    #[cfg(feature = "claim-check")]
+    pub fn claim_check(self, config: crate::claim_check::ClaimCheck) -> HandlerBuilder {
+        self.handler_builder().claim_check(config)
+    }
+
     /// Removes a receive layer: see [`HandlerBuilder::without_layer`].
     pub fn without_layer(self, name: &str) -> HandlerBuilder {
         self.handler_builder().without_layer(name)
@@ -209,6 +215,8 @@ pub(crate) struct HandlerSettings {
     pub drain_timeout: Duration,
     pub stack: ReceiveStack,
     pub instruments: Option<Arc<crate::metrics::Instruments>>,
+    /// A layer queues work after the ack ([`crate::layers::receive::after_ack::AfterAck`]).
+    pub after_ack: bool,
 }
 
 impl Default for HandlerSettings {
@@ -220,6 +228,7 @@ impl Default for HandlerSettings {
             drain_timeout: Duration::from_secs(30),
             stack: ReceiveStack::with_defaults(DEFAULT_LAYERS),
             instruments: None,
+            after_ack: false,
         }
     }
 }
@@ -311,6 +320,24 @@ impl HandlerBuilder {
     /// unknown name fails the handler's start with a `Config` error listing the layers.
     pub fn without_layer(mut self, name: &str) -> Self {
         self.settings.stack.remove(name);
+        self
+    }
+
+    /// Fetches and verifies claim-checked payloads before `decode` (the `claim_check` layer,
+    /// just inside `retry`), so a missing or corrupt object is dead-lettered with the reason.
+    /// Deletes objects after ack where [`crate::claim_check::ClaimCheck::deletes_after_ack`]
+    /// says so for this broker. See [`crate::claim_check`].
+    #[cfg(feature = "claim-check")]
+    pub fn claim_check(mut self, config: crate::claim_check::ClaimCheck) -> Self {
+        let delete = config.deletes_after_ack(self.consumer.capabilities());
+        let layer = crate::layers::receive::claim_check::ClaimCheckLayer::new(config, delete);
+        let stack = &mut self.settings.stack;
+        if stack.contains("decode") {
+            stack.insert_before("decode", "claim_check", layer);
+        } else {
+            stack.push("claim_check", layer);
+        }
+        self.settings.after_ack |= delete;
         self
     }
 

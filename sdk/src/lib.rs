@@ -39,6 +39,8 @@
 //! | `postgres` | `postgres://` idempotency store |
 //! | `config-file` | [`Broker::from_config`] and `brokerkit.toml` ([`config_file`]) |
 //! | `test-kit` | [`Context::builder`] and the in-memory `TestHarness` (`brokerkit::testing`) |
+//! | `claim-check` | claim-check layers with file and memory object stores (`brokerkit::claim_check`) |
+//! | `claim-check-s3` | the S3 object store for claim-check (aws-sdk-s3; LocalStack, MinIO, …) |
 //!
 //! A URL or store whose feature is off is a `Config` error that names the feature.
 //!
@@ -60,6 +62,8 @@ pub mod asyncapi;
 mod batcher;
 mod broker;
 mod browse;
+#[cfg(feature = "claim-check")]
+pub mod claim_check;
 pub mod cloudevents;
 #[cfg(feature = "config-file")]
 pub mod config_file;

@@ -73,6 +73,19 @@ impl ProducerBuilder {
         self
     }
 
+    /// Offloads payloads the broker cannot carry (or above the set-up's threshold) to an
+    /// object store, sending a reference instead: the `claim_check` layer, innermost of the
+    /// named layers (layers added later go outside it). See [`crate::claim_check`].
+    #[cfg(feature = "claim-check")]
+    pub fn claim_check(mut self, config: crate::claim_check::ClaimCheck) -> Self {
+        let layer = crate::layers::send::claim_check::ClaimCheckLayer::new(
+            config,
+            self.broker.shared_capabilities(),
+        );
+        self.stack.push_pinned("claim_check", layer);
+        self
+    }
+
     /// Adds a synchronous [`Stamp`] innermost.
     pub fn stamp(self, name: impl Into<String>, stamp: impl Stamp) -> Self {
         self.layer(name, StampLayer::new(stamp))

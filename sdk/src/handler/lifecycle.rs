@@ -31,7 +31,7 @@ use tokio::sync::watch;
 
 use super::report::{Outcome, RunReport};
 use crate::context::Context;
-use crate::layers::receive::{Disposition, Incoming, ReceiveService};
+use crate::layers::receive::{after_ack::AfterAck, Disposition, Incoming, ReceiveService};
 use crate::metrics::{with_error, Instruments};
 
 /// How many settles of one message may fail before the run stops (see the module docs).
@@ -94,6 +94,8 @@ pub(crate) struct Lifecycle {
     stuck_after: Duration,
     /// Woken when a message's settles failed [`SETTLE_FAILURE_LIMIT`] times.
     gave_up: tokio::sync::Notify,
+    /// Give each delivery an [`AfterAck`] and run it once the delivery is acked.
+    pub after_ack: bool,
 }
 
 #[derive(Default)]
@@ -203,6 +205,7 @@ impl Lifecycle {
             state: Default::default(),
             stuck_after: caps.lease.unwrap_or(Duration::from_secs(30)),
             gave_up: tokio::sync::Notify::new(),
+            after_ack: false,
         }
     }
 
@@ -319,8 +322,12 @@ pub(crate) async fn deliver(
         life.group.clone(),
         delivery.attempt(),
     );
-    let incoming = Incoming::new(delivery.message().clone(), context);
+    let mut incoming = Incoming::new(delivery.message().clone(), context);
     let who = Who::of(delivery.message());
+    let after_ack = life.after_ack.then(AfterAck::default);
+    if let Some(hooks) = &after_ack {
+        incoming.extensions_mut().insert(hooks.clone());
+    }
     let running = life.running();
     let run = super::CatchPanic::layers(life.service.run(incoming));
     let work = async {
@@ -334,7 +341,18 @@ pub(crate) async fn deliver(
     drop(running);
     match step {
         Step::Cancelled => life.settle(delivery.nack(None).await, Outcome::Cancelled, &who),
-        Step::Done(Ok(d)) => settle_by(&life, delivery, d, &who).await,
+        Step::Done(Ok(d)) => {
+            let outcome = settle_by(&life, delivery, d, &who).await;
+            if let Some(hooks) = after_ack {
+                if matches!(
+                    outcome,
+                    Outcome::Acked | Outcome::Duplicate | Outcome::Dropped
+                ) {
+                    hooks.run().await;
+                }
+            }
+            outcome
+        }
         Step::Done(Err(e)) => {
             // The `retry` layer was removed, or a layer outside it panicked: never lose the
             // message.

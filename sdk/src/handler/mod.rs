@@ -56,6 +56,7 @@ pub struct Handler {
     drain_timeout: Duration,
     retry: RetryPolicy,
     service: Result<ReceiveService>,
+    after_ack: bool,
 }
 
 impl Handler {
@@ -110,6 +111,7 @@ impl Handler {
             drain_timeout: settings.drain_timeout,
             retry,
             service,
+            after_ack: settings.after_ack,
         }
     }
 
@@ -167,6 +169,8 @@ impl Handler {
             ),
         );
         let consumer = self.consumer.build().await?;
+        let mut life = life;
+        life.after_ack = self.after_ack;
         let life = Arc::new(life);
         let weak: std::sync::Weak<dyn crate::health::Reporting> =
             Arc::downgrade(&life) as std::sync::Weak<dyn crate::health::Reporting>;

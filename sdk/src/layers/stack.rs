@@ -40,6 +40,8 @@ impl<Req, Resp> Entry<Req, Resp> {
 pub struct LayerStack<Req, Resp> {
     entries: Vec<Entry<Req, Resp>>,
     error: Option<String>,
+    /// How many entries at the end stay innermost when layers are pushed (`push_pinned`).
+    pinned: usize,
 }
 
 impl<Req, Resp> Clone for LayerStack<Req, Resp> {
@@ -47,6 +49,7 @@ impl<Req, Resp> Clone for LayerStack<Req, Resp> {
         LayerStack {
             entries: self.entries.clone(),
             error: self.error.clone(),
+            pinned: self.pinned,
         }
     }
 }
@@ -66,6 +69,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> LayerStack<Req, Resp> {
         LayerStack {
             entries: names.iter().map(|n| Entry::Builtin(n)).collect(),
             error: None,
+            pinned: 0,
         }
     }
 
@@ -98,12 +102,29 @@ impl<Req: Send + 'static, Resp: Send + 'static> LayerStack<Req, Resp> {
         !taken
     }
 
-    /// Adds `layer` innermost (next to the handler, or to the adapter on the send side).
+    /// Adds `layer` innermost (next to the handler, or to the adapter on the send side), but
+    /// outside layers pinned there (the send side's `claim_check`).
     pub fn push(&mut self, name: impl Into<String>, layer: impl StackLayer<Req, Resp>) {
+        let name = name.into();
+        if self.check_new(&name) {
+            let at = self.entries.len() - self.pinned;
+            self.entries
+                .insert(at, Entry::User(name, layer.into_layer_fn().0));
+        }
+    }
+
+    /// Adds `layer` innermost and keeps it there: layers pushed later go outside it.
+    #[cfg_attr(not(feature = "claim-check"), allow(dead_code))]
+    pub(crate) fn push_pinned(
+        &mut self,
+        name: impl Into<String>,
+        layer: impl StackLayer<Req, Resp>,
+    ) {
         let name = name.into();
         if self.check_new(&name) {
             self.entries
                 .push(Entry::User(name, layer.into_layer_fn().0));
+            self.pinned += 1;
         }
     }
 
@@ -126,6 +147,9 @@ impl<Req: Send + 'static, Resp: Send + 'static> LayerStack<Req, Resp> {
     /// Removes the layer called `name` (a default such as `"trace"`, or one of yours).
     pub fn remove(&mut self, name: &str) {
         if let Some(at) = self.position(name) {
+            if at >= self.entries.len() - self.pinned {
+                self.pinned -= 1;
+            }
             self.entries.remove(at);
         }
     }

@@ -9,6 +9,7 @@
 //! | `correlation` | [`correlation`]    | [`crate::Context::current`] for sends made while handling  |
 //! | `metrics`     | [`metrics`]        | consumed, processed, retried, dead-lettered (OpenTelemetry) |
 //! | `retry`       | [`retry`]          | a failure becomes retry-after-backoff, dead-letter or drop |
+//! | `claim_check` | `claim_check`      | fetch and verify an offloaded payload (when configured)    |
 //! | `decode`      | [`decode`]         | decode and schema-validate the payload for the handler     |
 //! | `idempotency` | [`idempotency`]    | run each key once; renew the claim while the handler runs  |
 //! | *your layers* |                    | [`crate::HandlerBuilder::layer`] adds them here            |
@@ -27,6 +28,9 @@
 //! `tower::timeout::TimeoutLayer` (its error must be turned into [`brokerkit_core::Error`] with
 //! [`tower::util::MapErrLayer`]) or your own layer built with [`from_fn`].
 
+pub mod after_ack;
+#[cfg(feature = "claim-check")]
+pub mod claim_check;
 pub mod correlation;
 pub mod decode;
 pub mod handler_fn;

@@ -12,12 +12,15 @@
 //! | `idempotency_key` | [`idempotency_key`]   | the key from your function (when configured)        |
 //! | `metrics`         | [`metrics`]           | sent messages and send duration (OpenTelemetry)     |
 //! | *your layers*     |                       | [`crate::ProducerBuilder::layer`] adds them here     |
+//! | `claim_check`     | `claim_check`         | large payloads to an object store (when configured, feature `claim-check`) |
 //! | (always)          | [`capability`]        | the broker's capability check, then the adapter     |
 //!
 //! The capability check is always innermost: whatever the layers did to a message, the
 //! adapter only ever sees messages the broker can carry.
 
 pub mod capability;
+#[cfg(feature = "claim-check")]
+pub mod claim_check;
 pub mod compatibility;
 pub mod correlation;
 pub mod idempotency_key;
