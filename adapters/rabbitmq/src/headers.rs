@@ -15,6 +15,7 @@
 //! Every message is persistent (`delivery_mode` 2).
 
 use brokerkit_core::dead_letter::sanitize_header_value;
+use brokerkit_core::foreign_headers::{ForeignLimit, WarnLimit};
 use brokerkit_core::headers::names as canonical;
 use brokerkit_core::{ErrorKind, Headers, Message, Result};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -35,6 +36,9 @@ pub use brokerkit_core::headers::INVALID_HEADERS as INVALID;
 const RESERVED: [&str; 4] = [ATTEMPT, FIRST_FAILURE, KEY, TIMESTAMP_MS];
 
 /// Headers RabbitMQ adds when it dead-letters (our delay hold queues do): not surfaced.
+/// Rate limit of the "skipped invalid headers" warning.
+static WARNINGS: WarnLimit = WarnLimit::new();
+
 fn is_broker_header(name: &str) -> bool {
     name == "x-death"
         || name.starts_with("x-first-death-")
@@ -164,6 +168,7 @@ pub fn decode(props: &BasicProperties) -> Decoded {
     let mut d = Decoded::default();
     let mut invalid: Vec<String> = Vec::new();
     let mut timestamp_ms: Option<String> = None;
+    let mut limit = ForeignLimit::new();
     if let Some(table) = props.headers() {
         for (name, value) in table.inner() {
             let name = name.as_str();
@@ -180,6 +185,7 @@ pub fn decode(props: &BasicProperties) -> Decoded {
                 },
                 TIMESTAMP_MS => timestamp_ms = text(value).ok(),
                 n if is_broker_header(n) => {}
+                _ if limit.refuses(&d.headers, name) => {}
                 _ => {
                     let result = text(value).and_then(|v| {
                         if d.headers.get(name).is_some() {
@@ -202,6 +208,7 @@ pub fn decode(props: &BasicProperties) -> Decoded {
             }
         }
     }
+    invalid.extend(limit.entry());
     let properties = [
         (canonical::MESSAGE_ID, props.message_id()),
         (canonical::CORRELATION_ID, props.correlation_id()),
@@ -227,7 +234,9 @@ pub fn decode(props: &BasicProperties) -> Decoded {
     }
     if !invalid.is_empty() {
         let list = invalid.join("; ");
-        tracing::warn!(skipped = %list, "rabbitmq: skipped invalid headers of a received message");
+        if let Some(suppressed) = WARNINGS.due() {
+            tracing::warn!(skipped = %list, suppressed, "rabbitmq: skipped invalid headers of a received message (one warning per 10 s; `suppressed` counts the messages not logged since the last)");
+        }
         // A list from an earlier hop (a forwarded message) is kept in front.
         let all = match d.headers.get(INVALID) {
             Some(earlier) if !earlier.is_empty() => format!("{earlier}; {list}"),
