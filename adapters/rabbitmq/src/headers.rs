@@ -259,16 +259,17 @@ pub fn for_retry(props: &BasicProperties, attempts: u32, first_failure_ms: u64) 
 }
 
 /// The properties for the dead-letter copy: the original properties (unknown and invalid
-/// headers kept as they were), attempt bookkeeping removed, and `envelope`'s `dlq-*` headers.
+/// headers kept as they were, a user's `dlq-*` ones too), attempt bookkeeping removed, and
+/// `envelope`'s envelope headers.
 pub fn for_dead_letter(props: &BasicProperties, envelope: &Headers) -> BasicProperties {
     let mut table = without(props, |n| {
         n == ATTEMPT
             || n == FIRST_FAILURE
             || is_broker_header(n)
-            || n.to_ascii_lowercase().starts_with("dlq-")
+            || brokerkit_core::dead_letter::is_envelope_header(n)
     });
     for (name, value) in envelope.iter() {
-        if name.starts_with("dlq-") {
+        if brokerkit_core::dead_letter::is_envelope_header(name) {
             if let Some(key) = short(name) {
                 table.insert(key, long(value));
             }
