@@ -292,7 +292,8 @@ impl fmt::Display for Error {
         }
         if let Some(s) = &self.0.source {
             // A client library's error may quote the broker URL: never print its password.
-            write!(f, ": {}", crate::config::redact_text(&s.to_string()))?;
+            let s: &(dyn std::error::Error + 'static) = &**s;
+            write!(f, ": {}", RedactedChain(s))?;
         }
         Ok(())
     }
@@ -306,8 +307,32 @@ impl fmt::Debug for Error {
             .field("message", &self.0.message)
             .field("context", &self.0.context)
             .field("retry_after", &self.0.retry_after)
-            .field("source", &self.0.source)
+            // A client library's `Debug` may hold a URL or a password field: only its redacted
+            // `Display` chain is printed.
+            .field("source", &self.0.source.as_ref().map(|s| RedactedChain(&**s)))
             .finish()
+    }
+}
+
+/// Prints an error and its sources as redacted `Display` text, joined by `: `.
+struct RedactedChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for RedactedChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = self.0.to_string();
+        let mut next = self.0.source();
+        while let Some(s) = next {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            next = s.source();
+        }
+        f.write_str(&crate::config::redact_text(&text))
+    }
+}
+
+impl fmt::Debug for RedactedChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_string())
     }
 }
 
