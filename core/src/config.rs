@@ -117,8 +117,9 @@ fn redact_address(address: &str) -> String {
             let pairs: Vec<String> = query
                 .split('&')
                 .map(|pair| match pair.split_once('=') {
-                    Some((k, _)) if is_secret_key(&percent_decode(k).unwrap_or_default())
-                        || is_secret_key(k) =>
+                    Some((k, _))
+                        if is_secret_key(&percent_decode(k).unwrap_or_default())
+                            || is_secret_key(k) =>
                     {
                         format!("{k}={REDACTED}")
                     }

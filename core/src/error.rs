@@ -309,7 +309,10 @@ impl fmt::Debug for Error {
             .field("retry_after", &self.0.retry_after)
             // A client library's `Debug` may hold a URL or a password field: only its redacted
             // `Display` chain is printed.
-            .field("source", &self.0.source.as_ref().map(|s| RedactedChain(&**s)))
+            .field(
+                "source",
+                &self.0.source.as_ref().map(|s| RedactedChain(&**s)),
+            )
             .finish()
     }
 }

@@ -56,8 +56,8 @@ pub use browse::{DeadLetterView, MAX_BROWSE};
 #[cfg(feature = "config-file")]
 pub use config_file::BrokerConfig;
 pub use consumer::{Consumer, ShutdownHandle};
-pub use consumer_builder::{ConsumerBuilder, HandlerBuilder};
 pub use consumer_builder::MAX_PREFETCH;
+pub use consumer_builder::{ConsumerBuilder, HandlerBuilder};
 pub use context::Context;
 pub use event::{encode_event, Event};
 pub use handler::{Handler, RunReport, RunningHandler};

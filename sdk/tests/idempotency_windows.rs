@@ -73,7 +73,11 @@ async fn a_failed_complete_is_retried_so_a_later_duplicate_is_skipped() {
     // Well past the lease: a duplicate of K must be recognised as handled.
     p.send(keyed("resent", "K")).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(runs.load(Ordering::SeqCst), 1, "the key was not recorded as done");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the key was not recorded as done"
+    );
     drop(running);
 }
 
@@ -113,6 +117,10 @@ async fn waiting_for_a_busy_key_does_not_use_up_attempts() {
     .await
     .expect("b runs once a released the key");
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen, [("a".to_string(), 1), ("b".to_string(), 1)], "b's attempts were used up waiting");
+    assert_eq!(
+        seen,
+        [("a".to_string(), 1), ("b".to_string(), 1)],
+        "b's attempts were used up waiting"
+    );
     drop(running);
 }

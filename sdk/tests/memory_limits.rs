@@ -24,7 +24,11 @@ async fn send_to_a_group_nobody_consumes_times_out() {
     let e = send.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert!(e.is_retryable());
-    assert!(t.elapsed() >= Duration::from_millis(250), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
     let d = tokio::time::timeout(Duration::from_secs(2), busy.next())
         .await
         .unwrap()
@@ -74,6 +78,10 @@ async fn extreme_delays_and_timeouts_do_not_panic() {
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(&d.message().payload[..], b"y", "the nacked message waits ~forever");
+    assert_eq!(
+        &d.message().payload[..],
+        b"y",
+        "the nacked message waits ~forever"
+    );
     d.ack().await.unwrap();
 }

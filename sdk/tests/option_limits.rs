@@ -23,7 +23,11 @@ async fn huge_prefetch_and_concurrency_are_config_errors() {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config, "{e}");
     }
-    b.consumer("q").prefetch(MAX_PREFETCH).build().await.unwrap();
+    b.consumer("q")
+        .prefetch(MAX_PREFETCH)
+        .build()
+        .await
+        .unwrap();
 }
 
 #[test]
@@ -78,7 +82,9 @@ async fn redrive_with_no_limit_and_a_tiny_rate_works() {
     let report = brokerkit::redrive(
         &b,
         "q.dlq",
-        RedriveOptions::default().limit(usize::MAX).rate(f64::MIN_POSITIVE),
+        RedriveOptions::default()
+            .limit(usize::MAX)
+            .rate(f64::MIN_POSITIVE),
     )
     .await
     .unwrap();

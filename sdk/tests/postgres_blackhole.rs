@@ -98,7 +98,10 @@ async fn a_black_holed_database_times_out_each_query() {
     paused.store(false, Ordering::SeqCst);
     let mut ok = false;
     for _ in 0..50 {
-        if let Ok(Claim::Acquired(_)) = store.claim(&format!("{key}-4"), Duration::from_secs(5)).await {
+        if let Ok(Claim::Acquired(_)) = store
+            .claim(&format!("{key}-4"), Duration::from_secs(5))
+            .await
+        {
             ok = true;
             break;
         }

@@ -13,14 +13,26 @@ const URLS: &[(&str, &[&str])] = &[
     ("nats+js://u:PW0RD@h:99999", &["PW0RD"]),
     ("amqp://user:p?w#d@host:notaport", &["p?w#d", "p?w"]),
     ("kafka://u:KPASS@h:-1", &["KPASS"]),
-    ("sns://?endpoint=http://a:EPASS@h:bad&secret_access_key=SK2", &["EPASS", "SK2"]),
+    (
+        "sns://?endpoint=http://a:EPASS@h:bad&secret_access_key=SK2",
+        &["EPASS", "SK2"],
+    ),
     ("user:NOSCHEME@host:5672", &["NOSCHEME"]),
     ("memory://x?token=MTOKEN", &["MTOKEN"]),
     ("redis://:RPASS@h:notaport", &["RPASS"]),
-    ("redis://user:RPASS2@127.0.0.1:9/?password=RPASS3", &["RPASS2", "RPASS3"]),
+    (
+        "redis://user:RPASS2@127.0.0.1:9/?password=RPASS3",
+        &["RPASS2", "RPASS3"],
+    ),
     ("postgres://u:PGPASS@h:99999/db", &["PGPASS"]),
-    ("postgres://u:PG/PASS@h/db?sslmode=bogus", &["PG/PASS", "PG%2FPASS"]),
-    ("postgresql://u:PGPASS2@127.0.0.1:9/db?connect_timeout_ms=100", &["PGPASS2"]),
+    (
+        "postgres://u:PG/PASS@h/db?sslmode=bogus",
+        &["PG/PASS", "PG%2FPASS"],
+    ),
+    (
+        "postgresql://u:PGPASS2@127.0.0.1:9/db?connect_timeout_ms=100",
+        &["PGPASS2"],
+    ),
 ];
 
 fn assert_clean(what: &str, url: &str, secrets: &[&str], e: &Error) {

@@ -208,7 +208,11 @@ mod tests {
         let raw = names.iter().map(|n| (n.as_bytes(), Some(&b"v"[..])));
         let t = std::time::Instant::now();
         let (h, _) = from_kafka(raw, false);
-        assert!(t.elapsed() < std::time::Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(3),
+            "{:?}",
+            t.elapsed()
+        );
         assert_eq!(h.len(), MAX_FOREIGN_HEADERS + 1);
         let note = h.get(INVALID_HEADERS).unwrap();
         assert!(

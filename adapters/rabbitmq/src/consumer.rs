@@ -205,7 +205,8 @@ impl ConsumerBackend for RabbitConsumer {
         let tag = live.stream.tag();
         let _ = tokio::time::timeout(
             crate::link::CLOSE_WAIT,
-            live.channel.basic_cancel(tag, BasicCancelOptions::default()),
+            live.channel
+                .basic_cancel(tag, BasicCancelOptions::default()),
         )
         .await;
         // Deliveries prefetched but never handed out go back to the queue now.

@@ -60,11 +60,13 @@ pub fn decode_message(
 ) -> brokerkit_core::Message {
     headers::unpack(
         body,
-        attributes.iter().map(|&(name, data_type, string_value)| headers::Attr {
-            name,
-            data_type,
-            string_value,
-        }),
+        attributes
+            .iter()
+            .map(|&(name, data_type, string_value)| headers::Attr {
+                name,
+                data_type,
+                string_value,
+            }),
         group_id,
     )
 }

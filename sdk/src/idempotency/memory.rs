@@ -269,7 +269,10 @@ mod tests {
         assert_eq!(s.claim("k249", lease).await.unwrap(), Claim::Done);
         assert_eq!(s.claim("k150", lease).await.unwrap(), Claim::Done);
         // k0 was forgotten: it can be claimed again (and that evicts the oldest left).
-        assert!(matches!(s.claim("k0", lease).await.unwrap(), Claim::Acquired(_)));
+        assert!(matches!(
+            s.claim("k0", lease).await.unwrap(),
+            Claim::Acquired(_)
+        ));
         assert_eq!(s.len(), 100);
     }
 

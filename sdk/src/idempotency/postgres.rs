@@ -43,9 +43,7 @@ fn split_timeout(url: &BrokerUrl) -> Result<(String, Duration)> {
     for (k, v) in u.query_pairs() {
         if k == QUERY_TIMEOUT_KEY {
             timeout = match v.parse::<u64>() {
-                Ok(ms) if ms > 0 => {
-                    Duration::from_millis(ms).min(crate::idempotency::MAX_LEASE)
-                }
+                Ok(ms) if ms > 0 => Duration::from_millis(ms).min(crate::idempotency::MAX_LEASE),
                 _ => {
                     return Err(Error::config(format!(
                         "{QUERY_TIMEOUT_KEY} must be a positive integer (milliseconds), got \

@@ -162,7 +162,7 @@ impl Group {
 
     pub fn nack(&self, t: Ticket, delay: Option<Duration>) -> bool {
         let mut st = self.lock();
-        let due = delay.filter(|d| !d.is_zero()).map(|d| later(d));
+        let due = delay.filter(|d| !d.is_zero()).map(later);
         let ok = st.queue.nack(t, due);
         self.settled(st);
         ok
@@ -206,7 +206,8 @@ impl Group {
 pub(crate) fn later(by: Duration) -> Instant {
     const CAP: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
     let now = Instant::now();
-    now.checked_add(by.min(CAP)).unwrap_or(now + Duration::from_secs(365 * 24 * 3600))
+    now.checked_add(by.min(CAP))
+        .unwrap_or(now + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// How a [`Group::push_all`] ended.
