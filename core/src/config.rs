@@ -132,13 +132,15 @@ fn redact_address(address: &str) -> String {
     out
 }
 
-/// A URL that did not parse, fit to print: as [`redact_text`], and without a `scheme://` the
-/// whole text is treated as an address (`user:secret@host` → `user:***@host`).
+/// A URL that did not parse, fit to print: everything after `scheme://` (or the whole text
+/// without one) is treated as one address, as in [`redact_text`]
+/// (`user:secret@host` → `user:***@host`).
 pub fn redact_unparsed(text: &str) -> String {
-    if text.contains("://") {
-        redact_text(text)
-    } else {
-        redact_address(text)
+    // The whole rest is one address, spaces included: in a URL that did not parse, a space
+    // may sit inside the user info (`x://u v:secret@h`).
+    match text.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", redact_address(rest)),
+        None => redact_address(text),
     }
 }
 
@@ -325,5 +327,7 @@ mod tests {
             "failed to connect to amqp://u:***@host:5672/vh: refused"
         );
         assert_eq!(redact_text("no url here"), "no url here");
+        assert_eq!(redact_unparsed("x://u v:pw@h:bad"), "x://u v:***@h:bad");
+        assert_eq!(redact_unparsed("u:pw@h"), "u:***@h");
     }
 }
