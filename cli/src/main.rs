@@ -127,7 +127,7 @@ pub fn redacted_url(config: &BrokerConfig) -> String {
     let url = config.url.as_deref().unwrap_or("memory://");
     match brokerkit::BrokerUrl::parse(url) {
         Ok(u) => u.redacted(),
-        Err(_) => redact_text(url),
+        Err(_) => brokerkit::core::config::redact_unparsed(url),
     }
 }
 

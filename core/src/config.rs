@@ -47,6 +47,10 @@ pub fn percent_decode(s: &str) -> Option<String> {
 /// `url` with its password and secret query values replaced by `***`; other query values
 /// (e.g. an endpoint URL) have embedded passwords redacted too.
 pub fn redact_url(url: &Url) -> String {
+    if url.cannot_be_a_base() {
+        // `user:secret@host` parses as scheme `user` with an opaque path.
+        return redact_unparsed(url.as_str());
+    }
     let mut u = url.clone();
     if u.password().is_some() {
         let _ = u.set_password(Some(REDACTED));
@@ -68,8 +72,11 @@ pub fn redact_url(url: &Url) -> String {
     u.to_string()
 }
 
-/// Redacts what looks like a URL's password inside free text, e.g. a client library's error
-/// message that quotes the address (`scheme://user:secret@host` → `scheme://user:***@host`).
+/// Redacts what looks like a URL's secrets inside free text, e.g. a client library's error
+/// message that quotes the address, or a URL too malformed to parse:
+/// everything before the last `@` of an address (`scheme://user:secret@host` →
+/// `scheme://user:***@host`, `nats://token@host` → `nats://***@host`, also when the password
+/// holds `/` or `?`), and the values of secret query keys (`?secret_access_key=***`).
 pub fn redact_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -77,21 +84,64 @@ pub fn redact_text(text: &str) -> String {
         let (head, tail) = rest.split_at(pos + 3);
         out.push_str(head);
         let end = tail
-            .find(|c: char| c.is_whitespace() || c == '/' || c == '"' || c == '\'')
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
             .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
-                out.push_str(&authority[..=colon]);
-                out.push_str(REDACTED);
-                out.push_str(&authority[at..]);
-            }
-            _ => out.push_str(authority),
-        }
+        out.push_str(&redact_address(&tail[..end]));
         rest = &tail[end..];
     }
     out.push_str(rest);
     out
+}
+
+/// Redacts one address without its `scheme://`: user info and secret query values.
+fn redact_address(address: &str) -> String {
+    let mut out = String::with_capacity(address.len());
+    let mut rest = address;
+    if let Some(at) = rest.rfind('@') {
+        let userinfo = &rest[..at];
+        match userinfo.find(':') {
+            // The user name is kept only when it cannot be a secret itself.
+            Some(colon) if !userinfo[..colon].contains(['/', '?', '#']) => {
+                out.push_str(&userinfo[..=colon]);
+                out.push_str(REDACTED);
+            }
+            _ => out.push_str(REDACTED),
+        }
+        rest = &rest[at..];
+    }
+    match rest.split_once('?') {
+        None => out.push_str(rest),
+        Some((before, query)) => {
+            out.push_str(before);
+            out.push('?');
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _))
+                        if is_secret_key(&percent_decode(k).unwrap_or_default())
+                            || is_secret_key(k) =>
+                    {
+                        format!("{k}={REDACTED}")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            out.push_str(&pairs.join("&"));
+        }
+    }
+    out
+}
+
+/// A URL that did not parse, fit to print: everything after `scheme://` (or the whole text
+/// without one) is treated as one address, as in [`redact_text`]
+/// (`user:secret@host` → `user:***@host`).
+pub fn redact_unparsed(text: &str) -> String {
+    // The whole rest is one address, spaces included: in a URL that did not parse, a space
+    // may sit inside the user info (`x://u v:secret@h`).
+    match text.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", redact_address(rest)),
+        None => redact_address(text),
+    }
 }
 
 /// A parsed broker URL. `Debug` and `Display` redact secrets.
@@ -106,7 +156,7 @@ impl BrokerUrl {
         let url = Url::parse(text.trim()).map_err(|e| {
             Error::config(format!(
                 "invalid broker URL {:?}: {e}; expected <scheme>://[user[:password]@]host[:port][/path][?key=value]",
-                redact_text(text)
+                redact_unparsed(text.trim())
             ))
         })?;
         Ok(BrokerUrl { url })
@@ -277,5 +327,7 @@ mod tests {
             "failed to connect to amqp://u:***@host:5672/vh: refused"
         );
         assert_eq!(redact_text("no url here"), "no url here");
+        assert_eq!(redact_unparsed("x://u v:pw@h:bad"), "x://u v:***@h:bad");
+        assert_eq!(redact_unparsed("u:pw@h"), "u:***@h");
     }
 }

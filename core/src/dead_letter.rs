@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::error::ErrorKind;
 use crate::headers::{Headers, MAX_VALUE_LEN};
 
-/// Envelope header names (all start with `dlq-`).
+/// Envelope header names (all start with `dlq-`). Only these names are brokerkit's: a user
+/// header such as `dlq-owner` is kept through dead-lettering and redrive.
 pub mod names {
     /// Human-readable reason.
     pub const REASON: &str = "dlq-reason";
@@ -24,6 +25,23 @@ pub mod names {
     pub const LAST_FAILURE: &str = "dlq-last-failure-ms";
     /// JSON array of validation errors, each `{"pointer": "...", "reason": "..."}`.
     pub const VALIDATION_ERRORS: &str = "dlq-validation-errors";
+
+    /// Every envelope header name.
+    pub const ALL: [&str; 8] = [
+        REASON,
+        ERROR_KIND,
+        ATTEMPTS,
+        ORIGINAL_DESTINATION,
+        ORIGINAL_GROUP,
+        FIRST_FAILURE,
+        LAST_FAILURE,
+        VALIDATION_ERRORS,
+    ];
+}
+
+/// Whether `name` is one of the envelope headers ([`names::ALL`]), ignoring ASCII case.
+pub fn is_envelope_header(name: &str) -> bool {
+    names::ALL.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
 /// The name of `destination`'s dead-letter destination.
@@ -195,15 +213,11 @@ impl DeadLetterEnvelope {
     }
 }
 
-/// Removes every `dlq-` header, giving back the original headers (used by redrive).
+/// Removes the envelope headers ([`names::ALL`]), giving back the original headers (used by
+/// redrive). Other headers, `dlq-` prefixed or not, are the user's and stay.
 pub fn strip_envelope(headers: &mut Headers) {
-    let envelope: Vec<String> = headers
-        .iter()
-        .filter(|(n, _)| n.to_ascii_lowercase().starts_with("dlq-"))
-        .map(|(n, _)| n.to_string())
-        .collect();
-    for n in envelope {
-        headers.remove(&n);
+    for n in names::ALL {
+        headers.remove(n);
     }
 }
 
@@ -241,6 +255,29 @@ mod tests {
         assert_eq!(back.original_group.as_deref(), Some("billing"));
         strip_envelope(&mut h);
         assert_eq!(h, Headers::new().with("x-user", "1").unwrap());
+    }
+
+    #[test]
+    fn user_dlq_headers_survive_dead_lettering_and_redrive() {
+        let user = Headers::new()
+            .with("dlq-owner", "team-a")
+            .unwrap()
+            .with("DLQ-Ticket", "T-1")
+            .unwrap();
+        let mut h = user.clone();
+        let env = DeadLetterEnvelope {
+            reason: DeadLetterReason::new("r"),
+            attempts: 1,
+            original_destination: "orders".into(),
+            original_group: None,
+            first_failure: UNIX_EPOCH,
+            last_failure: UNIX_EPOCH,
+        };
+        env.write_to(&mut h);
+        assert_eq!(h.get("dlq-owner"), Some("team-a"));
+        env.write_to(&mut h);
+        strip_envelope(&mut h);
+        assert_eq!(h, user);
     }
 
     #[test]

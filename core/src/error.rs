@@ -292,23 +292,21 @@ impl fmt::Display for Error {
         }
         if let Some(s) = &self.0.source {
             // A client library's error may quote the broker URL: never print its password.
-            write!(f, ": {}", crate::config::redact_text(&s.to_string()))?;
+            let s: &(dyn std::error::Error + 'static) = &**s;
+            write!(f, ": {}", RedactedChain(s))?;
         }
         Ok(())
     }
 }
 
 impl fmt::Debug for Error {
-    /// The `Display` text, then the source's own causes one per line, so a `main` returning
+    /// The `Display` text (which ends with the source's causes), so a `main` returning
     /// `Result<(), brokerkit::Error>` prints a readable report. `{:#?}` gives the fields.
     /// Secrets never print: addresses are stored redacted and source texts are redacted.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if f.alternate() {
-            let source = self
-                .0
-                .source
-                .as_ref()
-                .map(|s| crate::config::redact_text(&s.to_string()));
+            // A client library's `Debug` may hold a URL or a password field: only its
+            // redacted `Display` chain is printed.
             return f
                 .debug_struct("Error")
                 .field("kind", &self.0.kind)
@@ -316,20 +314,35 @@ impl fmt::Debug for Error {
                 .field("message", &self.0.message)
                 .field("context", &self.0.context)
                 .field("retry_after", &self.0.retry_after)
-                .field("source", &source)
+                .field(
+                    "source",
+                    &self.0.source.as_ref().map(|s| RedactedChain(&**s)),
+                )
                 .finish();
         }
-        fmt::Display::fmt(self, f)?;
-        let mut cause = self.0.source.as_ref().and_then(|s| s.source());
-        while let Some(c) = cause {
-            write!(
-                f,
-                "\n  caused by: {}",
-                crate::config::redact_text(&c.to_string())
-            )?;
-            cause = c.source();
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Prints an error and its sources as redacted `Display` text, joined by `: `.
+struct RedactedChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for RedactedChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = self.0.to_string();
+        let mut next = self.0.source();
+        while let Some(s) = next {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            next = s.source();
         }
-        Ok(())
+        f.write_str(&crate::config::redact_text(&text))
+    }
+}
+
+impl fmt::Debug for RedactedChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_string())
     }
 }
 

@@ -5,6 +5,7 @@
 //! its transport.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -148,10 +149,73 @@ fn validate_value(name: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-type Entries = Vec<(HeaderName, String)>;
+/// Header count from which lookups go through a hash index instead of a linear scan. Below it a
+/// scan of a few cache lines is faster than hashing.
+const INDEX_FROM: usize = 16;
+
+/// The entries in insertion order, plus (from [`INDEX_FROM`] entries on) an index from the
+/// ASCII-lowercased name to the position, so an insert or lookup is O(1) on average whatever the
+/// count (50,000 foreign headers took 1.7 s with the scan alone).
+#[derive(Clone, Debug, Default)]
+struct Entries {
+    list: Vec<(HeaderName, String)>,
+    index: Option<HashMap<Box<str>, usize>>,
+}
+
+impl Entries {
+    fn position(&self, name: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) if name.bytes().any(|b| b.is_ascii_uppercase()) => {
+                index.get(name.to_ascii_lowercase().as_str()).copied()
+            }
+            Some(index) => index.get(name).copied(),
+            None => self
+                .list
+                .iter()
+                .position(|(n, _)| n.0.eq_ignore_ascii_case(name)),
+        }
+    }
+
+    fn set(&mut self, name: HeaderName, value: String) {
+        if let Some(pos) = self.position(name.as_str()) {
+            self.list[pos].1 = value;
+            return;
+        }
+        if let Some(index) = &mut self.index {
+            index.insert(name.as_str().to_ascii_lowercase().into(), self.list.len());
+        }
+        self.list.push((name, value));
+        if self.index.is_none() && self.list.len() >= INDEX_FROM {
+            self.index = Some(
+                self.list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (n, _))| (n.as_str().to_ascii_lowercase().into(), i))
+                    .collect(),
+            );
+        }
+    }
+
+    /// O(n): later entries move up, so their positions are rewritten.
+    fn remove(&mut self, pos: usize) -> (HeaderName, String) {
+        let removed = self.list.remove(pos);
+        if let Some(index) = &mut self.index {
+            index.remove(removed.0.as_str().to_ascii_lowercase().as_str());
+            for (i, (n, _)) in self.list.iter().enumerate().skip(pos) {
+                if let Some(slot) = index.get_mut(n.as_str().to_ascii_lowercase().as_str()) {
+                    *slot = i;
+                }
+            }
+        }
+        removed
+    }
+}
 
 /// Ordered message headers. Names are unique (ignoring ASCII case); values are UTF-8 text
 /// without control characters (tab allowed), at most [`MAX_VALUE_LEN`] bytes.
+///
+/// Insertion order is kept; setting a name again replaces its value in place. Insert and
+/// lookup are O(1) on average (a hash index from 16 headers on); [`Headers::remove`] is O(n).
 ///
 /// Cloning is cheap (shared until one copy changes), so a message can be redelivered, handed
 /// to a handler and dead-lettered without copying its headers.
@@ -198,23 +262,21 @@ impl Headers {
     }
 
     fn slice(&self) -> &[(HeaderName, String)] {
-        self.entries.as_deref().map_or(&[], Vec::as_slice)
+        self.entries.as_deref().map_or(&[], |e| e.list.as_slice())
     }
 
     fn entries_mut(&mut self) -> &mut Entries {
         // Room for the canonical headers a producer stamps, so stamping does not reallocate.
-        Arc::make_mut(
-            self.entries
-                .get_or_insert_with(|| Arc::new(Vec::with_capacity(8))),
-        )
+        Arc::make_mut(self.entries.get_or_insert_with(|| {
+            Arc::new(Entries {
+                list: Vec::with_capacity(8),
+                index: None,
+            })
+        }))
     }
 
     fn set_validated(&mut self, name: HeaderName, value: String) {
-        let entries = self.entries_mut();
-        match entries.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = value,
-            None => entries.push((name, value)),
-        }
+        self.entries_mut().set(name, value);
     }
 
     fn set_canonical(&mut self, name: &'static str, value: String) -> Result<()> {
@@ -225,18 +287,15 @@ impl Headers {
 
     /// The value of `name`, ignoring ASCII case.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.slice()
-            .iter()
-            .find(|(n, _)| n.0.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        let entries = self.entries.as_deref()?;
+        entries
+            .position(name)
+            .map(|pos| entries.list[pos].1.as_str())
     }
 
     /// Removes `name` and returns its value.
     pub fn remove(&mut self, name: &str) -> Option<String> {
-        let pos = self
-            .slice()
-            .iter()
-            .position(|(n, _)| n.0.eq_ignore_ascii_case(name))?;
+        let pos = self.entries.as_deref()?.position(name)?;
         Some(self.entries_mut().remove(pos).1)
     }
 

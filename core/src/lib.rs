@@ -14,6 +14,7 @@ pub mod dead_letter;
 pub mod delivery;
 pub mod emulation;
 pub mod error;
+pub mod foreign_headers;
 pub mod headers;
 pub mod lag;
 pub mod message;

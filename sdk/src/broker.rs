@@ -122,6 +122,12 @@ pub(crate) fn check_destination(destination: &str) -> Result<()> {
             "destination name {destination:?} must be 1 to 200 bytes"
         )));
     }
+    if destination.bytes().all(|b| b == b'.') {
+        // `.` and `..` are path segments on brokers that map names to files or URLs.
+        return Err(Error::config(format!(
+            "destination name {destination:?} is only dots; use letters, digits, '-', '_' and '.'"
+        )));
+    }
     if let Some(c) = destination
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
@@ -131,4 +137,20 @@ pub(crate) fn check_destination(destination: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_destination;
+
+    #[test]
+    fn dot_only_names_are_refused() {
+        for bad in [".", "..", "...", "", "a/b"] {
+            let e = check_destination(bad).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Config, "{bad:?}");
+        }
+        for good in ["orders", "orders.dlq", ".hidden", "a..b"] {
+            check_destination(good).unwrap();
+        }
+    }
 }

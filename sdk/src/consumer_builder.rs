@@ -27,6 +27,10 @@ use crate::layers::StackLayer;
 use crate::retry::RetryPolicy;
 use crate::schema::SchemaValidator;
 
+/// Largest `prefetch` (and `concurrency`): more is a `Config` error when the consumer or
+/// handler is built (deliveries held at once are memory, and permits are bounded).
+pub const MAX_PREFETCH: usize = 1 << 20;
+
 /// Builds a [`Consumer`] (`build`), or a [`Handler`] that runs a function per message
 /// (`handle`, `handle_json`, `handle_raw`).
 ///
@@ -185,8 +189,11 @@ impl ConsumerBuilder {
         if let Some(g) = &self.options.group {
             check_destination(g).map_err(|e| Error::config(format!("group: {}", e.message())))?;
         }
-        if self.options.prefetch == 0 {
-            return Err(Error::config("prefetch must be at least 1"));
+        if self.options.prefetch == 0 || self.options.prefetch > MAX_PREFETCH {
+            return Err(Error::config(format!(
+                "prefetch (raised to the concurrency) must be 1 to {MAX_PREFETCH}, got {}",
+                self.options.prefetch
+            )));
         }
         let context = |e: Error| e.or_context(b.adapter(), &self.destination, "consumer");
         b.capabilities()

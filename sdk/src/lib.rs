@@ -109,6 +109,7 @@ pub use browse::{DeadLetterView, MAX_BROWSE};
 pub use config_file::BrokerConfig;
 pub use connect::{ConnectOptions, CONNECT_DEADLINE_ENV};
 pub use consumer::{ack_all, Consumer, ShutdownHandle};
+pub use consumer_builder::MAX_PREFETCH;
 pub use consumer_builder::{ConsumerBuilder, HandlerBuilder};
 pub use context::Context;
 pub use event::{encode_event, Event};

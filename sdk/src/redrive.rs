@@ -51,7 +51,7 @@ impl RedriveOptions {
         self
     }
 
-    /// At most `n` messages.
+    /// At most `n` messages (any `usize`, `usize::MAX` meaning no limit).
     pub fn limit(mut self, n: usize) -> Self {
         self.limit = n.max(1);
         self
@@ -123,10 +123,18 @@ pub async fn redrive(
     } else {
         0
     };
-    let interval = options.rate.map(|r| Duration::from_secs_f64(1.0 / r));
-    let mut builder = broker
-        .consumer(dead_letter_destination)
-        .prefetch(options.limit + 256);
+    // A rate so small the interval overflows means "one message a year".
+    let interval = options.rate.map(|r| {
+        Duration::try_from_secs_f64(1.0 / r)
+            .unwrap_or(crate::retry::MAX_DELAY)
+            .min(crate::retry::MAX_DELAY)
+    });
+    let mut builder = broker.consumer(dead_letter_destination).prefetch(
+        options
+            .limit
+            .saturating_add(256)
+            .min(crate::consumer_builder::MAX_PREFETCH),
+    );
     if let Some(g) = &options.group {
         builder = builder.group(g.clone());
     }

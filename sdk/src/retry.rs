@@ -51,7 +51,10 @@ impl Backoff {
             .multiplier
             .powi(attempt.saturating_sub(1).min(63) as i32);
         let base = self.initial.as_secs_f64() * exp;
-        let d = Duration::from_secs_f64(base.min(self.max.as_secs_f64()).max(0.0));
+        // `try_`: a huge `initial` or `max` (e.g. `Duration::MAX`) must not panic.
+        let d = Duration::try_from_secs_f64(base.min(self.max.as_secs_f64()).max(0.0))
+            .unwrap_or(MAX_DELAY)
+            .min(MAX_DELAY);
         if !self.jitter || d.is_zero() {
             return d;
         }
@@ -61,6 +64,10 @@ impl Backoff {
         ))
     }
 }
+
+/// Longest backoff delay: longer ones (a `max_delay` or `initial` of `Duration::MAX`) are
+/// clamped to it. One year, beyond every broker's own delay limit.
+pub const MAX_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The policy: attempts, backoff and per-kind decisions.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,9 +107,9 @@ impl RetryPolicy {
         RetryPolicy::exponential(Duration::ZERO, max_attempts)
     }
 
-    /// Caps the delay.
+    /// Caps the delay (itself capped at [`MAX_DELAY`]: `Duration::MAX` means one year).
     pub fn max_delay(mut self, max: Duration) -> Self {
-        self.backoff.max = max;
+        self.backoff.max = max.min(MAX_DELAY);
         self
     }
 

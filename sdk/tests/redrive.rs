@@ -72,7 +72,7 @@ async fn filtered_redrive_moves_matching_messages_back_unchanged() {
             d.message()
                 .headers
                 .iter()
-                .all(|(n, _)| !n.starts_with("dlq-")),
+                .all(|(n, _)| !brokerkit::core::dead_letter::is_envelope_header(n)),
             "envelope removed"
         );
         d.ack().await.unwrap();

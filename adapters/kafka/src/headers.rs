@@ -14,6 +14,7 @@
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_void};
 
+use brokerkit_core::foreign_headers::{ForeignLimit, MAX_FOREIGN_HEADERS};
 use brokerkit_core::headers::{MAX_NAME_LEN, MAX_VALUE_LEN};
 use brokerkit_core::{HeaderName, Headers};
 use rdkafka::bindings as rd;
@@ -110,6 +111,7 @@ pub fn from_kafka<'a>(
         ..RetryInfo::default()
     };
     let mut invalid: Vec<String> = Vec::new();
+    let mut limit = ForeignLimit::new();
     for (name, value) in raw {
         let value = value.unwrap_or_default();
         let (Ok(n), Ok(v)) = (std::str::from_utf8(name), std::str::from_utf8(value)) else {
@@ -134,6 +136,9 @@ pub fn from_kafka<'a>(
                 continue;
             }
         }
+        if headers.len() >= MAX_FOREIGN_HEADERS && limit.refuses(&headers, &escape(name)) {
+            continue;
+        }
         if n.len() > MAX_NAME_LEN || HeaderName::new(n.to_string()).is_err() {
             invalid.push(escape(name));
             continue;
@@ -142,6 +147,7 @@ pub fn from_kafka<'a>(
             invalid.push(escape(name));
         }
     }
+    invalid.extend(limit.entry().map(|e| e.replace(',', ";")));
     if !invalid.is_empty() {
         let mut list = invalid.join(",");
         if list.len() > MAX_VALUE_LEN {
@@ -194,6 +200,25 @@ mod tests {
         assert_eq!(h.get("x-null"), Some(""));
         assert_eq!(info.attempt, 1);
         assert_eq!(h.get(INVALID_HEADERS), Some("bad%20name,x-bin,%C3(,x-ctl"));
+    }
+
+    #[test]
+    fn headers_over_the_limit_are_skipped_and_counted() {
+        let names: Vec<String> = (0..150_000).map(|i| format!("x-{i:06}")).collect();
+        let raw = names.iter().map(|n| (n.as_bytes(), Some(&b"v"[..])));
+        let t = std::time::Instant::now();
+        let (h, _) = from_kafka(raw, false);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(3),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(h.len(), MAX_FOREIGN_HEADERS + 1);
+        let note = h.get(INVALID_HEADERS).unwrap();
+        assert!(
+            note.starts_with("over the limit of 1024 headers: 148976 skipped (x-001024; "),
+            "{note}"
+        );
     }
 
     #[test]

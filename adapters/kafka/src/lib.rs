@@ -49,3 +49,14 @@ impl brokerkit_core::Connector for KafkaConnector {
         Ok(Arc::new(backend::KafkaBackend::connect(config).await?))
     }
 }
+
+/// Decodes raw Kafka record headers as a consumer does (invalid ones skipped and listed in
+/// `x-brokerkit-invalid-headers`): the headers and the attempt number. `retry_copy` reads
+/// brokerkit's retry headers, as for a record on a retry topic. Public for fuzzing and tools.
+pub fn decode_headers<'a>(
+    raw: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    retry_copy: bool,
+) -> (brokerkit_core::Headers, u32) {
+    let (headers, info) = headers::from_kafka(raw, retry_copy);
+    (headers, info.attempt)
+}

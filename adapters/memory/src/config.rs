@@ -5,7 +5,15 @@ use std::time::Duration;
 use brokerkit_core::{BrokerUrl, Capabilities, Error, Result, Support};
 
 /// Query keys a `memory://` URL accepts.
-pub const KEYS: &[&str] = &["capacity", "visibility_timeout_ms", "max_payload_bytes"];
+pub const KEYS: &[&str] = &[
+    "capacity",
+    "visibility_timeout_ms",
+    "max_payload_bytes",
+    "send_timeout_ms",
+];
+
+/// Longest accepted visibility timeout and send timeout (one year); longer values are clamped.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Settings of a memory broker. Build one with [`MemoryConfig::default`] and the `with_*`
 /// methods, or read it from a URL with [`MemoryConfig::from_url`].
@@ -26,6 +34,12 @@ pub struct MemoryConfig {
     pub visibility_timeout: Duration,
     /// Largest payload (default 1 MiB).
     pub max_payload_bytes: usize,
+    /// How long a send waits for room in a full consumer group before it fails with a
+    /// retryable `Timeout` (default 30 s; at most [`MAX_TIMEOUT`]). A group nobody consumes
+    /// (e.g. the `default` group `redrive` leaves on `<d>.dlq`) fills up; sends then fail
+    /// after this long instead of blocking forever. Closing the broker fails waiting sends
+    /// with `Closed` at once.
+    pub send_timeout: Duration,
 }
 
 impl Default for MemoryConfig {
@@ -34,6 +48,7 @@ impl Default for MemoryConfig {
             capacity: 10_000,
             visibility_timeout: Duration::from_secs(30),
             max_payload_bytes: 1024 * 1024,
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -45,9 +60,15 @@ impl MemoryConfig {
         self
     }
 
-    /// Sets the visibility timeout (at least 1 ms).
+    /// Sets the visibility timeout (at least 1 ms, at most [`MAX_TIMEOUT`]).
     pub fn with_visibility_timeout(mut self, timeout: Duration) -> Self {
-        self.visibility_timeout = timeout.max(Duration::from_millis(1));
+        self.visibility_timeout = timeout.clamp(Duration::from_millis(1), MAX_TIMEOUT);
+        self
+    }
+
+    /// Sets the send timeout (at least 1 ms, at most [`MAX_TIMEOUT`]).
+    pub fn with_send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout.clamp(Duration::from_millis(1), MAX_TIMEOUT);
         self
     }
 
@@ -66,14 +87,24 @@ impl MemoryConfig {
             capacity: p.parse("capacity", positive)?.unwrap_or(d.capacity),
             visibility_timeout: p
                 .millis("visibility_timeout_ms")?
-                .unwrap_or(d.visibility_timeout),
+                .unwrap_or(d.visibility_timeout)
+                .min(MAX_TIMEOUT),
+            send_timeout: p
+                .millis("send_timeout_ms")?
+                .unwrap_or(d.send_timeout)
+                .min(MAX_TIMEOUT),
             max_payload_bytes: p
                 .parse("max_payload_bytes", positive)?
                 .unwrap_or(d.max_payload_bytes),
         };
-        if cfg.capacity == 0 || cfg.max_payload_bytes == 0 || cfg.visibility_timeout.is_zero() {
+        if cfg.capacity == 0
+            || cfg.max_payload_bytes == 0
+            || cfg.visibility_timeout.is_zero()
+            || cfg.send_timeout.is_zero()
+        {
             return Err(Error::config(format!(
-                "capacity, visibility_timeout_ms and max_payload_bytes must be positive in {url}"
+                "capacity, visibility_timeout_ms, send_timeout_ms and max_payload_bytes must be \
+                 positive in {url}"
             )));
         }
         Ok(cfg)

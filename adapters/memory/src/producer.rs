@@ -16,14 +16,14 @@ pub(crate) struct MemoryProducer {
 #[async_trait]
 impl ProducerBackend for MemoryProducer {
     async fn send(&self, message: Message) -> Result<()> {
-        self.link.check_open("send")?;
-        self.destination.send(message).await;
-        Ok(())
+        self.send_batch(vec![message]).await
     }
 
     async fn send_batch(&self, messages: Vec<Message>) -> Result<()> {
         self.link.check_open("send_batch")?;
-        self.destination.send_batch(messages).await;
-        Ok(())
+        let deadline = crate::engine::group::later(self.link.config.send_timeout);
+        self.destination
+            .send_batch(messages, deadline, &self.link.closed)
+            .await
     }
 }

@@ -89,9 +89,13 @@ struct Taken<'a> {
 impl DeadLetterPrimitives for Taken<'_> {
     async fn publish_dead_letter(&mut self, dlq: &str, message: Message) -> Result<()> {
         self.link.check_open("dead_letter")?;
-        // Waits while the DLQ is full; if this future is dropped, `Drop` puts the entry back.
-        self.link.destination(dlq).send(message).await;
-        Ok(())
+        // Waits while the DLQ is full, at most the send timeout (then the dead-lettering fails
+        // and the entry goes back); if this future is dropped, `Drop` puts the entry back.
+        let deadline = crate::engine::group::later(self.link.config.send_timeout);
+        self.link
+            .destination(dlq)
+            .send_batch(vec![message], deadline, &self.link.closed)
+            .await
     }
 
     async fn remove_original(&mut self) -> Result<()> {

@@ -15,6 +15,7 @@ use std::str::FromStr;
 
 use async_nats::{HeaderMap, HeaderName};
 use brokerkit_core::dead_letter::sanitize_header_value;
+use brokerkit_core::foreign_headers::{ForeignLimit, WarnLimit};
 use brokerkit_core::headers::names::IDEMPOTENCY_KEY;
 use brokerkit_core::{Error, ErrorKind, Headers, Message, Result};
 
@@ -24,6 +25,9 @@ pub const KEY_HEADER: &str = "bk-ordering-key";
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
 /// Lists received headers that were skipped as invalid, each with the reason.
 pub use brokerkit_core::headers::INVALID_HEADERS;
+
+/// Rate limit of the "skipped invalid headers" warning.
+static WARNINGS: WarnLimit = WarnLimit::new();
 
 /// `NATS/1.0\r\n` + `\r\n`.
 const BLOCK_OVERHEAD: usize = 12;
@@ -107,6 +111,7 @@ pub fn from_nats(map: Option<&HeaderMap>) -> (Headers, Option<String>) {
         return (headers, key);
     };
     let mut invalid: Vec<String> = Vec::new();
+    let mut limit = ForeignLimit::new();
     let mut msg_id = None;
     for (n, values) in map.iter() {
         let n: &str = n.as_ref();
@@ -121,10 +126,14 @@ pub fn from_nats(map: Option<&HeaderMap>) -> (Headers, Option<String>) {
             msg_id = Some((n.to_string(), value.to_string()));
             continue;
         }
+        if limit.refuses(&headers, n) {
+            continue;
+        }
         if let Err(e) = headers.insert(n.to_string(), value) {
             invalid.push(format!("{n:?}: {}", e.message()));
         }
     }
+    invalid.extend(limit.entry());
     if let Some((n, id)) = msg_id {
         // Ours when it repeats the idempotency key; a foreign producer's otherwise.
         if headers.get(IDEMPOTENCY_KEY) != Some(id.as_str()) {
@@ -136,7 +145,9 @@ pub fn from_nats(map: Option<&HeaderMap>) -> (Headers, Option<String>) {
     if !invalid.is_empty() {
         // NATS header maps have no order: sort, so every redelivery lists the same text.
         invalid.sort();
-        tracing::warn!(skipped = %invalid.join("; "), "skipped invalid NATS headers");
+        if let Some(suppressed) = WARNINGS.due() {
+            tracing::warn!(skipped = %invalid.join("; "), suppressed, "skipped invalid NATS headers (one warning per 10 s; `suppressed` counts the messages not logged since the last)");
+        }
         let _ = headers.insert(INVALID_HEADERS, sanitize_header_value(&invalid.join("; ")));
     }
     (headers, key)

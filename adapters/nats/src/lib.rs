@@ -55,3 +55,17 @@ impl Connector for NatsConnector {
         Ok(Arc::new(backend))
     }
 }
+
+/// Decodes received NATS headers as a consumer does (invalid ones skipped and listed in
+/// [`INVALID_HEADERS`]): the headers and the ordering key. Public for fuzzing and tools.
+pub fn decode_headers(
+    map: Option<&async_nats::HeaderMap>,
+) -> (brokerkit_core::Headers, Option<String>) {
+    headers::from_nats(map)
+}
+
+/// Checks a broker URL's keys and values as connecting does, without connecting; the error
+/// names the bad key. Public for fuzzing and tools.
+pub fn check_url(url: &brokerkit_core::BrokerUrl) -> brokerkit_core::Result<()> {
+    config::NatsConfig::from_url(url).map(|_| ())
+}

@@ -20,8 +20,34 @@ use crate::names;
 /// envelope.
 pub const HEADER_RESERVE: usize = 4096;
 
-/// Most failure times remembered for dead-letter envelopes (per backend).
-const MAX_FAILURE_RECORDS: usize = 100_000;
+/// Most failure records (first failure time, highest failed attempt) kept per backend, for
+/// dead-letter envelopes and attempt counts of unsettled deliveries. At the cap the oldest
+/// tenth (by first failure) is forgotten, with a warning (at most one per 10 s): a forgotten
+/// delivery's envelope then gives its last failure as its first, and its attempt count falls
+/// back to the server's delivery count. Records go when their delivery is settled.
+pub(crate) const MAX_FAILURE_RECORDS: usize = 100_000;
+
+/// Rate limit of the "failure records forgotten" warning.
+static EVICTION_WARNINGS: brokerkit_core::foreign_headers::WarnLimit =
+    brokerkit_core::foreign_headers::WarnLimit::new();
+
+/// Makes room in failure records at the cap: forgets the oldest tenth by first failure.
+/// Returns how many were forgotten.
+pub(crate) fn evict_oldest<K: Clone + Eq + std::hash::Hash>(
+    f: &mut HashMap<K, Failure>,
+    cap: usize,
+) -> usize {
+    if f.len() < cap {
+        return 0;
+    }
+    let n = (cap / 10).max(1);
+    let mut by_age: Vec<(SystemTime, K)> = f.iter().map(|(k, r)| (r.first, k.clone())).collect();
+    by_age.select_nth_unstable_by_key(n - 1, |(t, _)| *t);
+    for (_, k) in by_age.into_iter().take(n) {
+        f.remove(&k);
+    }
+    n
+}
 
 /// Key of a failure record: `stream/consumer` and the stream sequence.
 pub(crate) type FailureKey = (Arc<str>, u64);
@@ -106,10 +132,19 @@ impl Shared {
     }
 
     fn insert_failure(&self, f: &mut HashMap<FailureKey, Failure>, key: FailureKey, rec: Failure) {
-        if f.len() < MAX_FAILURE_RECORDS {
-            f.insert(key, rec);
-            self.failure_count.store(f.len(), Ordering::Release);
+        let forgotten = evict_oldest(f, MAX_FAILURE_RECORDS);
+        if forgotten > 0 {
+            if let Some(suppressed) = EVICTION_WARNINGS.due() {
+                tracing::warn!(
+                    forgotten,
+                    suppressed,
+                    "nats: {MAX_FAILURE_RECORDS} failure records of unsettled deliveries; the \
+                     oldest were forgotten (their envelopes lose the first-failure time)"
+                );
+            }
         }
+        f.insert(key, rec);
+        self.failure_count.store(f.len(), Ordering::Release);
     }
 
     /// Records that `attempt` of a delivery failed (nack or drop).
@@ -239,4 +274,30 @@ pub(crate) struct Target {
     pub durable: Arc<str>,
     /// `stream/durable`, the key of failure records.
     pub id: Arc<str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn failure_records_at_the_cap_forget_the_oldest() {
+        let mut f: HashMap<u64, Failure> = HashMap::new();
+        let t0 = SystemTime::UNIX_EPOCH;
+        for i in 0..100u64 {
+            f.insert(
+                i,
+                Failure {
+                    first: t0 + Duration::from_secs(i),
+                    attempts: 1,
+                },
+            );
+        }
+        assert_eq!(evict_oldest(&mut f, 101), 0);
+        assert_eq!(evict_oldest(&mut f, 100), 10);
+        assert_eq!(f.len(), 90);
+        assert!((0..10).all(|i| !f.contains_key(&i)));
+        assert!((10..100).all(|i| f.contains_key(&i)));
+    }
 }

@@ -378,7 +378,7 @@ impl DeadLetterPrimitives for DeadLetterCopy<'_> {
         let mut envelope = message.headers;
         let others: Vec<String> = envelope
             .iter()
-            .filter(|(n, _)| !n.to_ascii_lowercase().starts_with("dlq-"))
+            .filter(|(n, _)| !brokerkit_core::dead_letter::is_envelope_header(n))
             .map(|(n, _)| n.to_string())
             .collect();
         for n in others {

@@ -15,6 +15,7 @@
 //! Every message is persistent (`delivery_mode` 2).
 
 use brokerkit_core::dead_letter::sanitize_header_value;
+use brokerkit_core::foreign_headers::{ForeignLimit, WarnLimit};
 use brokerkit_core::headers::names as canonical;
 use brokerkit_core::{ErrorKind, Headers, Message, Result};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -35,6 +36,9 @@ pub use brokerkit_core::headers::INVALID_HEADERS as INVALID;
 const RESERVED: [&str; 4] = [ATTEMPT, FIRST_FAILURE, KEY, TIMESTAMP_MS];
 
 /// Headers RabbitMQ adds when it dead-letters (our delay hold queues do): not surfaced.
+/// Rate limit of the "skipped invalid headers" warning.
+static WARNINGS: WarnLimit = WarnLimit::new();
+
 fn is_broker_header(name: &str) -> bool {
     name == "x-death"
         || name.starts_with("x-first-death-")
@@ -167,6 +171,7 @@ pub fn decode(props: &BasicProperties) -> Decoded {
     let mut d = Decoded::default();
     let mut invalid: Vec<String> = Vec::new();
     let mut timestamp_ms: Option<String> = None;
+    let mut limit = ForeignLimit::new();
     if let Some(table) = props.headers() {
         for (name, value) in table.inner() {
             let name = name.as_str();
@@ -188,6 +193,7 @@ pub fn decode(props: &BasicProperties) -> Decoded {
                         .unwrap_or(0)
                 }
                 n if is_broker_header(n) => {}
+                _ if limit.refuses(&d.headers, name) => {}
                 _ => {
                     let result = text(value).and_then(|v| {
                         if d.headers.get(name).is_some() {
@@ -210,6 +216,7 @@ pub fn decode(props: &BasicProperties) -> Decoded {
             }
         }
     }
+    invalid.extend(limit.entry());
     let properties = [
         (canonical::MESSAGE_ID, props.message_id()),
         (canonical::CORRELATION_ID, props.correlation_id()),
@@ -235,7 +242,9 @@ pub fn decode(props: &BasicProperties) -> Decoded {
     }
     if !invalid.is_empty() {
         let list = invalid.join("; ");
-        tracing::warn!(skipped = %list, "rabbitmq: skipped invalid headers of a received message");
+        if let Some(suppressed) = WARNINGS.due() {
+            tracing::warn!(skipped = %list, suppressed, "rabbitmq: skipped invalid headers of a received message (one warning per 10 s; `suppressed` counts the messages not logged since the last)");
+        }
         // A list from an earlier hop (a forwarded message) is kept in front.
         let all = match d.headers.get(INVALID) {
             Some(earlier) if !earlier.is_empty() => format!("{earlier}; {list}"),
@@ -258,16 +267,17 @@ pub fn for_retry(props: &BasicProperties, attempts: u32, first_failure_ms: u64) 
 }
 
 /// The properties for the dead-letter copy: the original properties (unknown and invalid
-/// headers kept as they were), attempt bookkeeping removed, and `envelope`'s `dlq-*` headers.
+/// headers kept as they were, a user's `dlq-*` ones too), attempt bookkeeping removed, and
+/// `envelope`'s envelope headers.
 pub fn for_dead_letter(props: &BasicProperties, envelope: &Headers) -> BasicProperties {
     let mut table = without(props, |n| {
         n == ATTEMPT
             || n == FIRST_FAILURE
             || is_broker_header(n)
-            || n.to_ascii_lowercase().starts_with("dlq-")
+            || brokerkit_core::dead_letter::is_envelope_header(n)
     });
     for (name, value) in envelope.iter() {
-        if name.starts_with("dlq-") {
+        if brokerkit_core::dead_letter::is_envelope_header(name) {
             if let Some(key) = short(name) {
                 table.insert(key, long(value));
             }

@@ -53,3 +53,19 @@ impl brokerkit_core::Connector for RabbitMqConnector {
         Ok(Arc::new(RabbitBackend::connect(config).await?))
     }
 }
+
+/// Decodes received AMQP properties (the header table and the message properties) as a
+/// consumer does, invalid headers skipped and listed: the headers, the ordering key and the
+/// deliveries made before this copy. Public for fuzzing and tools.
+pub fn decode_properties(
+    props: &lapin::BasicProperties,
+) -> (brokerkit_core::Headers, Option<String>, u32) {
+    let d = headers::decode(props);
+    (d.headers, d.key, d.attempts_before)
+}
+
+/// Checks a broker URL's keys and values as connecting does, without connecting; the error
+/// names the bad key. Public for fuzzing and tools.
+pub fn check_url(url: &brokerkit_core::BrokerUrl) -> brokerkit_core::Result<()> {
+    config::RabbitConfig::from_url(url).map(|_| ())
+}

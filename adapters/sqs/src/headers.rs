@@ -202,8 +202,12 @@ pub(crate) fn unpack<'a>(
     }
     let mut key = None;
     let mut payload = None;
+    let mut limit = brokerkit_core::foreign_headers::ForeignLimit::new();
     if let Some(m) = meta {
         for (n, v) in m.headers {
+            if limit.refuses(&headers, &n) {
+                continue;
+            }
             if headers.insert(n.clone(), v).is_err() {
                 invalid.push(n);
             }
@@ -220,10 +224,14 @@ pub(crate) fn unpack<'a>(
         }
     }
     for (n, v) in foreign {
+        if limit.refuses(&headers, n) {
+            continue;
+        }
         if headers.get(n).is_some() || headers.insert(n.to_string(), v).is_err() {
             invalid.push(n.to_string());
         }
     }
+    invalid.extend(limit.entry());
     if !invalid.is_empty() {
         let mut list: Vec<String> = headers
             .get(INVALID_HEADERS)

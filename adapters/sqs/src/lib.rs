@@ -49,3 +49,30 @@ impl Connector for SqsConnector {
         Ok(Arc::new(backend::SqsBackend { inner }))
     }
 }
+
+/// Decodes a received SQS body and message attributes `(name, data type, string value)` as a
+/// consumer does (the `brokerkit` attribute's JSON, foreign attributes, body encoding; what
+/// cannot be read is listed in `x-brokerkit-invalid-headers`). Public for fuzzing and tools.
+pub fn decode_message(
+    body: &str,
+    attributes: &[(&str, &str, Option<&str>)],
+    group_id: Option<&str>,
+) -> brokerkit_core::Message {
+    headers::unpack(
+        body,
+        attributes
+            .iter()
+            .map(|&(name, data_type, string_value)| headers::Attr {
+                name,
+                data_type,
+                string_value,
+            }),
+        group_id,
+    )
+}
+
+/// Checks a broker URL's keys and values as connecting does, without connecting; the error
+/// names the bad key. Public for fuzzing and tools.
+pub fn check_url(url: &brokerkit_core::BrokerUrl) -> brokerkit_core::Result<()> {
+    config::SqsConfig::from_url(url).map(|_| ())
+}

@@ -27,16 +27,46 @@ struct Inner {
     expiries: VecDeque<(Instant, Arc<str>)>,
 }
 
-/// Claims in a hash map with lease and TTL expiry.
-#[derive(Default)]
+/// Default most keys a [`MemoryStore`] remembers.
+pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
+
+/// Claims in a hash map with lease and TTL expiry, holding at most `max_keys` keys
+/// ([`DEFAULT_MAX_KEYS`] unless [`MemoryStore::with_max_keys`]).
+///
+/// At the cap, a new key first evicts expired keys, then the oldest keys by when they were
+/// last set (claimed or completed), with a warning (at most one per 10 s). A forgotten done
+/// key is handled again if its message comes back; a forgotten claim lets a duplicate run
+/// beside it. Size the cap above the keys you see within the TTL.
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    max_keys: usize,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            inner: Mutex::default(),
+            max_keys: DEFAULT_MAX_KEYS,
+        }
+    }
+}
+
+/// Rate limit of the "keys forgotten at the cap" warning.
+static EVICTION_WARNINGS: brokerkit_core::foreign_headers::WarnLimit =
+    brokerkit_core::foreign_headers::WarnLimit::new();
+
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store with the default cap.
     pub fn new() -> Self {
         MemoryStore::default()
+    }
+
+    /// An empty store remembering at most `max_keys` keys (at least 1).
+    pub fn with_max_keys(max_keys: usize) -> Self {
+        MemoryStore {
+            inner: Mutex::default(),
+            max_keys: max_keys.max(1),
+        }
     }
 
     /// Keys currently remembered (claimed or done).
@@ -69,6 +99,35 @@ impl Inner {
         }
     }
 
+    /// Room for one new key under `max`: expired keys go first, then the oldest set.
+    fn make_room(&mut self, now: Instant, max: usize) {
+        if self.slots.len() < max {
+            return;
+        }
+        self.evict(now);
+        let mut forgotten = 0usize;
+        while self.slots.len() >= max {
+            let Some((at, key)) = self.expiries.pop_front() else {
+                break;
+            };
+            // A stale record (the key was set again later) is skipped.
+            if self.slots.get(&*key).is_some_and(|s| s.expires == at) {
+                self.slots.remove(&*key);
+                forgotten += 1;
+            }
+        }
+        if forgotten > 0 {
+            if let Some(suppressed) = EVICTION_WARNINGS.due() {
+                tracing::warn!(
+                    forgotten,
+                    suppressed,
+                    max_keys = max,
+                    "idempotency memory store is full; the oldest live keys were forgotten"
+                );
+            }
+        }
+    }
+
     fn set(&mut self, key: &str, state: State, expires: Instant) {
         // One shared allocation per key, reused when the key is set again.
         let key: Arc<str> = match self.slots.get_key_value(key) {
@@ -78,6 +137,11 @@ impl Inner {
         self.expiries.push_back((expires, key.clone()));
         self.slots.insert(key, Slot { state, expires });
     }
+}
+
+/// `now + by`, at most a year ahead (`Instant + Duration::MAX` panics).
+fn later(now: Instant, by: Duration) -> Instant {
+    now.checked_add(by.min(super::MAX_TTL)).unwrap_or(now)
 }
 
 #[async_trait]
@@ -97,7 +161,10 @@ impl IdempotencyStore for MemoryStore {
             }),
             _ => {
                 let token = ClaimToken::new();
-                g.set(key, State::Claimed(token.clone()), now + lease);
+                if !g.slots.contains_key(key) {
+                    g.make_room(now, self.max_keys);
+                }
+                g.set(key, State::Claimed(token.clone()), later(now, lease));
                 Ok(Claim::Acquired(token))
             }
         }
@@ -106,7 +173,7 @@ impl IdempotencyStore for MemoryStore {
     async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<()> {
         let mut g = self.lock();
         if matches!(g.slots.get(key), Some(Slot { state: State::Claimed(t), .. }) if t == token) {
-            g.set(key, State::Done, Instant::now() + ttl);
+            g.set(key, State::Done, later(Instant::now(), ttl));
         }
         Ok(())
     }
@@ -124,7 +191,7 @@ impl IdempotencyStore for MemoryStore {
         let mut g = self.lock();
         let held = matches!(g.slots.get(key), Some(Slot { state: State::Claimed(t), expires }) if t == token && *expires > now);
         if held {
-            g.set(key, State::Claimed(token.clone()), now + lease);
+            g.set(key, State::Claimed(token.clone()), later(now, lease));
         }
         Ok(held)
     }
@@ -183,5 +250,40 @@ mod tests {
             !s.extend("k", &t, lease).await.unwrap(),
             "lost after expiry"
         );
+    }
+
+    #[tokio::test]
+    async fn the_cap_holds_and_forgets_the_oldest_first() {
+        let s = MemoryStore::with_max_keys(100);
+        let lease = Duration::from_secs(60);
+        for i in 0..250 {
+            let Claim::Acquired(t) = s.claim(&format!("k{i}"), lease).await.unwrap() else {
+                panic!()
+            };
+            s.complete(&format!("k{i}"), &t, Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert!(s.len() <= 100);
+        }
+        assert_eq!(s.len(), 100);
+        assert_eq!(s.claim("k249", lease).await.unwrap(), Claim::Done);
+        assert_eq!(s.claim("k150", lease).await.unwrap(), Claim::Done);
+        // k0 was forgotten: it can be claimed again (and that evicts the oldest left).
+        assert!(matches!(
+            s.claim("k0", lease).await.unwrap(),
+            Claim::Acquired(_)
+        ));
+        assert_eq!(s.len(), 100);
+    }
+
+    #[tokio::test]
+    async fn duration_max_lease_and_ttl_do_not_panic() {
+        let s = MemoryStore::new();
+        let Claim::Acquired(t) = s.claim("k", Duration::MAX).await.unwrap() else {
+            panic!()
+        };
+        assert!(s.extend("k", &t, Duration::MAX).await.unwrap());
+        s.complete("k", &t, Duration::MAX).await.unwrap();
+        assert_eq!(s.claim("k", Duration::MAX).await.unwrap(), Claim::Done);
     }
 }

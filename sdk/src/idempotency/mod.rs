@@ -128,6 +128,13 @@ pub enum KeySource {
     Function(KeyFn),
 }
 
+/// Longest claim lease: a longer one (e.g. `Duration::MAX`) is clamped to it. One day: a
+/// handler running longer keeps its claim through renewal anyway.
+pub const MAX_LEASE: Duration = Duration::from_secs(24 * 3600);
+
+/// Longest time a done key is remembered: a longer TTL is clamped to it (one year).
+pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Idempotent handling settings for a consumer.
 #[derive(Clone)]
 pub struct Idempotency {
@@ -157,15 +164,16 @@ impl Idempotency {
         self
     }
 
-    /// How long a claim blocks others (set it above the handler's longest run).
+    /// How long a claim blocks others (set it above the handler's longest run). Clamped to
+    /// 1 ms ..= [`MAX_LEASE`].
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
+        self.lease = lease.clamp(Duration::from_millis(1), MAX_LEASE);
         self
     }
 
-    /// How long a done key is remembered.
+    /// How long a done key is remembered. Clamped to 1 ms ..= [`MAX_TTL`].
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.ttl = ttl.clamp(Duration::from_millis(1), MAX_TTL);
         self
     }
 

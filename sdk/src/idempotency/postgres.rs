@@ -12,39 +12,107 @@ use super::{unavailable, Claim, ClaimToken, IdempotencyStore};
 
 const TABLE: &str = "brokerkit_idempotency";
 
+/// URL key: longest wait for one store query, in milliseconds (default
+/// [`DEFAULT_QUERY_TIMEOUT`]). Taken out of the URL before it reaches the client library.
+pub const QUERY_TIMEOUT_KEY: &str = "query_timeout_ms";
+
+/// Default per-query timeout: 5 s.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Claims in a PostgreSQL table (`brokerkit_idempotency`, created if missing), shared by every
 /// consumer instance using the same database. Reconnects after a lost connection.
+///
+/// Every query is bounded by `query_timeout_ms` (URL key, default 5 s): a database that stops
+/// answering gives a retryable `Timeout` error (the message goes back, see the idempotency
+/// layer) instead of stalling every handler, and the stuck connection is dropped so the next
+/// call reconnects (connecting is bounded by 5 s). Each call is an ordinary future: dropping
+/// it (shutdown, a timeout layer) cancels the wait.
 pub struct PostgresStore {
     url: String,
     address: String,
     client: Mutex<Option<Arc<Client>>>,
     claims: std::sync::atomic::AtomicU64,
+    query_timeout: Duration,
+}
+
+/// The timeout from `url` and the URL without that key (for the client library).
+fn split_timeout(url: &BrokerUrl) -> Result<(String, Duration)> {
+    let mut u = url.expose().clone();
+    let mut timeout = DEFAULT_QUERY_TIMEOUT;
+    let mut rest: Vec<(String, String)> = Vec::new();
+    for (k, v) in u.query_pairs() {
+        if k == QUERY_TIMEOUT_KEY {
+            timeout = match v.parse::<u64>() {
+                Ok(ms) if ms > 0 => Duration::from_millis(ms).min(crate::idempotency::MAX_LEASE),
+                _ => {
+                    return Err(Error::config(format!(
+                        "{QUERY_TIMEOUT_KEY} must be a positive integer (milliseconds), got \
+                         {v:?} in {url}"
+                    )))
+                }
+            };
+        } else {
+            rest.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    if rest.is_empty() {
+        u.set_query(None);
+    } else {
+        u.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    Ok((u.to_string(), timeout))
 }
 
 impl PostgresStore {
-    /// Connects to `postgres://user[:password]@host[:port]/database` and creates the table.
+    /// Connects to `postgres://user[:password]@host[:port]/database[?query_timeout_ms=5000]`
+    /// and creates the table.
     pub async fn connect(url: &BrokerUrl) -> Result<Self> {
+        let (client_url, query_timeout) = split_timeout(url)?;
         let store = PostgresStore {
-            url: url.expose().to_string(),
+            url: client_url,
             address: url.redacted(),
             client: Mutex::new(None),
             claims: Default::default(),
+            query_timeout,
         };
         let c = store.client().await?;
-        c.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {TABLE} (
+        store
+            .timed(c.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {TABLE} (
                 key TEXT PRIMARY KEY,
                 state TEXT NOT NULL,
                 token TEXT NOT NULL,
                 expires_at TIMESTAMPTZ NOT NULL)"
-        ))
-        .await
-        .map_err(|e| store.err(e))?;
+            )))
+            .await?;
         Ok(store)
     }
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
         unavailable("postgres", format!("{}: {e}", self.address))
+    }
+
+    /// Runs one query, at most the query timeout; on timeout the connection is dropped (it
+    /// may be stuck) and the error is a retryable `Timeout`.
+    async fn timed<T>(
+        &self,
+        query: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.query_timeout, query).await {
+            Ok(result) => result.map_err(|e| self.err(e)),
+            Err(_) => {
+                self.client.lock().await.take();
+                Err(Error::new(
+                    brokerkit_core::ErrorKind::Timeout,
+                    format!(
+                        "idempotency store postgres did not answer within {} ms ({})",
+                        self.query_timeout.as_millis(),
+                        self.address
+                    ),
+                )
+                .retryable(true))
+            }
+        }
     }
 
     async fn client(&self) -> Result<Arc<Client>> {
@@ -86,16 +154,15 @@ impl IdempotencyStore for PostgresStore {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             .is_multiple_of(1000)
         {
-            c.execute(
+            self.timed(c.execute(
                 &format!("DELETE FROM {TABLE} WHERE expires_at < now()"),
                 &[],
-            )
-            .await
-            .map_err(|e| self.err(e))?;
+            ))
+            .await?;
         }
         let token = ClaimToken::new();
-        let claimed = c
-            .query_opt(
+        let claimed = self
+            .timed(c.query_opt(
                 &format!(
                     "INSERT INTO {TABLE} (key, state, token, expires_at)
                      VALUES ($1, 'claimed', $2, now() + make_interval(secs => $3))
@@ -105,19 +172,17 @@ impl IdempotencyStore for PostgresStore {
                      RETURNING token"
                 ),
                 &[&key, &token.0, &secs(lease)],
-            )
-            .await
-            .map_err(|e| self.err(e))?;
+            ))
+            .await?;
         if claimed.is_some() {
             return Ok(Claim::Acquired(token));
         }
-        let row = c
-            .query_opt(
+        let row = self
+            .timed(c.query_opt(
                 &format!("SELECT state FROM {TABLE} WHERE key = $1 AND expires_at >= now()"),
                 &[&key],
-            )
-            .await
-            .map_err(|e| self.err(e))?;
+            ))
+            .await?;
         let state: Option<String> = row.map(|r| r.get(0));
         Ok(match state.as_deref() {
             Some("done") => Claim::Done,
@@ -127,41 +192,38 @@ impl IdempotencyStore for PostgresStore {
 
     async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<()> {
         let c = self.client().await?;
-        c.execute(
+        self.timed(c.execute(
             &format!(
                 "UPDATE {TABLE} SET state = 'done', expires_at = now() + make_interval(secs => $3)
                  WHERE key = $1 AND token = $2 AND state = 'claimed'"
             ),
             &[&key, &token.0, &secs(ttl)],
-        )
-        .await
-        .map_err(|e| self.err(e))?;
+        ))
+        .await?;
         Ok(())
     }
 
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<()> {
         let c = self.client().await?;
-        c.execute(
+        self.timed(c.execute(
             &format!("DELETE FROM {TABLE} WHERE key = $1 AND token = $2 AND state = 'claimed'"),
             &[&key, &token.0],
-        )
-        .await
-        .map_err(|e| self.err(e))?;
+        ))
+        .await?;
         Ok(())
     }
 
     async fn extend(&self, key: &str, token: &ClaimToken, lease: Duration) -> Result<bool> {
         let c = self.client().await?;
-        let rows = c
-            .execute(
+        let rows = self
+            .timed(c.execute(
                 &format!(
                     "UPDATE {TABLE} SET expires_at = now() + make_interval(secs => $3)
                      WHERE key = $1 AND token = $2 AND state = 'claimed' AND expires_at >= now()"
                 ),
                 &[&key, &token.0, &secs(lease)],
-            )
-            .await
-            .map_err(|e| self.err(e))?;
+            ))
+            .await?;
         Ok(rows == 1)
     }
 }

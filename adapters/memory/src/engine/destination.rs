@@ -1,11 +1,12 @@
 //! A memory destination: routes each sent message to every consumer group.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::group::Group;
+use super::group::{Group, Stop};
 use super::queue::Entry;
-use brokerkit_core::{Message, DEFAULT_GROUP};
+use brokerkit_core::closed::closed_error;
+use brokerkit_core::{ClosedFlag, Error, ErrorKind, Message, Result, DEFAULT_GROUP};
 
 pub(crate) struct Destination {
     pub name: Arc<str>,
@@ -82,34 +83,50 @@ impl Destination {
         }
     }
 
-    /// Stores the message in every group, waiting for room where a group is full.
-    pub async fn send(&self, message: Message) {
+    /// Stores the messages in every group, waiting for room where a group is full, until
+    /// `deadline` (then a retryable [`ErrorKind::Timeout`]) or until `closed` is set (then
+    /// [`ErrorKind::Closed`]). Groups filled before the one that stayed full keep their copy,
+    /// so a retried send can give those groups a duplicate (at-least-once, as on every broker).
+    pub async fn send_batch(
+        &self,
+        messages: Vec<Message>,
+        deadline: Instant,
+        closed: &ClosedFlag,
+    ) -> Result<()> {
         let targets = self.targets();
-        let (last, others) = targets.split_last().expect("targets are never empty");
-        for group in others {
-            group.push(Entry::new(message.clone())).await;
+        let count = targets.len();
+        for (i, group) in targets.iter().enumerate() {
+            // Cheap: a message shares its payload and headers.
+            let entries = messages.iter().cloned().map(Entry::new).collect();
+            let pushed = group.push_all(entries, deadline, closed).await;
+            match pushed.stop {
+                None => {}
+                Some(Stop::Closed) => return Err(closed_error().with_operation("send")),
+                Some(Stop::Full) => {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "destination {:?}: a consumer group stayed full (capacity {}) until \
+                             the send timeout; {} of {} messages stored in that group, {i} of \
+                             {count} groups complete; consume, raise capacity or send_timeout_ms",
+                            self.name,
+                            self.capacity,
+                            pushed.stored,
+                            messages.len()
+                        ),
+                    )
+                    .retryable(true))
+                }
+            }
         }
-        last.push(Entry::new(message)).await;
-    }
-
-    /// Stores the messages in every group, waiting for room where a group is full.
-    pub async fn send_batch(&self, messages: Vec<Message>) {
-        let targets = self.targets();
-        let (last, others) = targets.split_last().expect("targets are never empty");
-        for group in others {
-            group
-                .push_all(messages.iter().cloned().map(Entry::new).collect())
-                .await;
-        }
-        last.push_all(messages.into_iter().map(Entry::new).collect())
-            .await;
+        Ok(())
     }
 
     /// Wakes consumers waiting on any group (shutdown).
     pub fn wake_all(&self) {
         let g = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         for group in g.targets.iter() {
-            group.wake_readers();
+            group.wake_all();
         }
     }
 }

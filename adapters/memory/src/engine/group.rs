@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use brokerkit_core::ClosedFlag;
 use tokio::sync::Notify;
 
 use super::queue::{Entry, Queue, Ticket};
@@ -50,30 +51,16 @@ impl Group {
         self.lock().queue.peek(limit)
     }
 
-    /// Adds one message, waiting while the group is full (backpressure).
-    pub async fn push(&self, entry: Entry) {
-        let full = {
-            let mut st = self.lock();
-            if st.queue.len() < self.capacity {
-                st.queue.push(entry);
-                Err(st.waiting_readers > 0)
-            } else {
-                Ok(entry)
-            }
-        };
-        match full {
-            Ok(entry) => self.push_all(vec![entry]).await,
-            Err(wake_readers) => {
-                if wake_readers {
-                    self.readable.notify_waiters();
-                }
-            }
-        }
-    }
-
     /// Adds messages, waiting while the group is full (backpressure). Adds as many as fit
-    /// each time room frees up, and returns once all are stored.
-    pub async fn push_all(&self, mut entries: Vec<Entry>) {
+    /// each time room frees up, and returns once all are stored, or when `deadline` passes or
+    /// `closed` is set (then [`Pushed::stored`] says how many went in).
+    pub async fn push_all(
+        &self,
+        mut entries: Vec<Entry>,
+        deadline: Instant,
+        closed: &ClosedFlag,
+    ) -> Pushed {
+        let total = entries.len();
         while !entries.is_empty() {
             let notified = self.writable.notified();
             tokio::pin!(notified);
@@ -94,17 +81,35 @@ impl Group {
                 self.readable.notify_waiters();
             }
             if entries.is_empty() {
-                return;
+                break;
             }
-            notified.await;
+            let stop = if closed.is_closed() {
+                Some(Stop::Closed)
+            } else {
+                let timed_out = tokio::time::timeout_at(deadline.into(), notified)
+                    .await
+                    .is_err();
+                timed_out.then_some(Stop::Full)
+            };
             self.lock().waiting_writers -= 1;
+            let stop = stop.or(closed.is_closed().then_some(Stop::Closed));
+            if let Some(stop) = stop {
+                return Pushed {
+                    stored: total - entries.len(),
+                    stop: Some(stop),
+                };
+            }
+        }
+        Pushed {
+            stored: total,
+            stop: None,
         }
     }
 
     /// The next message, if one is deliverable now.
     pub fn try_pop(&self) -> Option<(Ticket, Entry)> {
         let now = Instant::now();
-        self.lock().queue.pop(now, now + self.visibility)
+        self.lock().queue.pop(now, later(self.visibility))
     }
 
     /// Waits for the next message and hands it out. Cancel-safe.
@@ -119,7 +124,7 @@ impl Group {
             let wake_at = {
                 let mut st = self.lock();
                 let now = Instant::now();
-                if let Some(got) = st.queue.pop(now, now + self.visibility) {
+                if let Some(got) = st.queue.pop(now, later(self.visibility)) {
                     return got;
                 }
                 st.waiting_readers += 1;
@@ -157,7 +162,7 @@ impl Group {
 
     pub fn nack(&self, t: Ticket, delay: Option<Duration>) -> bool {
         let mut st = self.lock();
-        let due = delay.filter(|d| !d.is_zero()).map(|d| Instant::now() + d);
+        let due = delay.filter(|d| !d.is_zero()).map(later);
         let ok = st.queue.nack(t, due);
         self.settled(st);
         ok
@@ -165,7 +170,7 @@ impl Group {
 
     /// Keeps a held message invisible for `by` from now; `false` if the ticket is stale.
     pub fn extend(&self, t: Ticket, by: Duration) -> bool {
-        self.lock().queue.extend(t, Instant::now() + by)
+        self.lock().queue.extend(t, later(by))
     }
 
     pub fn take_for_dead_letter(&self, t: Ticket) -> Option<Entry> {
@@ -189,10 +194,37 @@ impl Group {
         self.lock().queue.counts()
     }
 
-    /// Wakes every waiting consumer (used on shutdown).
-    pub fn wake_readers(&self) {
+    /// Wakes every waiting consumer and sender (used on shutdown).
+    pub fn wake_all(&self) {
         self.readable.notify_waiters();
+        self.writable.notify_waiters();
     }
+}
+
+/// `now + by`, saturating at about 100 years (`Instant + Duration::MAX` panics): a nack delay
+/// or lease that long means "not in this process's lifetime".
+pub(crate) fn later(by: Duration) -> Instant {
+    const CAP: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(by.min(CAP))
+        .unwrap_or(now + Duration::from_secs(365 * 24 * 3600))
+}
+
+/// How a [`Group::push_all`] ended.
+pub(crate) struct Pushed {
+    /// Messages stored.
+    pub stored: usize,
+    /// Why it stopped before storing all; `None` when all are stored.
+    pub stop: Option<Stop>,
+}
+
+/// Why a push stopped early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The group stayed full until the deadline.
+    Full,
+    /// The broker was closed.
+    Closed,
 }
 
 /// Un-counts a waiting reader when its wait ends, even if the wait is cancelled.

@@ -2,9 +2,20 @@
 //! destination and group, across redeliveries and across instances sharing the store.
 //!
 //! - A key handled before: [`Disposition::Duplicate`] (acked, handler not run).
-//! - A key another consumer holds now: retried after 200 ms.
+//! - A key another consumer holds now: the delivery waits here (its lease kept by the handler
+//!   runner), asking the store again at 50 ms doubling to 1 s, for up to the claim's lease:
+//!   then the holder has completed (duplicate), released (this one runs) or lost its claim
+//!   (this one runs). No nack, so waiting never uses up the message's attempts. Only when the
+//!   holder still renews after a whole lease (a handler slower than the lease) does the
+//!   message go back, delayed by the lease.
 //! - The store unreachable: [`Disposition::RetryLater`]: the message goes back, never counted
 //!   as handled.
+//! - `complete` failing after the handler succeeded: retried 4 times over about 1.5 s; if it
+//!   still fails the message is **not** acked ([`Disposition::RetryLater`]) and the claim
+//!   stays until its lease expires. Acking would forget the only durable sign that the work
+//!   is not recorded, so a duplicate arriving later would run again anyway; this way the
+//!   broker redelivers, and the handler runs again only after the lease (at-least-once, the
+//!   broker's own promise), never silently.
 //! - While the handler runs the claim is renewed every third of its lease, so a handler slower
 //!   than the lease keeps it. The claim is completed on success and released on failure or
 //!   cancellation (also when the future is dropped, e.g. by a timeout layer).
@@ -19,8 +30,18 @@ use super::{BoxFuture, Call, Disposition, Incoming, ReceiveService};
 use crate::context::Context;
 use crate::idempotency::{Claim, ClaimToken, Idempotency, IdempotencyStore};
 
-/// Delay before looking again at a message whose key another consumer is handling.
-const IN_PROGRESS_DELAY: Duration = Duration::from_millis(200);
+/// First wait before asking again about a key another consumer holds; doubles up to
+/// [`BUSY_POLL_MAX`].
+const BUSY_POLL_FIRST: Duration = Duration::from_millis(50);
+/// Longest wait between two looks at a busy key.
+const BUSY_POLL_MAX: Duration = Duration::from_secs(1);
+/// Waits before the retries of a failed `complete`.
+const COMPLETE_RETRIES: [Duration; 4] = [
+    Duration::from_millis(50),
+    Duration::from_millis(150),
+    Duration::from_millis(400),
+    Duration::from_millis(900),
+];
 
 /// See the [module docs](self).
 #[derive(Clone)]
@@ -72,12 +93,12 @@ impl Call<Incoming, Disposition> for IdempotentService {
                 || idem.key_of(&request.message),
             )??;
             let key = scoped_key(&request.context, &key);
-            let token = match idem.store.claim(&key, idem.lease).await {
+            let token = match claim_waiting(idem, &key).await {
                 Ok(Claim::Acquired(token)) => token,
                 Ok(Claim::Done) => return Ok(Disposition::Duplicate),
                 Ok(Claim::InProgress) => {
                     return Ok(Disposition::Retry {
-                        delay: Some(IN_PROGRESS_DELAY),
+                        delay: Some(idem.lease),
                     })
                 }
                 // Fail safe: the store is down, so the message must not count as handled.
@@ -93,11 +114,31 @@ impl Call<Incoming, Disposition> for IdempotentService {
             };
             let result = claim.renew_while(idem.lease, self.inner.run(request)).await;
             match &result {
-                Ok(Disposition::Ack) => claim.complete(idem.ttl).await,
+                Ok(Disposition::Ack) => {
+                    if !claim.complete(idem.ttl).await {
+                        return Ok(Disposition::RetryLater);
+                    }
+                }
                 _ => claim.release().await,
             }
             result
         })
+    }
+}
+
+/// Claims `key`, waiting while another consumer holds it, for up to one lease: `InProgress`
+/// only when the holder still has it after that.
+async fn claim_waiting(idem: &Idempotency, key: &str) -> Result<Claim> {
+    let give_up = tokio::time::Instant::now() + idem.lease;
+    let mut wait = BUSY_POLL_FIRST;
+    loop {
+        let claim = idem.store.claim(key, idem.lease).await?;
+        let now = tokio::time::Instant::now();
+        if claim != Claim::InProgress || now >= give_up {
+            return Ok(claim);
+        }
+        tokio::time::sleep(wait.min(give_up - now)).await;
+        wait = (wait * 2).min(BUSY_POLL_MAX);
     }
 }
 
@@ -162,13 +203,29 @@ impl HeldClaim {
         }
     }
 
-    async fn complete(&mut self, ttl: Duration) {
+    /// Records the key as done, retrying a failing store; `false` when it never succeeded
+    /// (the claim is then left to expire with its lease, not released: the work was done).
+    async fn complete(&mut self, ttl: Duration) -> bool {
         let Some(token) = self.token.take() else {
-            return;
+            return true;
         };
-        if let Err(e) = self.store.complete(&self.key, &token, ttl).await {
-            tracing::warn!(error = %e, key = self.key, "handled, but the idempotency store did not record it");
+        let mut last = None;
+        for wait in std::iter::once(Duration::ZERO).chain(COMPLETE_RETRIES) {
+            tokio::time::sleep(wait).await;
+            match self.store.complete(&self.key, &token, ttl).await {
+                Ok(()) => return true,
+                Err(e) => last = Some(e),
+            }
         }
+        if let Some(e) = last {
+            tracing::error!(
+                error = %e,
+                key = self.key,
+                "handled, but the idempotency store did not record it after 5 tries; the message \
+                 is not acked and runs again once the claim's lease expires"
+            );
+        }
+        false
     }
 
     async fn release(&mut self) {
