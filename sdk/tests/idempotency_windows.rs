@@ -98,7 +98,7 @@ async fn waiting_for_a_busy_key_does_not_use_up_attempts() {
                 if text == "a" {
                     // Holds the key a while, then gives up on it for good (claim released).
                     tokio::time::sleep(Duration::from_millis(900)).await;
-                    return Err(Error::new(ErrorKind::Rejected, "no"));
+                    return Err(Error::new(ErrorKind::Rejected, "no").into());
                 }
                 Ok(())
             }
