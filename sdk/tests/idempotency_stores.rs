@@ -56,15 +56,18 @@ async fn store_contract(store: Arc<dyn IdempotencyStore>) {
         Claim::Acquired(_)
     ));
 
-    // A running handler keeps its claim past the first lease by extending it.
+    // A running handler keeps its claim past the first lease by extending it. The lease
+    // leaves 700 ms for each extend's round trip (a loaded CI machine took more than 150 ms).
     let key = format!("extend-{}", uuid::Uuid::new_v4());
+    let lease = Duration::from_millis(1200);
     let Claim::Acquired(t) = store.claim(&key, lease).await.unwrap() else {
         panic!("claim to extend")
     };
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(store.extend(&key, &t, lease).await.unwrap(), "extend");
     }
+    // 1.5 s after the claim, past its first lease: still held.
     assert_eq!(store.claim(&key, lease).await.unwrap(), Claim::InProgress);
     let stranger = brokerkit::idempotency::ClaimToken::new();
     assert!(!store.extend(&key, &stranger, lease).await.unwrap());
