@@ -139,8 +139,16 @@ pub fn redact_unparsed(text: &str) -> String {
     // The whole rest is one address, spaces included: in a URL that did not parse, a space
     // may sit inside the user info (`x://u v:secret@h`).
     match text.split_once("://") {
-        Some((scheme, rest)) => format!("{scheme}://{}", redact_address(rest)),
-        None => redact_address(text),
+        Some((scheme, rest))
+            if !scheme.is_empty()
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+        {
+            format!("{scheme}://{}", redact_address(rest))
+        }
+        // No real scheme in front (fuzzing found `u:secret@h…kafka://…`): all one address.
+        _ => redact_address(text),
     }
 }
 
@@ -329,5 +337,6 @@ mod tests {
         assert_eq!(redact_text("no url here"), "no url here");
         assert_eq!(redact_unparsed("x://u v:pw@h:bad"), "x://u v:***@h:bad");
         assert_eq!(redact_unparsed("u:pw@h"), "u:***@h");
+        assert_eq!(redact_unparsed("x y:pw@h?k=a://b"), "x y:***@h?k=a://b");
     }
 }
