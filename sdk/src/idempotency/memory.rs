@@ -31,7 +31,7 @@ struct Inner {
 pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
 
 /// Claims in a hash map with lease and TTL expiry, holding at most `max_keys` keys
-/// ([`DEFAULT_MAX_KEYS`] unless [`MemoryStore::with_max_keys`]).
+/// (1,000,000 unless [`MemoryStore::with_max_keys`]).
 ///
 /// At the cap, a new key first evicts expired keys, then the oldest keys by when they were
 /// last set (claimed or completed), with a warning (at most one per 10 s). A forgotten done
