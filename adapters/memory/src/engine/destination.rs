@@ -95,9 +95,21 @@ impl Destination {
     ) -> Result<()> {
         let targets = self.targets();
         let count = targets.len();
+        let total = messages.len();
+        let mut messages = Some(messages);
         for (i, group) in targets.iter().enumerate() {
-            // Cheap: a message shares its payload and headers.
-            let entries = messages.iter().cloned().map(Entry::new).collect();
+            // The last group takes the messages; the others get copies (cheap: a message
+            // shares its payload and headers).
+            let entries: Vec<Entry> = if i + 1 == count {
+                messages
+                    .take()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Entry::new)
+                    .collect()
+            } else {
+                messages.iter().flatten().cloned().map(Entry::new).collect()
+            };
             let pushed = group.push_all(entries, deadline, closed).await;
             match pushed.stop {
                 None => {}
@@ -109,10 +121,7 @@ impl Destination {
                             "destination {:?}: a consumer group stayed full (capacity {}) until \
                              the send timeout; {} of {} messages stored in that group, {i} of \
                              {count} groups complete; consume, raise capacity or send_timeout_ms",
-                            self.name,
-                            self.capacity,
-                            pushed.stored,
-                            messages.len()
+                            self.name, self.capacity, pushed.stored, total
                         ),
                     )
                     .retryable(true))

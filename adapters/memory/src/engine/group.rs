@@ -61,26 +61,18 @@ impl Group {
         closed: &ClosedFlag,
     ) -> Pushed {
         let total = entries.len();
+        // Fast path: room for everything, no waiter registered with `writable`.
+        if self.push_now(&mut entries, false) {
+            return Pushed {
+                stored: total,
+                stop: None,
+            };
+        }
         while !entries.is_empty() {
             let notified = self.writable.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let wake_readers = {
-                let mut st = self.lock();
-                let room = self.capacity.saturating_sub(st.queue.len());
-                let n = room.min(entries.len());
-                for e in entries.drain(..n) {
-                    st.queue.push(e);
-                }
-                if !entries.is_empty() {
-                    st.waiting_writers += 1;
-                }
-                n > 0 && st.waiting_readers > 0
-            };
-            if wake_readers {
-                self.readable.notify_waiters();
-            }
-            if entries.is_empty() {
+            if self.push_now(&mut entries, true) {
                 break;
             }
             let stop = if closed.is_closed() {
@@ -104,6 +96,29 @@ impl Group {
             stored: total,
             stop: None,
         }
+    }
+
+    /// Stores as many of `entries` as there is room for and wakes readers if any were stored.
+    /// Returns whether all were stored; if not and `register` is set, counts the caller as a
+    /// waiting writer (it must wait on `writable`, then decrement `waiting_writers`).
+    fn push_now(&self, entries: &mut Vec<Entry>, register: bool) -> bool {
+        let (wake_readers, done) = {
+            let mut st = self.lock();
+            let room = self.capacity.saturating_sub(st.queue.len());
+            let n = room.min(entries.len());
+            for e in entries.drain(..n) {
+                st.queue.push(e);
+            }
+            let done = entries.is_empty();
+            if !done && register {
+                st.waiting_writers += 1;
+            }
+            (n > 0 && st.waiting_readers > 0, done)
+        };
+        if wake_readers {
+            self.readable.notify_waiters();
+        }
+        done
     }
 
     /// The next message, if one is deliverable now.
