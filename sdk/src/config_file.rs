@@ -47,8 +47,8 @@ use crate::retry::RetryPolicy;
 /// Environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "BROKERKIT_CONFIG";
 
-/// The whole file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The whole file. Its `Debug` redacts secrets in the broker and store URLs.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerConfig {
     /// Broker URL; `memory://` when neither the file nor `BROKERKIT_URL` sets one.
@@ -66,6 +66,23 @@ pub struct BrokerConfig {
     /// Claim-check for every producer and handler made from this configuration (needs the
     /// `claim-check` feature; see [`crate::claim_check`]).
     pub claim_check: Option<ClaimCheckConfig>,
+}
+
+impl std::fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URLs (broker, idempotency stores) may hold passwords: print them redacted.
+        let text = |v: &dyn std::fmt::Debug| brokerkit_core::config::redact_text(&format!("{v:?}"));
+        f.debug_struct("BrokerConfig")
+            .field("url", &format_args!("{}", text(&self.url)))
+            .field("visibility_timeout_ms", &self.visibility_timeout_ms)
+            .field("connect_deadline_ms", &self.connect_deadline_ms)
+            .field(
+                "destinations",
+                &format_args!("{}", text(&self.destinations)),
+            )
+            .field("claim_check", &self.claim_check)
+            .finish()
+    }
 }
 
 /// The `[claim_check]` table.
@@ -391,6 +408,18 @@ mod tests {
         let p = std::env::temp_dir().join(format!("brokerkit-{}.toml", uuid::Uuid::new_v4()));
         std::fs::write(&p, text).unwrap();
         (p.clone(), Rm(p))
+    }
+
+    #[test]
+    fn debug_redacts_broker_and_store_passwords() {
+        let (p, _rm) = write(
+            "url = \"amqp://user:BrokerS3cret@127.0.0.1:5672\"\n[destinations.orders]\nidempotency_store = \"redis://:St0reS3cret@127.0.0.1:6379\"\n",
+        );
+        let c = BrokerConfig::load(Some(&p)).unwrap();
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("BrokerS3cret"), "{shown}");
+        assert!(!shown.contains("St0reS3cret"), "{shown}");
+        assert!(shown.contains("127.0.0.1:5672"), "{shown}");
     }
 
     #[test]
