@@ -44,7 +44,8 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// `url` with its password and secret query values replaced by `***`; other query values
+/// `url` with its password (or a user name given without one, which may be a token) and
+/// secret query values replaced by `***`; other query values
 /// (e.g. an endpoint URL) have embedded passwords redacted too.
 pub fn redact_url(url: &Url) -> String {
     if url.cannot_be_a_base() {
@@ -54,6 +55,9 @@ pub fn redact_url(url: &Url) -> String {
     let mut u = url.clone();
     if u.password().is_some() {
         let _ = u.set_password(Some(REDACTED));
+    } else if !u.username().is_empty() {
+        // A user name without a password is a token for some brokers (NATS): hide it too.
+        let _ = u.set_username(REDACTED);
     }
     if u.query().is_some() {
         let pairs: Vec<(String, String)> = u

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use brokerkit_core::{Backend, Capabilities, ConsumerOptions, Error, Result};
+use brokerkit_core::{Backend, BrokerSettings, Capabilities, ConsumerOptions, Error, Result};
 
 use crate::connect::ConnectOptions;
 use crate::consumer_builder::ConsumerBuilder;
@@ -38,6 +38,18 @@ impl Broker {
     /// that off. Errors that retrying cannot fix (bad URL, credentials) return at once.
     pub async fn connect(url: &str) -> Result<Broker> {
         ConnectOptions::default().connect(url).await
+    }
+
+    /// Connects with typed settings instead of a URL, retrying as [`Broker::connect`] does.
+    ///
+    /// ```
+    /// # async fn demo() -> brokerkit::Result<()> {
+    /// use brokerkit::{memory::MemoryConfig, Broker};
+    /// let broker = Broker::connect_settings(&MemoryConfig::default().with_capacity(100)).await?;
+    /// # broker.close().await?; Ok(()) }
+    /// ```
+    pub async fn connect_settings(settings: &dyn BrokerSettings) -> Result<Broker> {
+        ConnectOptions::default().connect_settings(settings).await
     }
 
     /// Connects through a custom registry (retrying as [`Broker::connect`] does).

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use brokerkit_core::{Error, Result};
+use brokerkit_core::{BrokerSettings, Error, Result};
 
 use crate::broker::Broker;
 use crate::registry::Registry;
@@ -103,6 +103,13 @@ impl ConnectOptions {
                 "{CONNECT_DEADLINE_ENV} is not valid UTF-8"
             ))),
         }
+    }
+
+    /// Connects with typed settings (e.g. `RabbitMqSettings`), retrying as
+    /// [`connect`](Self::connect) does. The settings are checked before the first attempt.
+    pub async fn connect_settings(&self, settings: &dyn BrokerSettings) -> Result<Broker> {
+        let url = settings.to_url()?;
+        self.connect(url.expose().as_str()).await
     }
 
     /// Connects to `url`, retrying retryable failures until the deadline. The error returned

@@ -94,10 +94,10 @@ pub use batcher::{BatcherOptions, Receipt, SendBatcher};
 pub use broker::{Broker, URL_ENV};
 pub use brokerkit_core as core;
 pub use brokerkit_core::{
-    dead_letter_destination, Backend, BrokerUrl, BrowsedMessage, Bytes, Capabilities,
-    ConsumerBackend, ConsumerOptions, DeadLetterEnvelope, DeadLetterReason, Delivery, Error,
-    ErrorKind, Headers, Lag, LagAccuracy, Message, PartitionLag, ProducerBackend, Result, Support,
-    ValidationIssue,
+    dead_letter_destination, Backend, BrokerSettings, BrokerUrl, BrowsedMessage, Bytes,
+    Capabilities, ConsumerBackend, ConsumerOptions, DeadLetterEnvelope, DeadLetterReason, Delivery,
+    Error, ErrorKind, Headers, Lag, LagAccuracy, Message, PartitionLag, ProducerBackend, Result,
+    Support, ValidationIssue,
 };
 /// `#[derive(Event)]` with `#[event(name = "order.placed", version = 2)]` (feature `derive`).
 #[cfg(feature = "derive")]
@@ -121,6 +121,7 @@ pub use idempotency::{connect_store, Idempotency, IdempotencyStore};
 pub use producer::Producer;
 pub use producer_builder::ProducerBuilder;
 pub use redrive::{redrive, RedriveOptions, RedriveReport};
+pub use registry::settings::*;
 pub use registry::Registry;
 pub use retry::{Backoff, Decision, RetryPolicy};
 pub use schema::SchemaValidator;

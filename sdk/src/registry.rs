@@ -5,6 +5,20 @@ use std::sync::Arc;
 
 use brokerkit_core::{Backend, BrokerUrl, Connector, Error, Result};
 
+/// Each compiled-in adapter's typed settings, for [`Broker::connect_settings`](crate::Broker::connect_settings)
+/// (re-exported at the crate root).
+pub mod settings {
+    pub use crate::memory::MemoryConfig;
+    #[cfg(feature = "kafka")]
+    pub use brokerkit_kafka::KafkaSettings;
+    #[cfg(feature = "nats")]
+    pub use brokerkit_nats::NatsSettings;
+    #[cfg(feature = "rabbitmq")]
+    pub use brokerkit_rabbitmq::RabbitMqSettings;
+    #[cfg(feature = "sqs")]
+    pub use brokerkit_sqs::SqsSettings;
+}
+
 /// Connectors by URL scheme.
 #[derive(Clone)]
 pub struct Registry {

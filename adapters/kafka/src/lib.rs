@@ -24,6 +24,7 @@ mod headers;
 mod lag;
 mod link;
 mod producer;
+mod settings;
 mod settle;
 mod state;
 mod topics;
@@ -34,6 +35,7 @@ use async_trait::async_trait;
 use brokerkit_core::{Backend, BrokerUrl, Result};
 
 pub use config::{KafkaConfig, KEYS};
+pub use settings::KafkaSettings;
 
 /// Connects `kafka://` URLs.
 pub struct KafkaConnector;

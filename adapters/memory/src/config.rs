@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use brokerkit_core::{BrokerUrl, Capabilities, Error, Result, Support};
+use brokerkit_core::{BrokerSettings, BrokerUrl, Capabilities, Error, Result, Support, UrlParts};
 
 /// Query keys a `memory://` URL accepts.
 pub const KEYS: &[&str] = &[
@@ -126,5 +126,20 @@ impl MemoryConfig {
         caps.browse = Support::Native;
         caps.lag = Some(brokerkit_core::LagAccuracy::Exact);
         caps
+    }
+}
+
+/// `memory://` with these settings, for `Broker::connect_settings` (each connect makes a new,
+/// empty broker, as a `memory://` URL does).
+impl BrokerSettings for MemoryConfig {
+    fn to_url(&self) -> Result<BrokerUrl> {
+        let url = UrlParts::new("memory", "")
+            .key("capacity", self.capacity)
+            .millis("visibility_timeout_ms", self.visibility_timeout)
+            .key("max_payload_bytes", self.max_payload_bytes)
+            .millis("send_timeout_ms", self.send_timeout)
+            .build()?;
+        MemoryConfig::from_url(&url)?;
+        Ok(url)
     }
 }

@@ -26,6 +26,7 @@ mod lag;
 mod link;
 mod names;
 mod producer;
+mod settings;
 mod settle;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use brokerkit_core::{Backend, BrokerUrl, Connector, Result};
 pub use config::{CORE_KEYS, CORE_SCHEME, JETSTREAM_KEYS, JETSTREAM_SCHEME};
 pub use headers::{INVALID_HEADERS, KEY_HEADER, MSG_ID_HEADER};
 pub use link::HEADER_RESERVE;
+pub use settings::NatsSettings;
 
 /// Connects `nats://` (core NATS) and `nats+js://` (JetStream) URLs.
 pub struct NatsConnector;

@@ -24,6 +24,7 @@ mod headers;
 mod lag;
 mod link;
 mod producer;
+mod settings;
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ use brokerkit_core::{Backend, BrokerUrl, Result};
 
 use backend::RabbitBackend;
 use config::RabbitConfig;
+pub use settings::RabbitMqSettings;
 
 /// Query keys accepted in `amqp://` URLs.
 pub const ACCEPTED_KEYS: &[&str] = config::KEYS;

@@ -27,11 +27,14 @@ mod lag;
 mod link;
 mod names;
 mod producer;
+mod settings;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use brokerkit_core::{Backend, BrokerUrl, Connector, Result};
+
+pub use settings::SqsSettings;
 
 /// Connects `sqs://` and `sns://` URLs.
 #[derive(Debug, Clone, Copy, Default)]
