@@ -18,6 +18,7 @@ pub mod foreign_headers;
 pub mod headers;
 pub mod lag;
 pub mod message;
+mod text;
 
 pub use adapter::{
     Backend, Connector, ConsumerBackend, ConsumerOptions, ProducerBackend, DEFAULT_GROUP,
