@@ -88,18 +88,25 @@ impl Text {
         }
     }
 
-    /// UUID `id` in its hyphenated lowercase form (36 bytes), inline.
+    /// UUID `id` in its hyphenated lowercase form (36 bytes), inline: a byte at a time, two
+    /// hex digits from a table.
     pub fn uuid(id: u128) -> Text {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut buf = [0; INLINE];
-        let mut at = 0;
-        for nibble in 0..32 {
-            if matches!(nibble, 8 | 12 | 16 | 20) {
-                buf[at] = b'-';
-                at += 1;
+        const HEX: [[u8; 2]; 256] = {
+            let digits = b"0123456789abcdef";
+            let mut t = [[0u8; 2]; 256];
+            let mut i = 0;
+            while i < 256 {
+                t[i] = [digits[i >> 4], digits[i & 0xf]];
+                i += 1;
             }
-            buf[at] = HEX[((id >> (124 - 4 * nibble)) & 0xf) as usize];
-            at += 1;
+            t
+        };
+        // Where each byte's two digits go: 8-4-4-4-12 with hyphens between.
+        const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+        let mut buf = [b'-'; INLINE];
+        for (i, byte) in id.to_be_bytes().into_iter().enumerate() {
+            let at = AT[i];
+            buf[at..at + 2].copy_from_slice(&HEX[usize::from(byte)]);
         }
         Text::Inline { len: 36, buf }
     }
