@@ -19,6 +19,7 @@ pub mod headers;
 pub mod lag;
 pub mod message;
 pub mod settings;
+mod text;
 
 pub use adapter::{
     Backend, Connector, ConsumerBackend, ConsumerOptions, ProducerBackend, DEFAULT_GROUP,

@@ -82,10 +82,20 @@ impl Consumer {
         if self.closed {
             return Ok(None);
         }
-        let got = tokio::select! {
-            biased;
-            _ = self.shutdown.wait_for(|stop| *stop) => None,
-            got = self.backend.next() => Some(got),
+        let got = if *self.shutdown.borrow() {
+            None
+        } else {
+            // Most calls find a delivery at once: no shutdown watch is set up for them.
+            let next = self.backend.next();
+            tokio::pin!(next);
+            match crate::layers::poll_once(next.as_mut()).await {
+                Some(got) => Some(got),
+                None => tokio::select! {
+                    biased;
+                    _ = self.shutdown.wait_for(|stop| *stop) => None,
+                    got = &mut next => Some(got),
+                },
+            }
         };
         match got {
             Some(Ok(Some(mut d))) => {

@@ -16,14 +16,16 @@ pub(crate) struct MemoryProducer {
 #[async_trait]
 impl ProducerBackend for MemoryProducer {
     async fn send(&self, message: Message) -> Result<()> {
-        self.send_batch(vec![message]).await
+        self.link.check_open("send")?;
+        self.destination
+            .send_one(message, self.link.config.send_timeout, &self.link.closed)
+            .await
     }
 
     async fn send_batch(&self, messages: Vec<Message>) -> Result<()> {
         self.link.check_open("send_batch")?;
-        let deadline = crate::engine::group::later(self.link.config.send_timeout);
         self.destination
-            .send_batch(messages, deadline, &self.link.closed)
+            .send_batch(messages, self.link.config.send_timeout, &self.link.closed)
             .await
     }
 }

@@ -91,10 +91,9 @@ impl DeadLetterPrimitives for Taken<'_> {
         self.link.check_open("dead_letter")?;
         // Waits while the DLQ is full, at most the send timeout (then the dead-lettering fails
         // and the entry goes back); if this future is dropped, `Drop` puts the entry back.
-        let deadline = crate::engine::group::later(self.link.config.send_timeout);
         self.link
             .destination(dlq)
-            .send_batch(vec![message], deadline, &self.link.closed)
+            .send_one(message, self.link.config.send_timeout, &self.link.closed)
             .await
     }
 

@@ -58,11 +58,18 @@ fn validate(validator: &SchemaValidator, value: &Value) -> Result<(), Rejection>
 
 /// Decodes typed events `E`: checks the event type and version headers (when present), parses
 /// the JSON, validates it against `E`'s schema, then deserializes.
-pub struct Typed<E>(PhantomData<fn() -> E>);
+pub struct Typed<E> {
+    /// `E::schema()`, looked up once per decoder rather than once per message.
+    schema: std::sync::OnceLock<Arc<SchemaValidator>>,
+    _event: PhantomData<fn() -> E>,
+}
 
 impl<E> Default for Typed<E> {
     fn default() -> Self {
-        Typed(PhantomData)
+        Typed {
+            schema: std::sync::OnceLock::new(),
+            _event: PhantomData,
+        }
     }
 }
 
@@ -95,15 +102,21 @@ impl<E: Event> Decoder for Typed<E> {
             Err(e) => return Err(e.into()),
             _ => {}
         }
-        decode_payload::<E>(message)
+        decode_with::<E>(self.schema.get_or_init(E::schema), message)
     }
 }
 
 /// Parses the payload as JSON, validates it against `E`'s schema and deserializes it (no
 /// header checks).
 pub(crate) fn decode_payload<E: Event>(message: &Message) -> Result<E, Rejection> {
+    decode_with::<E>(&E::schema(), message)
+}
+
+/// [`decode_payload`] with `E`'s schema at hand: the payload is parsed once, the parsed form
+/// validated, then moved into `E`.
+fn decode_with<E: Event>(schema: &SchemaValidator, message: &Message) -> Result<E, Rejection> {
     let value = parse_json(message, E::NAME)?;
-    validate(&E::schema(), &value)?;
+    validate(schema, &value)?;
     serde_json::from_value(value).map_err(|e| {
         Rejection::from(Error::new(
             ErrorKind::Decode,

@@ -187,8 +187,22 @@ fn lock(waiting: &Waiting) -> std::sync::MutexGuard<'_, VecDeque<brokerkit_core:
     waiting.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One handler slot: runs waiting deliveries one after another until none is left.
-async fn worker(life: Arc<Lifecycle>, waiting: Waiting, cancel: watch::Receiver<bool>) {
+/// Wakes idle workers: one per delivery queued, all when the run stops.
+#[derive(Default)]
+struct Wake {
+    more: tokio::sync::Notify,
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+/// One handler slot: runs waiting deliveries one after another, and waits for more while
+/// idle (a task per slot, not per delivery), until the run stops.
+async fn worker(
+    life: Arc<Lifecycle>,
+    waiting: Waiting,
+    wake: Arc<Wake>,
+    cancel: watch::Receiver<bool>,
+) {
+    use std::sync::atomic::Ordering;
     loop {
         let next = {
             let mut queue = lock(&waiting);
@@ -196,10 +210,19 @@ async fn worker(life: Arc<Lifecycle>, waiting: Waiting, cancel: watch::Receiver<
             life.set_waiting(queue.len());
             next
         };
-        let Some(delivery) = next else {
+        if let Some(delivery) = next {
+            life.record(deliver(life.clone(), delivery, cancel.clone()).await);
+            continue;
+        }
+        let more = wake.more.notified();
+        tokio::pin!(more);
+        more.as_mut().enable();
+        if wake.stopping.load(Ordering::Acquire) {
             return;
-        };
-        life.record(deliver(life.clone(), delivery, cancel.clone()).await);
+        }
+        if lock(&waiting).is_empty() {
+            more.await;
+        }
     }
 }
 
@@ -213,13 +236,19 @@ async fn serve(
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let waiting: Waiting = Arc::default();
+    let wake = Arc::new(Wake::default());
     let period = life.lease.map(extend_period);
     let mut next_extend = tokio::time::Instant::now();
     let mut fatal = None;
     tokio::pin!(shutdown);
     loop {
         while tasks.len() < concurrency && !lock(&waiting).is_empty() {
-            tasks.spawn(worker(life.clone(), waiting.clone(), cancel_rx.clone()));
+            tasks.spawn(worker(
+                life.clone(),
+                waiting.clone(),
+                wake.clone(),
+                cancel_rx.clone(),
+            ));
         }
         let extend_due = period.is_some() && !lock(&waiting).is_empty();
         let next = tokio::select! {
@@ -245,6 +274,8 @@ async fn serve(
                 while let Some(d) = batch.pop_back() {
                     queue.push_front(d);
                 }
+                drop(queue);
+                wake.more.notify_waiters();
                 next_extend = tokio::time::Instant::now() + period.unwrap_or_default();
                 continue;
             }
@@ -271,8 +302,14 @@ async fn serve(
         }
         queue.push_back(delivery);
         life.set_waiting(queue.len());
+        drop(queue);
+        wake.more.notify_one();
     }
     let unstarted = std::mem::take(&mut *lock(&waiting));
+    // Idle workers end; busy ones end after their delivery.
+    wake.stopping
+        .store(true, std::sync::atomic::Ordering::Release);
+    wake.more.notify_waiters();
     for d in unstarted {
         life.record(release(&life, d).await);
     }

@@ -1,9 +1,9 @@
 //! A memory destination: routes each sent message to every consumer group.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::group::{Group, Stop};
+use super::group::{Deadline, Group, Pushed, Stop};
 use super::queue::Entry;
 use brokerkit_core::closed::closed_error;
 use brokerkit_core::{ClosedFlag, Error, ErrorKind, Message, Result, DEFAULT_GROUP};
@@ -90,9 +90,10 @@ impl Destination {
     pub async fn send_batch(
         &self,
         messages: Vec<Message>,
-        deadline: Instant,
+        timeout: Duration,
         closed: &ClosedFlag,
     ) -> Result<()> {
+        let mut deadline = Deadline::after(timeout);
         let targets = self.targets();
         let count = targets.len();
         let total = messages.len();
@@ -110,25 +111,52 @@ impl Destination {
             } else {
                 messages.iter().flatten().cloned().map(Entry::new).collect()
             };
-            let pushed = group.push_all(entries, deadline, closed).await;
-            match pushed.stop {
-                None => {}
-                Some(Stop::Closed) => return Err(closed_error().with_operation("send")),
-                Some(Stop::Full) => {
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "destination {:?}: a consumer group stayed full (capacity {}) until \
-                             the send timeout; {} of {} messages stored in that group, {i} of \
-                             {count} groups complete; consume, raise capacity or send_timeout_ms",
-                            self.name, self.capacity, pushed.stored, total
-                        ),
-                    )
-                    .retryable(true))
-                }
-            }
+            let pushed = group.push_all(entries, &mut deadline, closed).await;
+            self.check_pushed(pushed, total, i, count)?;
         }
         Ok(())
+    }
+
+    /// [`Destination::send_batch`] of one message, without building a batch.
+    pub async fn send_one(
+        &self,
+        message: Message,
+        timeout: Duration,
+        closed: &ClosedFlag,
+    ) -> Result<()> {
+        let mut deadline = Deadline::after(timeout);
+        let targets = self.targets();
+        let count = targets.len();
+        let mut message = Some(message);
+        for (i, group) in targets.iter().enumerate() {
+            // The last group takes the message; the others get copies.
+            let m = if i + 1 == count {
+                message.take().unwrap_or_default()
+            } else {
+                message.clone().unwrap_or_default()
+            };
+            let pushed = group.push_one(Entry::new(m), &mut deadline, closed).await;
+            self.check_pushed(pushed, 1, i, count)?;
+        }
+        Ok(())
+    }
+
+    /// The error of a push into group `i` of `count` that stopped early.
+    fn check_pushed(&self, pushed: Pushed, total: usize, i: usize, count: usize) -> Result<()> {
+        match pushed.stop {
+            None => Ok(()),
+            Some(Stop::Closed) => Err(closed_error().with_operation("send")),
+            Some(Stop::Full) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "destination {:?}: a consumer group stayed full (capacity {}) until \
+                     the send timeout; {} of {} messages stored in that group, {i} of \
+                     {count} groups complete; consume, raise capacity or send_timeout_ms",
+                    self.name, self.capacity, pushed.stored, total
+                ),
+            )
+            .retryable(true)),
+        }
     }
 
     /// Wakes consumers waiting on any group (shutdown).

@@ -57,7 +57,7 @@ impl Group {
     pub async fn push_all(
         &self,
         mut entries: Vec<Entry>,
-        deadline: Instant,
+        deadline: &mut Deadline,
         closed: &ClosedFlag,
     ) -> Pushed {
         let total = entries.len();
@@ -68,6 +68,48 @@ impl Group {
                 stop: None,
             };
         }
+        self.wait_to_push(entries, total, deadline, closed).await
+    }
+
+    /// Adds one message: [`Group::push_all`] without a `Vec` while there is room.
+    pub async fn push_one(
+        &self,
+        entry: Entry,
+        deadline: &mut Deadline,
+        closed: &ClosedFlag,
+    ) -> Pushed {
+        let wake = {
+            let mut st = self.lock();
+            if st.queue.len() < self.capacity {
+                st.queue.push(entry);
+                Ok(st.waiting_readers > 0)
+            } else {
+                Err(entry)
+            }
+        };
+        match wake {
+            Ok(wake) => {
+                if wake {
+                    self.readable.notify_one();
+                }
+                Pushed {
+                    stored: 1,
+                    stop: None,
+                }
+            }
+            Err(entry) => self.wait_to_push(vec![entry], 1, deadline, closed).await,
+        }
+    }
+
+    /// The slow path of a push: waits for room until the deadline or close.
+    async fn wait_to_push(
+        &self,
+        mut entries: Vec<Entry>,
+        total: usize,
+        deadline: &mut Deadline,
+        closed: &ClosedFlag,
+    ) -> Pushed {
+        let deadline = deadline.get();
         while !entries.is_empty() {
             let notified = self.writable.notified();
             tokio::pin!(notified);
@@ -113,10 +155,12 @@ impl Group {
             if !done && register {
                 st.waiting_writers += 1;
             }
-            (n > 0 && st.waiting_readers > 0, done)
+            (n.min(st.waiting_readers), done)
         };
-        if wake_readers {
-            self.readable.notify_waiters();
+        // One reader per message stored (a reader woken for nothing waits again; one that
+        // is cancelled passes its wake-up on to another waiter).
+        for _ in 0..wake_readers {
+            self.readable.notify_one();
         }
         done
     }
@@ -124,7 +168,7 @@ impl Group {
     /// The next message, if one is deliverable now.
     pub fn try_pop(&self) -> Option<(Ticket, Entry)> {
         let now = Instant::now();
-        self.lock().queue.pop(now, later(self.visibility))
+        self.lock().queue.pop(now, later_than(now, self.visibility))
     }
 
     /// Waits for the next message and hands it out. Cancel-safe.
@@ -139,7 +183,7 @@ impl Group {
             let wake_at = {
                 let mut st = self.lock();
                 let now = Instant::now();
-                if let Some(got) = st.queue.pop(now, later(self.visibility)) {
+                if let Some(got) = st.queue.pop(now, later_than(now, self.visibility)) {
                     return got;
                 }
                 st.waiting_readers += 1;
@@ -155,23 +199,33 @@ impl Group {
         }
     }
 
-    /// After a settlement: readers may have a message (requeued, or a key unlocked, or an
-    /// earlier wake-up time), writers may have room.
-    fn settled(&self, st: MutexGuard<'_, State>) {
-        let (readers, writers) = (st.waiting_readers > 0, st.waiting_writers > 0);
+    /// After a settlement that freed one place: one writer may store a message, and what
+    /// `readers` says for the readers. Wakes no one who is not waiting.
+    fn settled(&self, st: MutexGuard<'_, State>, readers: Readers) {
+        let wake_reader = st.waiting_readers > 0 && readers != Readers::Unchanged;
+        let wake_writer = st.waiting_writers > 0;
         drop(st);
-        if readers {
-            self.readable.notify_waiters();
+        match readers {
+            _ if !wake_reader => {}
+            Readers::One => self.readable.notify_one(),
+            // A new wake-up time: every waiting reader recomputes its timeout.
+            Readers::All | Readers::Unchanged => self.readable.notify_waiters(),
         }
-        if writers {
-            self.writable.notify_waiters();
+        if wake_writer {
+            self.writable.notify_one();
         }
     }
 
     pub fn ack(&self, t: Ticket) -> bool {
         let mut st = self.lock();
-        let ok = st.queue.ack(t);
-        self.settled(st);
+        let (ok, unlocked) = st.queue.ack(t);
+        // An ack makes a message deliverable only by unlocking its ordering key.
+        let readers = if unlocked {
+            Readers::One
+        } else {
+            Readers::Unchanged
+        };
+        self.settled(st, readers);
         ok
     }
 
@@ -179,7 +233,13 @@ impl Group {
         let mut st = self.lock();
         let due = delay.filter(|d| !d.is_zero()).map(later);
         let ok = st.queue.nack(t, due);
-        self.settled(st);
+        // Requeued now: one message to hand out; delayed: an earlier wake-up time maybe.
+        let readers = if due.is_some() {
+            Readers::All
+        } else {
+            Readers::One
+        };
+        self.settled(st, readers);
         ok
     }
 
@@ -195,13 +255,13 @@ impl Group {
     pub fn finish_dead_letter(&self, e: &Entry) {
         let mut st = self.lock();
         st.queue.finish_dead_letter(e);
-        self.settled(st);
+        self.settled(st, Readers::One);
     }
 
     pub fn restore(&self, e: Entry) {
         let mut st = self.lock();
         st.queue.restore(e);
-        self.settled(st);
+        self.settled(st, Readers::One);
     }
 
     /// Messages ready, delayed and in flight (for lag).
@@ -219,10 +279,43 @@ impl Group {
 /// `now + by`, saturating at about 100 years (`Instant + Duration::MAX` panics): a nack delay
 /// or lease that long means "not in this process's lifetime".
 pub(crate) fn later(by: Duration) -> Instant {
+    later_than(Instant::now(), by)
+}
+
+/// `now + by`, saturating as [`later`] does.
+pub(crate) fn later_than(now: Instant, by: Duration) -> Instant {
     const CAP: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    let now = Instant::now();
     now.checked_add(by.min(CAP))
         .unwrap_or(now + Duration::from_secs(365 * 24 * 3600))
+}
+
+/// Which waiting readers a settlement wakes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Readers {
+    /// Nothing new to hand out.
+    Unchanged,
+    /// One message became deliverable.
+    One,
+    /// The earliest wake-up time may have moved.
+    All,
+}
+
+/// A send's deadline, read from the clock only when the send has to wait (a send with room
+/// reads no clock).
+pub(crate) struct Deadline {
+    timeout: Duration,
+    at: Option<Instant>,
+}
+
+impl Deadline {
+    /// `timeout` from the first wait on.
+    pub fn after(timeout: Duration) -> Self {
+        Deadline { timeout, at: None }
+    }
+
+    fn get(&mut self) -> Instant {
+        *self.at.get_or_insert_with(|| later(self.timeout))
+    }
 }
 
 /// How a [`Group::push_all`] ended.

@@ -273,14 +273,15 @@ impl Queue {
         self.ready.push_front(entry);
     }
 
-    /// Settles as done. `false` if the ticket is stale (expired and handed out again).
-    pub fn ack(&mut self, t: Ticket) -> bool {
+    /// Settles as done: whether the ticket was current (`false`: expired and handed out
+    /// again), and whether an ordering key was unlocked.
+    pub fn ack(&mut self, t: Ticket) -> (bool, bool) {
         match self.take(t) {
             Some(e) => {
                 self.unlock(&e);
-                true
+                (true, e.message.key.is_some())
             }
-            None => false,
+            None => (false, false),
         }
     }
 
@@ -348,8 +349,8 @@ mod tests {
         q.push(msg("b", None));
         let (t, e) = q.pop(now, far).unwrap();
         assert_eq!((body(&e), e.deliveries), (&b"a"[..], 1));
-        assert!(q.ack(t));
-        assert!(!q.ack(t), "second ack of a settled ticket is stale");
+        assert!(q.ack(t).0);
+        assert!(!q.ack(t).0, "second ack of a settled ticket is stale");
         assert_eq!(q.len(), 1);
     }
 
@@ -384,8 +385,8 @@ mod tests {
         let later = now + Duration::from_millis(11);
         let (t2, e) = q.pop(later, later + Duration::from_secs(1)).unwrap();
         assert_eq!(e.deliveries, 2);
-        assert!(!q.ack(t), "expired ticket");
-        assert!(q.ack(t2));
+        assert!(!q.ack(t).0, "expired ticket");
+        assert!(q.ack(t2).0);
         assert_eq!(q.len(), 0);
     }
 
@@ -402,7 +403,7 @@ mod tests {
             .pop(t0 + Duration::from_secs(2), t0 + Duration::from_secs(9))
             .is_none());
         q.tick(t0 + Duration::from_secs(6));
-        assert!(!q.ack(t), "expired after the extended deadline");
+        assert!(!q.ack(t).0, "expired after the extended deadline");
         assert!(q
             .pop(t0 + Duration::from_secs(6), t0 + Duration::from_secs(9))
             .is_some());

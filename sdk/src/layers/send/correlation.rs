@@ -3,9 +3,11 @@
 //! starts a new correlation (correlation-id = its own message-id). Values the caller set are
 //! kept.
 
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use brokerkit_core::{Message, Result};
+use uuid::timestamp::context::ContextV7;
+use uuid::{Timestamp, Uuid};
 
 use super::Stamp;
 use crate::context::Context;
@@ -13,10 +15,23 @@ use crate::context::Context;
 /// Stamps message-id, correlation-id, causation-id and timestamp.
 pub struct CorrelationLayer;
 
+thread_local! {
+    /// Per thread, so ids need no lock: monotonic within a thread (a counter within the same
+    /// millisecond), unique across threads by their 74 random bits, ordered by the millisecond.
+    static ID_CONTEXT: ContextV7 = const { ContextV7::new() };
+}
+
+/// The UUID v7 of time `at` (unique and time-ordered).
+fn uuid_at(at: SystemTime) -> Uuid {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let (secs, nanos) = (since.as_secs(), since.subsec_nanos());
+    ID_CONTEXT.with(|ctx| Uuid::new_v7(Timestamp::from_unix(ctx, secs, nanos)))
+}
+
 /// A new message id (UUID v7: unique and time-ordered).
 pub fn new_message_id() -> String {
-    let mut buf = uuid::Uuid::encode_buffer();
-    uuid::Uuid::now_v7()
+    let mut buf = Uuid::encode_buffer();
+    uuid_at(SystemTime::now())
         .hyphenated()
         .encode_lower(&mut buf)
         .to_string()
@@ -25,19 +40,30 @@ pub fn new_message_id() -> String {
 impl Stamp for CorrelationLayer {
     fn stamp(&self, message: &mut Message) -> Result<()> {
         let h = &mut message.headers;
-        if h.message_id().is_none() {
-            h.set_message_id(new_message_id())?;
-        }
+        // One clock read: the id's time is the timestamp.
+        let now = SystemTime::now();
+        // The id generated here, if the caller did not set one: formatted by the headers
+        // themselves, so not checked again.
+        let own = if h.message_id().is_none() {
+            let id = uuid_at(now).as_u128();
+            h.set_message_id_uuid(id);
+            Some(id)
+        } else {
+            None
+        };
         let current = Context::current();
         if h.correlation_id().is_none() {
             let inherited = current
                 .as_ref()
-                .and_then(|c| c.correlation_id().or(c.message_id()).map(str::to_string));
-            let id = match inherited {
-                Some(id) => id,
-                None => h.message_id().unwrap_or_default().to_string(),
-            };
-            h.set_correlation_id(id)?;
+                .and_then(|c| c.correlation_id().or(c.message_id()));
+            match (inherited, own) {
+                (Some(id), _) => h.set_correlation_id(id)?,
+                (None, Some(id)) => h.set_correlation_id_uuid(id),
+                (None, None) => {
+                    let id = h.message_id().unwrap_or_default().to_string();
+                    h.set_correlation_id(id)?;
+                }
+            }
         }
         if h.causation_id().is_none() {
             if let Some(cause) = current.as_ref().and_then(|c| c.message_id()) {
@@ -45,7 +71,7 @@ impl Stamp for CorrelationLayer {
             }
         }
         if h.get(brokerkit_core::headers::names::TIMESTAMP).is_none() {
-            h.set_timestamp(SystemTime::now())?;
+            h.set_timestamp(now)?;
         }
         Ok(())
     }
@@ -83,6 +109,28 @@ mod tests {
         assert_eq!(m.headers.correlation_id(), Some("c-1"));
         assert_eq!(m.headers.causation_id(), Some("m-1"));
         assert_ne!(m.headers.message_id(), Some("m-1"));
+    }
+
+    #[test]
+    fn ids_are_v7_unique_and_ordered_within_a_thread_and_match_the_timestamp() {
+        let mut last = String::new();
+        for _ in 0..10_000 {
+            let mut m = Message::new("x");
+            CorrelationLayer.stamp(&mut m).unwrap();
+            let id = m.headers.message_id().unwrap().to_string();
+            let uuid = Uuid::parse_str(&id).unwrap();
+            assert_eq!(uuid.get_version_num(), 7);
+            let (secs, nanos) = uuid.get_timestamp().unwrap().to_unix();
+            let id_ms = secs * 1000 + u64::from(nanos) / 1_000_000;
+            let at = m.headers.timestamp().unwrap().unwrap();
+            let ts_ms = at.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+            // The counter may push the id's millisecond forward, never back.
+            assert!(id_ms >= ts_ms && id_ms - ts_ms < 1000, "{id_ms} vs {ts_ms}");
+            assert!(id > last, "{id} after {last}");
+            last = id;
+        }
+        let other = std::thread::spawn(new_message_id).join().unwrap();
+        assert_ne!(other, last);
     }
 
     #[tokio::test]
