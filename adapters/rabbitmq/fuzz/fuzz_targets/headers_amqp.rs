@@ -1,11 +1,12 @@
 //! AMQP 0-9-1 header tables as they come off the wire: the input is an encoded field table
-//! (4-byte length, then entries), parsed by the AMQP library, then decoded by brokerkit.
+//! (4-byte length, then entries), parsed by lapin's protocol crate (amq-protocol), then
+//! decoded by brokerkit.
 #![no_main]
-use lapin::BasicProperties;
+use amq_protocol::protocol::BasicProperties;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok((_, table)) = amq_protocol_types::parsing::parse_field_table(data) else {
+    let Ok((_, table)) = amq_protocol::types::parsing::parse_field_table(data) else {
         return;
     };
     let props = BasicProperties::default().with_headers(table);
