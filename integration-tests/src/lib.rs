@@ -7,6 +7,7 @@ pub mod conformance;
 pub mod conformance_batching;
 pub mod conformance_claim_check;
 pub mod conformance_events;
+pub mod conformance_faults;
 pub mod conformance_fixture;
 pub mod conformance_lag;
 pub mod conformance_layers;
