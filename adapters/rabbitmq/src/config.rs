@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use brokerkit_core::{BrokerUrl, Capabilities, Error, Result, Support};
 use amq_protocol::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
+use brokerkit_core::{BrokerUrl, Capabilities, Error, Result, Support};
 
 /// Query keys accepted in the URL.
 pub const KEYS: &[&str] = &[
