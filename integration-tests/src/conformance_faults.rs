@@ -156,3 +156,265 @@ pub async fn broker_restart_mid_stream(url: &str, f: Arc<dyn Fixture>) -> Outcom
     drop(restartable);
     Outcome::Passed
 }
+
+// ---------------------------------------------------------------------------------------
+// Cases that kill a consumer process: the test binary re-runs itself as the child
+// (`tests/faults.rs::fault_child`, ignored unless started by these cases), which appends what
+// it did to a file the parent reads.
+// ---------------------------------------------------------------------------------------
+
+/// Env var naming what the child does: `handle-then-hang` or `poison-crash`.
+pub const CHILD_MODE: &str = "BROKERKIT_FAULT_CHILD";
+const CHILD_URL: &str = "BROKERKIT_FAULT_URL";
+const CHILD_DEST: &str = "BROKERKIT_FAULT_DEST";
+const CHILD_OUT: &str = "BROKERKIT_FAULT_OUT";
+/// The retry limit of the poison case.
+const POISON_LIMIT: u32 = 3;
+
+fn note(line: &str) {
+    let path = std::env::var(CHILD_OUT).expect("child output file");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("child output file");
+    writeln!(f, "{line}").expect("write child output");
+    f.sync_all().expect("sync child output");
+}
+
+/// The child process's side. `handle-then-hang`: receives one delivery, "handles" it (notes
+/// `handled <payload>`), and hangs before acking, to be killed. `poison-crash`: runs a
+/// handler with retry limit [`POISON_LIMIT`] whose every run notes `ran <attempt>` and aborts
+/// the process.
+pub async fn child_main() {
+    let Ok(mode) = std::env::var(CHILD_MODE) else {
+        return;
+    };
+    let url = std::env::var(CHILD_URL).expect("url");
+    let dest = std::env::var(CHILD_DEST).expect("dest");
+    let broker = Broker::connect(&url).await.expect("child connect");
+    match mode.as_str() {
+        "handle-then-hang" => {
+            let mut consumer = broker.consumer(&dest).group("g").build().await.unwrap();
+            let d = crate::harness::receive(&mut consumer).await;
+            note(&format!(
+                "handled {}",
+                String::from_utf8_lossy(&d.message().payload)
+            ));
+            // Killed here: the handler succeeded, the ack never happens.
+            std::future::pending::<()>().await;
+        }
+        "poison-crash" => {
+            let policy = if broker.capabilities().delayed_redelivery.is_available() {
+                brokerkit::RetryPolicy::exponential(Duration::from_millis(50), POISON_LIMIT)
+                    .without_jitter()
+            } else {
+                brokerkit::RetryPolicy::immediate(POISON_LIMIT)
+            };
+            let handler =
+                broker
+                    .consumer(&dest)
+                    .group("g")
+                    .retry(policy)
+                    .handle_raw(|ctx, _m| async move {
+                        note(&format!("ran {}", ctx.attempt()));
+                        std::process::abort();
+                    });
+            let _ = handler.run_until(std::future::pending()).await;
+        }
+        other => panic!("unknown child mode {other}"),
+    }
+}
+
+/// A running child process; killed when dropped.
+struct ChildProc {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+impl ChildProc {
+    fn spawn(mode: &str, url: &str, dest: &str, out: &std::path::Path) -> ChildProc {
+        let exe = std::env::current_exe().expect("test binary");
+        let child = std::process::Command::new(exe)
+            .args(["--exact", "fault_child", "--include-ignored", "--nocapture"])
+            .args(["--test-threads", "1"])
+            .env(CHILD_MODE, mode)
+            .env(CHILD_URL, url)
+            .env(CHILD_DEST, dest)
+            .env(CHILD_OUT, out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the child process");
+        ChildProc {
+            child,
+            out: out.to_path_buf(),
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn out_file(case: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "bk-fault-{case}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    ))
+}
+
+/// Kills the consumer process (SIGKILL) after its handler succeeded and before it acked, then
+/// consumes again: the message must come back (a duplicate is allowed, a loss is not), and
+/// once acked it must not come again.
+pub async fn killed_between_handler_success_and_ack(url: &str) -> Outcome {
+    let broker = Broker::connect(url).await.expect("connect");
+    if !broker.capabilities().redelivery {
+        broker.close().await.unwrap();
+        return Outcome::Skipped("the broker does not redeliver".into());
+    }
+    let dest = format!(
+        "bk-killack-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    // The group exists before the message is sent (brokers without retained topics).
+    let mut consumer = broker.consumer(&dest).group("g").build().await.unwrap();
+    consumer.close().await.unwrap();
+    drop(consumer);
+    let producer = broker.producer(&dest).build().await.unwrap();
+    producer.send(Message::new("only")).await.unwrap();
+    let out = out_file("killack");
+    let mut child = ChildProc::spawn("handle-then-hang", url, &dest, &out);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !child.lines().iter().any(|l| l == "handled only") {
+        assert!(
+            !child.exited(),
+            "the child exited before handling: {:?}",
+            child.lines()
+        );
+        assert!(Instant::now() < deadline, "the child never handled it");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill();
+    let t = Instant::now();
+    let mut consumer = broker.consumer(&dest).group("g").build().await.unwrap();
+    let d = match tokio::time::timeout(Duration::from_secs(60), consumer.next()).await {
+        Ok(Ok(Some(d))) => d,
+        other => panic!(
+            "the message handled by the killed process never came back: {:?}",
+            other.map(|r| r.map(|o| o.is_some()))
+        ),
+    };
+    assert_eq!(&d.message().payload[..], b"only");
+    let attempt = d.attempt();
+    d.ack().await.unwrap();
+    crate::harness::expect_none(&mut consumer, Duration::from_secs(2)).await;
+    report(&format!(
+        "killed before ack on {}: came back after {:.1} s with attempt {attempt}",
+        broker.adapter(),
+        t.elapsed().as_secs_f64()
+    ));
+    let _ = std::fs::remove_file(&out);
+    consumer.close().await.unwrap();
+    broker.close().await.unwrap();
+    Outcome::Passed
+}
+
+/// A poison message that crashes its consumer process (abort in the handler) on every run,
+/// with the process restarted after each crash: after [`POISON_LIMIT`] runs the next delivery
+/// is past the limit and is dead-lettered without running the handler. Only where attempts
+/// survive a crash (`Capabilities::crash_safe_attempts`); elsewhere the count restarts.
+pub async fn crash_looping_poison_reaches_the_dlq(url: &str) -> Outcome {
+    let broker = Broker::connect(url).await.expect("connect");
+    let caps = broker.capabilities().clone();
+    if !caps.crash_safe_attempts || !caps.dead_letter.is_available() {
+        broker.close().await.unwrap();
+        return Outcome::Skipped(
+            "attempts do not survive a process crash here (crash_safe_attempts is false) or \
+             no dead-letter destination"
+                .into(),
+        );
+    }
+    let dest = format!(
+        "bk-poison-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let mut dead = broker
+        .consumer(&brokerkit::dead_letter_destination(&dest))
+        .group("ops")
+        .build()
+        .await
+        .unwrap();
+    let mut consumer = broker.consumer(&dest).group("g").build().await.unwrap();
+    consumer.close().await.unwrap();
+    drop(consumer);
+    broker
+        .producer(&dest)
+        .build()
+        .await
+        .unwrap()
+        .send(Message::new("poison"))
+        .await
+        .unwrap();
+    let out = out_file("poison");
+    let mut child = ChildProc::spawn("poison-crash", url, &dest, &out);
+    let mut restarts = 0u32;
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let dl = loop {
+        assert!(
+            Instant::now() < deadline,
+            "not dead-lettered after {restarts} restarts: {:?}",
+            child.lines()
+        );
+        if let Ok(got) = tokio::time::timeout(Duration::from_millis(200), dead.next()).await {
+            break got.expect("dlq receive").expect("dlq consumer ended");
+        }
+        if child.exited() {
+            restarts += 1;
+            assert!(
+                restarts <= POISON_LIMIT + 2,
+                "crash loop: {restarts} crashes, never dead-lettered: {:?}",
+                child.lines()
+            );
+            child = ChildProc::spawn("poison-crash", url, &dest, &out);
+        }
+    };
+    let runs = child.lines();
+    child.kill();
+    let env = brokerkit::DeadLetterEnvelope::read_from(&dl.message().headers).expect("envelope");
+    assert_eq!(&dl.message().payload[..], b"poison");
+    assert!(env.attempts > POISON_LIMIT, "{env:?}");
+    assert!(
+        runs.len() as u32 <= POISON_LIMIT,
+        "the handler ran more than the limit: {runs:?}"
+    );
+    dl.ack().await.unwrap();
+    report(&format!(
+        "poison on {}: {} crashes ({runs:?}), dead-lettered with attempts {}",
+        broker.adapter(),
+        restarts,
+        env.attempts
+    ));
+    let _ = std::fs::remove_file(&out);
+    broker.close().await.unwrap();
+    Outcome::Passed
+}
