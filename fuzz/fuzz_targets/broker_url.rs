@@ -28,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
     let url = match BrokerUrl::parse(&planted) {
         Ok(url) => url,
         Err(e) => {
-            if planted.contains(&format!(":{MARK}@")) && !planted[..planted.find(MARK).unwrap()].contains(['@', '?', '#']) {
+            if planted.contains(&format!(":{MARK}@"))
+                && !planted[..planted.find(MARK).unwrap()].contains(['@', '?', '#'])
+            {
                 assert!(!leaks(&e.to_string()), "{e}");
                 assert!(!leaks(&format!("{e:?}")), "{e:?}");
             }

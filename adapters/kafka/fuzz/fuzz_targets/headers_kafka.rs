@@ -27,6 +27,8 @@ fuzz_target!(|data: &[u8]| {
     assert!(attempt >= 1);
     for (n, v) in headers.iter() {
         // Whatever was kept is valid brokerkit text: it must re-insert.
-        brokerkit_core::Headers::new().insert(n.to_string(), v).unwrap();
+        brokerkit_core::Headers::new()
+            .insert(n.to_string(), v)
+            .unwrap();
     }
 });

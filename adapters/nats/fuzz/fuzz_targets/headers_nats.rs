@@ -13,6 +13,8 @@ fuzz_target!(|data: &[u8]| {
     let (headers, _key) = brokerkit_nats::decode_headers(pairs);
     for (n, v) in headers.iter() {
         // Whatever was kept is valid brokerkit text: it must re-insert.
-        brokerkit_core::Headers::new().insert(n.to_string(), v).unwrap();
+        brokerkit_core::Headers::new()
+            .insert(n.to_string(), v)
+            .unwrap();
     }
 });

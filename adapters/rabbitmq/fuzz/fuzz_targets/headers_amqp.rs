@@ -12,6 +12,8 @@ fuzz_target!(|data: &[u8]| {
     let props = BasicProperties::default().with_headers(table);
     let (headers, _key, _attempts) = brokerkit_rabbitmq::decode_properties(&props);
     for (n, v) in headers.iter() {
-        brokerkit_core::Headers::new().insert(n.to_string(), v).unwrap();
+        brokerkit_core::Headers::new()
+            .insert(n.to_string(), v)
+            .unwrap();
     }
 });

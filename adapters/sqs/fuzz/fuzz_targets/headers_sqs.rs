@@ -21,6 +21,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let message = brokerkit_sqs::decode_message(body, &attributes, None);
     for (n, v) in message.headers.iter() {
-        brokerkit_core::Headers::new().insert(n.to_string(), v).unwrap();
+        brokerkit_core::Headers::new()
+            .insert(n.to_string(), v)
+            .unwrap();
     }
 });
