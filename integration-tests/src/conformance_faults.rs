@@ -23,7 +23,7 @@ pub fn restart_messages() -> usize {
         .unwrap_or(5_000)
 }
 
-fn report(line: &str) {
+fn report_line(line: &str) {
     // Past the test harness's capture, so the figures show in every run.
     let _ = writeln!(std::io::stderr(), "{line}");
 }
@@ -140,7 +140,7 @@ pub async fn broker_restart_mid_stream(url: &str, f: Arc<dyn Fixture>) -> Outcom
     sender.await.expect("sender task");
     let (restartable, restarted_at, down) = restarter.await.expect("restarter task");
     let lost = total - seen.len();
-    report(&format!(
+    report_line(&format!(
         "restart {adapter}: sent {total} (broker restarted after {restarted_at} sent, down \
          {:.1} s), received {} distinct in {deliveries} deliveries, {} duplicates, {lost} lost, \
          {send_retries} send retries, {receive_errors} receive errors, {ack_errors} ack errors \
@@ -328,7 +328,7 @@ pub async fn killed_between_handler_success_and_ack(url: &str) -> Outcome {
     let attempt = d.attempt();
     d.ack().await.unwrap();
     crate::harness::expect_none(&mut consumer, Duration::from_secs(2)).await;
-    report(&format!(
+    report_line(&format!(
         "killed before ack on {}: came back after {:.1} s with attempt {attempt}",
         broker.adapter(),
         t.elapsed().as_secs_f64()
@@ -408,13 +408,230 @@ pub async fn crash_looping_poison_reaches_the_dlq(url: &str) -> Outcome {
         "the handler ran more than the limit: {runs:?}"
     );
     dl.ack().await.unwrap();
-    report(&format!(
+    report_line(&format!(
         "poison on {}: {} crashes ({runs:?}), dead-lettered with attempts {}",
         broker.adapter(),
         restarts,
         env.attempts
     ));
     let _ = std::fs::remove_file(&out);
+    broker.close().await.unwrap();
+    Outcome::Passed
+}
+
+// ---------------------------------------------------------------------------------------
+// In-process fault cases, registered in the conformance suite (every broker): they get the
+// suite's short-lease URL where it has one, so dropped deliveries come back quickly.
+// ---------------------------------------------------------------------------------------
+
+fn quick_url(c: &crate::harness::Ctx) -> String {
+    c.lease_url.clone().unwrap_or_else(|| c.url.clone())
+}
+
+fn quick_retry(broker: &Broker, attempts: u32) -> brokerkit::RetryPolicy {
+    if broker.capabilities().delayed_redelivery.is_available() {
+        brokerkit::RetryPolicy::exponential(Duration::from_millis(50), attempts).without_jitter()
+    } else {
+        brokerkit::RetryPolicy::immediate(attempts)
+    }
+}
+
+/// The dead-letter publish fails twice (fault wrapper around the real adapter: the delivery
+/// is dropped unsettled, as when the copy could not be published): the message is neither
+/// lost nor handled again and again. It comes back, is dead-lettered again without running
+/// the handler (its attempt is past the limit) and reaches the DLQ once; the failed settles
+/// are counted and the run goes on (2 failures are below `SETTLE_FAILURE_LIMIT`).
+pub async fn dead_letter_publish_failure_keeps_the_message(c: crate::harness::Ctx) -> Outcome {
+    use brokerkit::faults::{FaultPlan, FaultyBackend};
+    let caps = c.broker.capabilities().clone();
+    if !caps.redelivery || !caps.dead_letter.is_available() {
+        return Outcome::Skipped("no redelivery or no dead-letter destination".into());
+    }
+    let backend = brokerkit::Registry::default()
+        .connect(&quick_url(&c))
+        .await
+        .expect("connect");
+    let plan = FaultPlan::default().fail_dead_letters(2, brokerkit::ErrorKind::Unavailable);
+    let broker = Broker::from_backend(FaultyBackend::wrap(backend, plan));
+    let dest = c.dest("q");
+    let mut dead = broker
+        .consumer(&brokerkit::dead_letter_destination(&dest))
+        .group("ops")
+        .build()
+        .await
+        .unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let runs_in = runs.clone();
+    let handler = broker
+        .consumer(&dest)
+        .group("g")
+        .retry(quick_retry(&broker, 2))
+        .handle_raw(move |_ctx, _m| {
+            runs_in.fetch_add(1, Ordering::SeqCst);
+            async {
+                Err(brokerkit::Error::new(brokerkit::ErrorKind::Handler, "always fails").into())
+            }
+        });
+    let stop = crate::harness::Stop::new();
+    let run = handler.start(stop.signal()).await.unwrap();
+    broker
+        .producer(&dest)
+        .build()
+        .await
+        .unwrap()
+        .send(Message::new("doomed"))
+        .await
+        .unwrap();
+    let dl = crate::harness::receive(&mut dead).await;
+    assert_eq!(&dl.message().payload[..], b"doomed");
+    dl.ack().await.unwrap();
+    crate::harness::expect_none(&mut dead, Duration::from_millis(500)).await;
+    assert!(!run.is_finished(), "two failed settles stopped the run");
+    stop.now();
+    let report = run.join().await.unwrap();
+    let runs = runs.load(Ordering::SeqCst);
+    // 2 runs (the limit); a broker that redelivers a dropped delivery without raising its
+    // attempt may run it once more per failed dead-letter, never more.
+    assert!(
+        (2..=4).contains(&runs),
+        "handler ran {runs} times: {report:?}"
+    );
+    assert_eq!(report.settle_failed, 2, "{report:?}");
+    assert_eq!(report.dead_lettered, 1, "{report:?}");
+    report_line(&format!(
+        "dead-letter publish failure on {}: handler ran {runs} times, {report:?}",
+        broker.adapter()
+    ));
+    broker.close().await.unwrap();
+    Outcome::Passed
+}
+
+/// An idempotency store over the in-memory one that can be switched off.
+struct SwitchableStore {
+    inner: brokerkit::idempotency::MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl SwitchableStore {
+    fn check(&self) -> brokerkit::Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(
+                brokerkit::Error::new(brokerkit::ErrorKind::Unavailable, "store down")
+                    .retryable(true),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[brokerkit::core::async_trait]
+impl brokerkit::IdempotencyStore for SwitchableStore {
+    fn name(&self) -> &'static str {
+        "switchable"
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        lease: Duration,
+    ) -> brokerkit::Result<brokerkit::idempotency::Claim> {
+        self.check()?;
+        self.inner.claim(key, lease).await
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        token: &brokerkit::idempotency::ClaimToken,
+        ttl: Duration,
+    ) -> brokerkit::Result<()> {
+        self.check()?;
+        self.inner.complete(key, token, ttl).await
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        token: &brokerkit::idempotency::ClaimToken,
+    ) -> brokerkit::Result<()> {
+        self.check()?;
+        self.inner.release(key, token).await
+    }
+}
+
+/// The idempotency store goes down while the handler runs (claimed before, so `complete`
+/// fails) and comes back 3 s later: the message is not acked while its key is unrecorded, so
+/// it comes back and is handled again once the store answers (a duplicate run, allowed);
+/// nothing is lost or dead-lettered, and after the run nothing is left to deliver.
+pub async fn store_outage_mid_handler(c: crate::harness::Ctx) -> Outcome {
+    if !c.broker.capabilities().redelivery {
+        return Outcome::Skipped("the broker does not redeliver".into());
+    }
+    let broker = Broker::connect(&quick_url(&c)).await.expect("connect");
+    let store = Arc::new(SwitchableStore {
+        inner: Default::default(),
+        down: false.into(),
+    });
+    let dest = c.dest("q");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (runs_in, store_in) = (runs.clone(), store.clone());
+    let handler = broker
+        .consumer(&dest)
+        .group("g")
+        .retry(quick_retry(&broker, 5))
+        .idempotency(brokerkit::Idempotency::new(store.clone()).lease(Duration::from_secs(1)))
+        .handle_raw(move |_ctx, _m| {
+            let first = runs_in.fetch_add(1, Ordering::SeqCst) == 0;
+            let store = store_in.clone();
+            async move {
+                if first {
+                    // The outage starts mid-handler and ends 3 s later.
+                    store.down.store(true, Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                        store.down.store(false, Ordering::SeqCst);
+                    });
+                }
+                Ok(())
+            }
+        });
+    let stop = crate::harness::Stop::new();
+    let run = handler.start(stop.signal()).await.unwrap();
+    let mut m = Message::new("once");
+    m.headers.set_idempotency_key("k-outage").unwrap();
+    broker
+        .producer(&dest)
+        .build()
+        .await
+        .unwrap()
+        .send(m)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let report = run.health().report;
+        if report.acked == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never acked: {report:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.now();
+    let report = run.join().await.unwrap();
+    let runs = runs.load(Ordering::SeqCst);
+    assert!(
+        runs >= 2,
+        "the message was acked without its key recorded: {report:?}"
+    );
+    assert_eq!(report.dead_lettered, 0, "{report:?}");
+    assert!(report.retried >= 1, "{report:?}");
+    let mut after = broker.consumer(&dest).group("g").build().await.unwrap();
+    crate::harness::expect_none(&mut after, Duration::from_secs(3)).await;
+    report_line(&format!(
+        "store outage mid-handler on {}: handler ran {runs} times, {report:?}",
+        broker.adapter()
+    ));
+    after.close().await.unwrap();
     broker.close().await.unwrap();
     Outcome::Passed
 }
