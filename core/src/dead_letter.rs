@@ -128,12 +128,20 @@ fn from_millis(v: &str) -> Option<SystemTime> {
         .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
 }
 
-/// Makes free text a valid header value: control characters become spaces, long text is cut
-/// at a character boundary.
+/// Makes free text a valid header value: the characters header values refuse (ASCII
+/// controls but tab) become spaces, long text is cut at a character boundary. A value that
+/// is already valid comes back unchanged (other Unicode controls such as U+0089 are valid),
+/// so an envelope read from headers is written back as it was.
 pub fn sanitize_header_value(text: &str) -> String {
     let mut out: String = text
         .chars()
-        .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
+        .map(|c| {
+            if c.is_ascii_control() && c != '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     if out.len() > MAX_VALUE_LEN {
         let mut cut = MAX_VALUE_LEN;
@@ -285,5 +293,29 @@ mod tests {
         let s = "é".repeat(MAX_VALUE_LEN);
         let out = sanitize_header_value(&s);
         assert!(out.len() <= MAX_VALUE_LEN && out.chars().all(|c| c == 'é'));
+    }
+
+    /// Found by the `dead_letter_envelope` fuzz target: a read envelope whose
+    /// `dlq-original-destination` held U+0089 (a C1 control, valid in a header value) was
+    /// written back with a space in its place, so re-dead-lettering changed the destination.
+    #[test]
+    fn valid_values_are_written_back_unchanged() {
+        let h = Headers::new()
+            .with(names::REASON, "r\u{89}\u{FFFD}x")
+            .unwrap()
+            .with(names::ATTEMPTS, "3")
+            .unwrap()
+            .with(names::ORIGINAL_DESTINATION, "orde\u{9b}\u{89}al")
+            .unwrap()
+            .with(names::LAST_FAILURE, "2000")
+            .unwrap();
+        let env = DeadLetterEnvelope::read_from(&h).unwrap();
+        let mut copy = h.clone();
+        env.write_to(&mut copy);
+        let again = DeadLetterEnvelope::read_from(&copy).unwrap();
+        assert_eq!(again.original_destination, env.original_destination);
+        assert_eq!(again.reason.reason, env.reason.reason);
+        // What headers refuse is still replaced.
+        assert_eq!(sanitize_header_value("a\nb\u{7f}c\td"), "a b c\td");
     }
 }

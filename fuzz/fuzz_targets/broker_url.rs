@@ -18,12 +18,19 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = redact_text(input);
     let _ = redact_unparsed(input);
-    // Plant a password: whatever is printed must not contain it.
+    // Plant a password: whatever is printed must not contain it. An input that already holds
+    // the marker elsewhere (a query key `ack_wai:SEKRIT@00`, found by this target) would show
+    // it legitimately: the check is only meaningful when the password is its only occurrence.
+    if input.contains(MARK) {
+        return;
+    }
     let planted = input.replacen("@", &format!(":{MARK}@"), 1);
     let url = match BrokerUrl::parse(&planted) {
         Ok(url) => url,
         Err(e) => {
-            if planted.contains(&format!(":{MARK}@")) && !planted[..planted.find(MARK).unwrap()].contains(['@', '?', '#']) {
+            if planted.contains(&format!(":{MARK}@"))
+                && !planted[..planted.find(MARK).unwrap()].contains(['@', '?', '#'])
+            {
                 assert!(!leaks(&e.to_string()), "{e}");
                 assert!(!leaks(&format!("{e:?}")), "{e:?}");
             }

@@ -1,7 +1,10 @@
 //! What the shared cases need from one adapter beyond its URL: how to make an unreachable
 //! URL, and how to inject a raw foreign message (as another application using the broker's
-//! own client would) with headers brokerkit cannot carry. Each adapter provides one in
-//! `fixtures/<broker>.rs`; the cases in `conformance_fixture.rs` then run against it.
+//! own client would) with headers brokerkit cannot carry, and how to restart the broker for
+//! the fault cases. Each adapter provides one in `fixtures/<broker>.rs`; the cases in
+//! `conformance_fixture.rs` and `conformance_faults.rs` then run against it.
+
+use std::time::Duration;
 
 use brokerkit::core::async_trait;
 
@@ -16,9 +19,29 @@ pub struct Injected {
     pub invalid: Vec<String>,
 }
 
+/// A broker a fault case may stop and start again (see [`Fixture::restartable`]).
+#[async_trait]
+pub trait Restartable: Send + Sync {
+    /// The brokerkit URL of this broker (may hold secrets: do not print).
+    fn url(&self) -> String;
+
+    /// Stops the broker (its process killed, or its application stopped), waits `down`,
+    /// starts it again and returns once it accepts connections.
+    async fn restart(&mut self, down: Duration);
+}
+
 /// One adapter's test fixture.
 #[async_trait]
 pub trait Fixture: Send + Sync + 'static {
+    /// A broker of this adapter the fault cases may restart, given the suite's `url`: a
+    /// private server on a free port where the broker is cheap to start (NATS, Kafka), or the
+    /// shared one where it is not (RabbitMQ: its application is stopped and started, which
+    /// disturbs every other user of it). `Err(reason)` where it cannot be restarted here.
+    async fn restartable(&self, url: &str) -> Result<Box<dyn Restartable>, String> {
+        let _ = url;
+        Err("the fixture cannot restart this broker".into())
+    }
+
     /// A URL of this adapter where nothing listens, with [`SECRET`] as password or secret
     /// key; `None` where the adapter has no network (memory).
     fn unreachable_url(&self) -> Option<String> {

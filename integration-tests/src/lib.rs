@@ -7,6 +7,7 @@ pub mod conformance;
 pub mod conformance_batching;
 pub mod conformance_claim_check;
 pub mod conformance_events;
+pub mod conformance_faults;
 pub mod conformance_fixture;
 pub mod conformance_lag;
 pub mod conformance_layers;
@@ -99,6 +100,11 @@ macro_rules! conformance_suite {
             $crate::conformance_metrics_cases!(
                 $url;
                 metrics_count_exactly
+            );
+            $crate::conformance_fault_cases!(
+                $url, $lease_url;
+                dead_letter_publish_failure_keeps_the_message,
+                store_outage_mid_handler
             );
             $crate::conformance_event_cases!(
                 $url;
@@ -199,6 +205,22 @@ macro_rules! conformance_lifecycle_cases {
                 let url: Option<String> = $url;
                 let lease_url: Option<String> = $lease_url;
                 $crate::run_case_full(url, lease_url, registry(), stringify!($case), $crate::conformance_lifecycle::$case).await;
+            }
+        )*
+    };
+}
+
+/// Internal: one test per in-process fault case name (they get the short-lease URL too).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_fault_cases {
+    ($url:expr, $lease_url:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let url: Option<String> = $url;
+                let lease_url: Option<String> = $lease_url;
+                $crate::run_case_full(url, lease_url, registry(), stringify!($case), $crate::conformance_faults::$case).await;
             }
         )*
     };

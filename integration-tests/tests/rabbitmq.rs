@@ -1,11 +1,10 @@
-//! RabbitMQ broker-level tests: bad input, topology choices and a broker restart in the
-//! middle of a stream. Unreachable broker, foreign headers and late DLQ consumers are shared
-//! cases of the conformance suite (`fixtures/rabbitmq.rs`).
+//! RabbitMQ broker-level tests: bad input and topology choices. Unreachable broker, foreign
+//! headers and late DLQ consumers are shared cases of the conformance suite
+//! (`fixtures/rabbitmq.rs`); the broker restart mid-stream is the fault case in
+//! `tests/faults.rs`.
 //!
 //! They use the broker at `$BROKERKIT_RABBITMQ_URL` (default
-//! `amqp://guest:guest@127.0.0.1:5672/%2f`); the restart test also needs `rabbitmqctl`
-//! (run as root) and restarts the RabbitMQ application with `stop_app`/`start_app`.
-//! Tests in this file run one at a time (the restart would disturb the others).
+//! `amqp://guest:guest@127.0.0.1:5672/%2f`). Tests in this file run one at a time.
 #![cfg(feature = "rabbitmq")]
 
 use brokerkit_integration_tests::receive;
@@ -378,137 +377,4 @@ async fn rabbitmq_single_active_consumer_mode_keeps_key_order() {
         conformance::headers_round_trip,
     )
     .await;
-}
-
-/// Restarts the RabbitMQ application (`rabbitmqctl stop_app` / `start_app`) while 10,000
-/// messages stream through; every message must arrive (duplicates allowed).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rabbitmq_broker_restart_mid_stream_loses_nothing() {
-    let _g = LOCK.lock().await;
-    let Some(url) = url() else { return };
-    if std::process::Command::new("rabbitmqctl")
-        .arg("-q")
-        .arg("status")
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        panic!("rabbitmqctl is needed (as root) to restart the broker for this test");
-    }
-    const N: usize = 10_000;
-    let broker = Broker::connect(&url).await.unwrap();
-    let dest = unique("restart");
-    let mut consumer = broker
-        .consumer(&dest)
-        .group("restart")
-        .prefetch(256)
-        .build()
-        .await
-        .unwrap();
-    let producer = broker.producer(&dest).build().await.unwrap();
-    let sent = Arc::new(AtomicUsize::new(0));
-    let retries = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-
-    let sender = {
-        let (sent, retries) = (sent.clone(), retries.clone());
-        tokio::spawn(async move {
-            for i in 0..N {
-                loop {
-                    match producer.send(Message::new(i.to_string())).await {
-                        Ok(()) => break,
-                        Err(e) if e.is_retryable() => {
-                            retries.fetch_add(1, Ordering::Relaxed);
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                        Err(e) => panic!("send {i} failed with a non-retryable error: {e}"),
-                    }
-                }
-                sent.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
-    let restarter = {
-        let sent = sent.clone();
-        tokio::spawn(async move {
-            while sent.load(Ordering::Relaxed) < N / 3 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            let guard = RestartGuard;
-            rabbitmqctl("stop_app").await;
-            let stopped_at = sent.load(Ordering::Relaxed);
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            rabbitmqctl("start_app").await;
-            std::mem::forget(guard);
-            stopped_at
-        })
-    };
-
-    let mut seen = HashSet::with_capacity(N);
-    let mut duplicates = 0usize;
-    let mut receive_errors = 0usize;
-    let deadline = Instant::now() + Duration::from_secs(240);
-    while seen.len() < N {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {N} messages arrived (sent {})",
-            seen.len(),
-            sent.load(Ordering::Relaxed)
-        );
-        let got = tokio::time::timeout(Duration::from_secs(30), consumer.next()).await;
-        let d = match got {
-            Err(_) => continue,
-            Ok(Ok(Some(d))) => d,
-            Ok(Ok(None)) => panic!("consumer ended"),
-            Ok(Err(e)) if e.is_retryable() => {
-                receive_errors += 1;
-                continue;
-            }
-            Ok(Err(e)) => panic!("receive failed: {e}"),
-        };
-        let id: usize = text(&d).parse().expect("numeric payload");
-        if !seen.insert(id) {
-            duplicates += 1;
-        }
-        // An ack that fails because the connection dropped is fine: the message comes back.
-        let _ = d.ack().await;
-    }
-    let elapsed = started.elapsed();
-    sender.await.unwrap();
-    let stopped_at = restarter.await.unwrap();
-    println!(
-        "restart test: sent {N} (broker stopped after {stopped_at}), received unique {}, \
-         duplicates {duplicates}, send retries {}, receive errors {receive_errors}, time {:.1} s",
-        seen.len(),
-        retries.load(Ordering::Relaxed),
-        elapsed.as_secs_f64()
-    );
-    assert_eq!(seen.len(), N);
-    broker.close().await.unwrap();
-    cleanup(&url, &dest, &["restart"]).await;
-}
-
-async fn rabbitmqctl(cmd: &'static str) {
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("rabbitmqctl").arg(cmd).output()
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("rabbitmqctl {cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {cmd} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Starts the RabbitMQ application again if the test fails while it is stopped.
-struct RestartGuard;
-
-impl Drop for RestartGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("rabbitmqctl")
-            .arg("start_app")
-            .output();
-    }
 }

@@ -54,6 +54,9 @@ pub struct FaultPlan {
     pub fail_call: Option<(u64, ErrorKind)>,
     /// Declare this smaller batch limit, so producers split batches into more requests.
     pub max_batch: Option<usize>,
+    /// The first n dead-letter settles fail with this kind without reaching the broker, as a
+    /// dead-letter publish that failed: the delivery is dropped unsettled, so it comes again.
+    pub fail_dead_letters: Option<(u64, ErrorKind)>,
 }
 
 impl FaultPlan {
@@ -93,6 +96,13 @@ impl FaultPlan {
         self
     }
 
+    /// Fails the first `n` dead-letter settles with an error of `kind` (see
+    /// [`FaultPlan::fail_dead_letters`](FaultPlan#structfield.fail_dead_letters)).
+    pub fn fail_dead_letters(mut self, n: u64, kind: ErrorKind) -> Self {
+        self.fail_dead_letters = Some((n, kind));
+        self
+    }
+
     /// Declares a batch limit of `n` (≥ 1) messages.
     pub fn max_batch(mut self, n: usize) -> Self {
         self.max_batch = Some(n.max(1));
@@ -110,6 +120,7 @@ struct Counters {
     calls: AtomicU64,
     sent: AtomicU64,
     received: AtomicU64,
+    dead_letters: AtomicU64,
 }
 
 /// Wraps a backend and injects the faults of a [`FaultPlan`].
@@ -283,6 +294,9 @@ impl ConsumerBackend for FaultyConsumer {
             };
             let n = self.faults.counters.received.fetch_add(1, Ordering::AcqRel) + 1;
             if !hits(self.faults.plan.drop_delivery_every, n) {
+                if self.faults.plan.fail_dead_letters.is_some() {
+                    return Ok(Some(FaultySettle::wrap(d, self.faults.clone())));
+                }
                 return Ok(Some(d));
             }
             drop(d); // unsettled: the broker delivers it again
@@ -292,6 +306,59 @@ impl ConsumerBackend for FaultyConsumer {
 
     async fn close(&mut self) -> Result<()> {
         self.inner.close().await
+    }
+}
+
+/// The settle half of a delivery whose dead-letter settles may fail: holds the original
+/// delivery and settles through it.
+struct FaultySettle {
+    inner: Delivery,
+    faults: Injector,
+}
+
+impl FaultySettle {
+    fn wrap(d: Delivery, faults: Injector) -> Delivery {
+        Delivery::new(
+            d.message().clone(),
+            d.attempt(),
+            d.destination().into(),
+            Arc::new(d.capabilities().clone()),
+            Box::new(FaultySettle { inner: d, faults }),
+        )
+    }
+}
+
+#[async_trait]
+impl brokerkit_core::Settle for FaultySettle {
+    async fn settle(self: Box<Self>, how: brokerkit_core::Settlement) -> Result<()> {
+        use brokerkit_core::Settlement;
+        match how {
+            Settlement::Ack => self.inner.ack().await,
+            Settlement::Nack { delay } => self.inner.nack(delay).await,
+            Settlement::DeadLetter { reason, .. } => {
+                let n = self
+                    .faults
+                    .counters
+                    .dead_letters
+                    .fetch_add(1, Ordering::AcqRel)
+                    + 1;
+                match self.faults.plan.fail_dead_letters {
+                    Some((failing, kind)) if n <= failing => {
+                        drop(self.inner); // unsettled: the broker delivers it again
+                        Err(Error::new(
+                            kind,
+                            format!("fault injected: dead-letter publish {n} fails"),
+                        )
+                        .with_operation("dead_letter"))
+                    }
+                    _ => self.inner.dead_letter(reason).await,
+                }
+            }
+        }
+    }
+
+    async fn extend(&mut self, by: Duration) -> Result<()> {
+        self.inner.extend(by).await
     }
 }
 

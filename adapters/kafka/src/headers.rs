@@ -11,13 +11,17 @@
 //!   [`INVALID_HEADERS`]. A null value reads as the empty string. Repeated names (ignoring ASCII
 //!   case): the last one wins. A key that is not UTF-8 is read lossily (U+FFFD).
 
+#[cfg(feature = "client")]
 use std::ffi::CStr;
+#[cfg(feature = "client")]
 use std::os::raw::{c_char, c_void};
 
 use brokerkit_core::foreign_headers::{ForeignLimit, MAX_FOREIGN_HEADERS};
 use brokerkit_core::headers::{MAX_NAME_LEN, MAX_VALUE_LEN};
 use brokerkit_core::{HeaderName, Headers};
+#[cfg(feature = "client")]
 use rdkafka::bindings as rd;
+#[cfg(feature = "client")]
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 
 /// Delivery attempt of a retry copy (2 for the first redelivery).
@@ -44,6 +48,7 @@ pub struct RetryInfo {
 }
 
 /// Kafka record headers for `headers` plus `extra` (brokerkit's own, already valid).
+#[cfg(feature = "client")]
 pub fn to_kafka(headers: &Headers, extra: &[(&str, String)]) -> Option<OwnedHeaders> {
     if headers.is_empty() && extra.is_empty() {
         return None;
@@ -68,6 +73,7 @@ pub fn encoded_len(headers: &Headers) -> usize {
 
 /// The raw headers of a received record, without going through rdkafka's `Headers` trait
 /// (which panics on a header name that is not UTF-8).
+#[cfg(feature = "client")]
 pub fn raw_headers<'a>(msg: &'a BorrowedMessage<'a>) -> Vec<(&'a [u8], Option<&'a [u8]>)> {
     let mut out = Vec::new();
     let mut hdrs: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
@@ -244,6 +250,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "client")]
     fn round_trip_through_owned_headers() {
         use rdkafka::message::Headers as _;
         let h = Headers::new().with("x-a", "crème").unwrap();

@@ -12,35 +12,53 @@
 //! - Consumers commit only offsets whose message and every earlier message of the partition
 //!   are settled. `nack`, a delivery dropped unsettled, and `nack` with a delay go through the
 //!   group's retry topic `<destination>.retry.<group>`; dead letters go to `<destination>.dlq`.
+//!
+//! Feature `client` (default) builds the adapter; without it only the header codec and the
+//! URL check build ([`decode_headers`], [`KafkaConfig`]), for fuzzing without librdkafka.
 #![warn(missing_docs)]
+#![cfg_attr(not(feature = "client"), allow(dead_code))]
 
+#[cfg(feature = "client")]
 mod backend;
+#[cfg(feature = "client")]
 mod browse;
 mod config;
+#[cfg(feature = "client")]
 mod consumer;
+#[cfg(feature = "client")]
 mod driver;
+#[cfg(feature = "client")]
 mod error;
 mod headers;
+#[cfg(feature = "client")]
 mod lag;
+#[cfg(feature = "client")]
 mod link;
+#[cfg(feature = "client")]
 mod producer;
 mod settings;
+#[cfg(feature = "client")]
 mod settle;
+#[cfg(feature = "client")]
 mod state;
+#[cfg(feature = "client")]
 mod topics;
 
+#[cfg(feature = "client")]
 use std::sync::Arc;
 
-use async_trait::async_trait;
+#[cfg(feature = "client")]
 use brokerkit_core::{Backend, BrokerUrl, Result};
 
 pub use config::{KafkaConfig, KEYS};
 pub use settings::KafkaSettings;
 
 /// Connects `kafka://` URLs.
+#[cfg(feature = "client")]
 pub struct KafkaConnector;
 
-#[async_trait]
+#[cfg(feature = "client")]
+#[async_trait::async_trait]
 impl brokerkit_core::Connector for KafkaConnector {
     fn schemes(&self) -> &'static [&'static str] {
         &["kafka"]

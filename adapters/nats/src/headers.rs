@@ -11,13 +11,17 @@
 //! [`INVALID_HEADERS`]; the message is still delivered. A name given several times keeps its
 //! last value.
 
+#[cfg(feature = "client")]
 use std::str::FromStr;
 
+#[cfg(feature = "client")]
 use async_nats::{HeaderMap, HeaderName};
 use brokerkit_core::dead_letter::sanitize_header_value;
 use brokerkit_core::foreign_headers::{ForeignLimit, WarnLimit};
 use brokerkit_core::headers::names::IDEMPOTENCY_KEY;
-use brokerkit_core::{Error, ErrorKind, Headers, Message, Result};
+use brokerkit_core::Headers;
+#[cfg(feature = "client")]
+use brokerkit_core::{Error, ErrorKind, Message, Result};
 
 /// NATS header carrying the ordering key.
 pub const KEY_HEADER: &str = "bk-ordering-key";
@@ -29,9 +33,11 @@ pub use brokerkit_core::headers::INVALID_HEADERS;
 /// Rate limit of the "skipped invalid headers" warning.
 static WARNINGS: WarnLimit = WarnLimit::new();
 
+#[cfg(feature = "client")]
 /// `NATS/1.0\r\n` + `\r\n`.
 const BLOCK_OVERHEAD: usize = 12;
 
+#[cfg(feature = "client")]
 /// NATS headers of an outgoing message, with their encoded size (0 when there are none).
 pub struct Outgoing {
     /// The header block, `None` when empty (a plain `PUB`).
@@ -40,6 +46,7 @@ pub struct Outgoing {
     pub wire_len: usize,
 }
 
+#[cfg(feature = "client")]
 fn name(n: &str) -> Result<HeaderName> {
     HeaderName::from_str(n).map_err(|_| {
         Error::new(
@@ -49,6 +56,7 @@ fn name(n: &str) -> Result<HeaderName> {
     })
 }
 
+#[cfg(feature = "client")]
 /// Builds the NATS headers of `message`. `jetstream` adds the key and dedup headers;
 /// `msg_id` overrides the dedup id (dead-lettering uses one per original delivery).
 pub fn to_nats(message: &Message, jetstream: bool, msg_id: Option<&str>) -> Result<Outgoing> {
@@ -86,6 +94,7 @@ pub fn to_nats(message: &Message, jetstream: bool, msg_id: Option<&str>) -> Resu
     })
 }
 
+#[cfg(feature = "client")]
 /// Refuses a message whose payload plus header block exceeds the server's `max_payload`.
 pub fn check_size(payload: usize, headers: &Outgoing, max_payload: usize) -> Result<()> {
     let total = payload + headers.wire_len;
@@ -104,20 +113,27 @@ pub fn check_size(payload: usize, headers: &Outgoing, max_payload: usize) -> Res
 
 /// Reads received NATS headers into brokerkit headers and the ordering key. Never fails:
 /// what cannot be carried is skipped and listed in [`INVALID_HEADERS`].
+#[cfg(feature = "client")]
 pub fn from_nats(map: Option<&HeaderMap>) -> (Headers, Option<String>) {
+    let Some(map) = map else {
+        return (Headers::new(), None);
+    };
+    from_pairs(
+        map.iter()
+            .filter_map(|(n, values)| Some((n.as_ref(), values.last()?.as_str()))),
+    )
+}
+
+/// [`from_nats`] over each header name with its last value (client-free, for fuzzing).
+pub fn from_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> (Headers, Option<String>) {
     let mut headers = Headers::new();
     let mut key = None;
-    let Some(map) = map else {
-        return (headers, key);
-    };
     let mut invalid: Vec<String> = Vec::new();
     let mut limit = ForeignLimit::new();
     let mut msg_id = None;
-    for (n, values) in map.iter() {
-        let n: &str = n.as_ref();
-        let Some(value) = values.last().map(|v| v.as_str()) else {
-            continue;
-        };
+    for (n, value) in pairs {
         if n.eq_ignore_ascii_case(KEY_HEADER) {
             key = Some(value.to_string());
             continue;
@@ -153,7 +169,7 @@ pub fn from_nats(map: Option<&HeaderMap>) -> (Headers, Option<String>) {
     (headers, key)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "client"))]
 mod tests {
     use super::*;
 

@@ -13,35 +13,55 @@
 //!
 //! A username without a password is sent as a token. The crate README has the capability
 //! table of both modes, the header mapping and the dead-letter and `max_deliver` design.
+//!
+//! Feature `client` (default) builds the adapter; without it only the header decoder and the
+//! URL check build ([`decode_headers`], [`check_url`]), for fuzzing without the client.
 #![warn(missing_docs)]
+#![cfg_attr(not(feature = "client"), allow(dead_code))]
 
+#[cfg(feature = "client")]
 mod backend;
+#[cfg(feature = "client")]
 mod browse;
 mod config;
+#[cfg(feature = "client")]
 mod consumer;
+#[cfg(feature = "client")]
 mod core_consumer;
+#[cfg(feature = "client")]
 mod error;
 mod headers;
+#[cfg(feature = "client")]
 mod lag;
+#[cfg(feature = "client")]
 mod link;
+#[cfg(feature = "client")]
 mod names;
+#[cfg(feature = "client")]
 mod producer;
 mod settings;
+#[cfg(feature = "client")]
 mod settle;
 
+#[cfg(feature = "client")]
 use std::sync::Arc;
 
+#[cfg(feature = "client")]
 use async_trait::async_trait;
+#[cfg(feature = "client")]
 use brokerkit_core::{Backend, BrokerUrl, Connector, Result};
 
 pub use config::{CORE_KEYS, CORE_SCHEME, JETSTREAM_KEYS, JETSTREAM_SCHEME};
 pub use headers::{INVALID_HEADERS, KEY_HEADER, MSG_ID_HEADER};
+#[cfg(feature = "client")]
 pub use link::HEADER_RESERVE;
 pub use settings::NatsSettings;
 
 /// Connects `nats://` (core NATS) and `nats+js://` (JetStream) URLs.
+#[cfg(feature = "client")]
 pub struct NatsConnector;
 
+#[cfg(feature = "client")]
 #[async_trait]
 impl Connector for NatsConnector {
     fn schemes(&self) -> &'static [&'static str] {
@@ -59,11 +79,12 @@ impl Connector for NatsConnector {
 }
 
 /// Decodes received NATS headers as a consumer does (invalid ones skipped and listed in
-/// [`INVALID_HEADERS`]): the headers and the ordering key. Public for fuzzing and tools.
-pub fn decode_headers(
-    map: Option<&async_nats::HeaderMap>,
+/// [`INVALID_HEADERS`]): the headers and the ordering key. Input: each header name with its
+/// last value, as a NATS header map holds them. Public for fuzzing and tools.
+pub fn decode_headers<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> (brokerkit_core::Headers, Option<String>) {
-    headers::from_nats(map)
+    headers::from_pairs(pairs)
 }
 
 /// Checks a broker URL's keys and values as connecting does, without connecting; the error

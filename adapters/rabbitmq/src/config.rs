@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use amq_protocol::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use brokerkit_core::{BrokerUrl, Capabilities, Error, Result, Support};
-use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 
 /// Query keys accepted in the URL.
 pub const KEYS: &[&str] = &[
@@ -170,6 +170,7 @@ pub mod names {
     use std::time::Duration;
 
     /// Group name used when a consumer gives none.
+    #[cfg(feature = "client")]
     pub use brokerkit_core::DEFAULT_GROUP;
 
     /// The fanout exchange of a destination.

@@ -14,12 +14,12 @@
 //!
 //! Every message is persistent (`delivery_mode` 2).
 
+use amq_protocol::protocol::BasicProperties;
+use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 use brokerkit_core::dead_letter::sanitize_header_value;
 use brokerkit_core::foreign_headers::{ForeignLimit, WarnLimit};
 use brokerkit_core::headers::names as canonical;
 use brokerkit_core::{ErrorKind, Headers, Message, Result};
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::BasicProperties;
 
 /// Deliveries made before this copy was published (absent: 0).
 pub const ATTEMPT: &str = "x-brokerkit-attempt";
@@ -301,7 +301,7 @@ fn without(props: &BasicProperties, drop: impl Fn(&str) -> bool) -> FieldTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lapin::types::{DecimalValue, FieldArray};
+    use amq_protocol::types::{DecimalValue, FieldArray};
 
     #[test]
     fn canonical_headers_and_key_round_trip() {

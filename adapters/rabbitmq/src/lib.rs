@@ -13,25 +13,41 @@
 //!   `d:g` only).
 //!
 //! The adapter's README has the capability table and the header mapping.
+//!
+//! Feature `client` (default) builds the adapter; without it only the header codec and the
+//! URL check build ([`decode_properties`], [`check_url`]), for fuzzing without the client.
 #![warn(missing_docs)]
+#![cfg_attr(not(feature = "client"), allow(dead_code))]
 
+#[cfg(feature = "client")]
 mod backend;
+#[cfg(feature = "client")]
 mod browse;
 mod config;
+#[cfg(feature = "client")]
 mod consumer;
+#[cfg(feature = "client")]
 mod error;
 mod headers;
+#[cfg(feature = "client")]
 mod lag;
+#[cfg(feature = "client")]
 mod link;
+#[cfg(feature = "client")]
 mod producer;
 mod settings;
 
+#[cfg(feature = "client")]
 use std::sync::Arc;
 
+#[cfg(feature = "client")]
 use async_trait::async_trait;
+#[cfg(feature = "client")]
 use brokerkit_core::{Backend, BrokerUrl, Result};
 
+#[cfg(feature = "client")]
 use backend::RabbitBackend;
+#[cfg(feature = "client")]
 use config::RabbitConfig;
 pub use settings::RabbitMqSettings;
 
@@ -42,8 +58,10 @@ pub const ACCEPTED_KEYS: &[&str] = config::KEYS;
 pub const NAME: &str = "rabbitmq";
 
 /// Connects `amqp://` and `amqps://` URLs.
+#[cfg(feature = "client")]
 pub struct RabbitMqConnector;
 
+#[cfg(feature = "client")]
 #[async_trait]
 impl brokerkit_core::Connector for RabbitMqConnector {
     fn schemes(&self) -> &'static [&'static str] {
@@ -60,7 +78,7 @@ impl brokerkit_core::Connector for RabbitMqConnector {
 /// consumer does, invalid headers skipped and listed: the headers, the ordering key and the
 /// deliveries made before this copy. Public for fuzzing and tools.
 pub fn decode_properties(
-    props: &lapin::BasicProperties,
+    props: &amq_protocol::protocol::BasicProperties,
 ) -> (brokerkit_core::Headers, Option<String>, u32) {
     let d = headers::decode(props);
     (d.headers, d.key, d.attempts_before)

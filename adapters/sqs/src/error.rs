@@ -8,34 +8,7 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use brokerkit_core::config::redact_text;
 use brokerkit_core::{Error, ErrorKind};
 
-/// Where a request was made: for the error context.
-#[derive(Clone, Copy)]
-pub(crate) struct Site<'a> {
-    pub broker: &'static str,
-    pub destination: &'a str,
-    pub operation: &'static str,
-    pub address: &'a str,
-}
-
-impl Site<'_> {
-    /// Adds this site's context to `e`.
-    pub fn wrap(&self, e: Error) -> Error {
-        let e = e
-            .with_broker(self.broker)
-            .with_operation(self.operation)
-            .with_address(self.address);
-        if self.destination.is_empty() {
-            e
-        } else {
-            e.with_destination(self.destination)
-        }
-    }
-
-    /// A new error of `kind` at this site.
-    pub fn error(&self, kind: ErrorKind, message: impl Into<String>) -> Error {
-        self.wrap(Error::new(kind, message))
-    }
-}
+pub(crate) use crate::site::Site;
 
 /// The kind for an AWS error code (SQS, SNS and generic AWS codes; SQS's JSON protocol gives
 /// either the modern name or the query-compatible `AWS.SimpleQueueService.*` one).

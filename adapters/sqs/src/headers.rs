@@ -23,7 +23,7 @@ use base64::Engine;
 use brokerkit_core::{ErrorKind, Headers, Message, Result};
 use serde_json::{json, Value};
 
-use crate::error::Site;
+use crate::site::Site;
 
 /// Name of the one message attribute that carries headers, key and body encoding.
 pub(crate) const ATTRIBUTE: &str = "brokerkit";

@@ -15,31 +15,49 @@
 //! `brokerkit`, holding compact JSON (see the README); payloads that are not XML-safe text are
 //! base64-encoded. Nack uses `ChangeMessageVisibility`; dead-lettering sends the message
 //! with brokerkit's envelope to the queue/topic of `<destination>.dlq`, then deletes it.
+//!
+//! Feature `client` (default) builds the adapter; without it only the header codec and the
+//! URL check build ([`decode_message`], [`check_url`]), for fuzzing without the AWS SDK.
 #![warn(missing_docs)]
+#![cfg_attr(not(feature = "client"), allow(dead_code))]
 
+#[cfg(feature = "client")]
 mod backend;
+#[cfg(feature = "client")]
 mod browse;
 mod config;
+#[cfg(feature = "client")]
 mod consumer;
+#[cfg(feature = "client")]
 mod error;
 mod headers;
+#[cfg(feature = "client")]
 mod lag;
+#[cfg(feature = "client")]
 mod link;
+#[cfg(feature = "client")]
 mod names;
+#[cfg(feature = "client")]
 mod producer;
 mod settings;
+mod site;
 
+#[cfg(feature = "client")]
 use std::sync::Arc;
 
+#[cfg(feature = "client")]
 use async_trait::async_trait;
+#[cfg(feature = "client")]
 use brokerkit_core::{Backend, BrokerUrl, Connector, Result};
 
 pub use settings::SqsSettings;
 
 /// Connects `sqs://` and `sns://` URLs.
+#[cfg(feature = "client")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SqsConnector;
 
+#[cfg(feature = "client")]
 #[async_trait]
 impl Connector for SqsConnector {
     fn schemes(&self) -> &'static [&'static str] {

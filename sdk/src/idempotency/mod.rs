@@ -23,6 +23,13 @@ pub use postgres::PostgresStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 
+/// URL key of the Redis and PostgreSQL stores: longest wait for one store query, in milliseconds (default
+/// [`DEFAULT_QUERY_TIMEOUT`]). Taken out of the URL before it reaches the client library.
+pub const QUERY_TIMEOUT_KEY: &str = "query_timeout_ms";
+
+/// Default per-query timeout: 5 s.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Longest idempotency key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 256;
 
@@ -214,4 +221,33 @@ pub(crate) fn unavailable(store: &'static str, e: impl std::fmt::Display) -> Err
             brokerkit_core::config::redact_text(&e.to_string())
         ),
     )
+}
+
+#[cfg(any(feature = "postgres", feature = "redis"))]
+/// The timeout from `url` and the URL without that key (for the client library).
+pub(crate) fn split_query_timeout(url: &BrokerUrl) -> Result<(String, Duration)> {
+    let mut u = url.expose().clone();
+    let mut timeout = DEFAULT_QUERY_TIMEOUT;
+    let mut rest: Vec<(String, String)> = Vec::new();
+    for (k, v) in u.query_pairs() {
+        if k == QUERY_TIMEOUT_KEY {
+            timeout = match v.parse::<u64>() {
+                Ok(ms) if ms > 0 => Duration::from_millis(ms).min(crate::idempotency::MAX_LEASE),
+                _ => {
+                    return Err(Error::config(format!(
+                        "{QUERY_TIMEOUT_KEY} must be a positive integer (milliseconds), got \
+                         {v:?} in {url}"
+                    )))
+                }
+            };
+        } else {
+            rest.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    if rest.is_empty() {
+        u.set_query(None);
+    } else {
+        u.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    Ok((u.to_string(), timeout))
 }

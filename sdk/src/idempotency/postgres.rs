@@ -12,13 +12,6 @@ use super::{unavailable, Claim, ClaimToken, IdempotencyStore};
 
 const TABLE: &str = "brokerkit_idempotency";
 
-/// URL key: longest wait for one store query, in milliseconds (default
-/// [`DEFAULT_QUERY_TIMEOUT`]). Taken out of the URL before it reaches the client library.
-pub const QUERY_TIMEOUT_KEY: &str = "query_timeout_ms";
-
-/// Default per-query timeout: 5 s.
-pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Claims in a PostgreSQL table (`brokerkit_idempotency`, created if missing), shared by every
 /// consumer instance using the same database. Reconnects after a lost connection.
 ///
@@ -35,39 +28,11 @@ pub struct PostgresStore {
     query_timeout: Duration,
 }
 
-/// The timeout from `url` and the URL without that key (for the client library).
-fn split_timeout(url: &BrokerUrl) -> Result<(String, Duration)> {
-    let mut u = url.expose().clone();
-    let mut timeout = DEFAULT_QUERY_TIMEOUT;
-    let mut rest: Vec<(String, String)> = Vec::new();
-    for (k, v) in u.query_pairs() {
-        if k == QUERY_TIMEOUT_KEY {
-            timeout = match v.parse::<u64>() {
-                Ok(ms) if ms > 0 => Duration::from_millis(ms).min(crate::idempotency::MAX_LEASE),
-                _ => {
-                    return Err(Error::config(format!(
-                        "{QUERY_TIMEOUT_KEY} must be a positive integer (milliseconds), got \
-                         {v:?} in {url}"
-                    )))
-                }
-            };
-        } else {
-            rest.push((k.into_owned(), v.into_owned()));
-        }
-    }
-    if rest.is_empty() {
-        u.set_query(None);
-    } else {
-        u.query_pairs_mut().clear().extend_pairs(rest);
-    }
-    Ok((u.to_string(), timeout))
-}
-
 impl PostgresStore {
     /// Connects to `postgres://user[:password]@host[:port]/database[?query_timeout_ms=5000]`
     /// and creates the table.
     pub async fn connect(url: &BrokerUrl) -> Result<Self> {
-        let (client_url, query_timeout) = split_timeout(url)?;
+        let (client_url, query_timeout) = super::split_query_timeout(url)?;
         let store = PostgresStore {
             url: client_url,
             address: url.redacted(),
