@@ -1,7 +1,8 @@
 //! What the shared cases need from one adapter beyond its URL: how to make an unreachable
 //! URL, and how to inject a raw foreign message (as another application using the broker's
-//! own client would) with headers brokerkit cannot carry. Each adapter provides one in
-//! `fixtures/<broker>.rs`; the cases in `conformance_fixture.rs` then run against it.
+//! own client would) with headers brokerkit cannot carry. Each adapter provides one in its
+//! own crate (`adapters/<b>/tests/fixture/mod.rs`) and passes it to [`crate::conformance_suite!`];
+//! the cases in `conformance_fixture.rs` then run against it.
 
 use brokerkit::core::async_trait;
 
@@ -23,6 +24,13 @@ pub trait Fixture: Send + Sync + 'static {
     /// key; `None` where the adapter has no network (memory).
     fn unreachable_url(&self) -> Option<String> {
         None
+    }
+
+    /// URLs of this adapter's schemes that cannot work (a bad port, a malformed endpoint, a
+    /// password with `/`, `?` or `#` in it), each with the secrets it holds: parsing or
+    /// connecting fails (or times out), and no error shows a secret.
+    fn malformed_urls(&self) -> Vec<(String, Vec<String>)> {
+        Vec::new()
     }
 
     /// Publishes `payload` to `destination` of the broker at `url` with the broker's own

@@ -24,6 +24,7 @@ mod headers;
 mod lag;
 mod link;
 mod producer;
+mod profile;
 mod settle;
 mod state;
 mod topics;
@@ -42,6 +43,10 @@ pub struct KafkaConnector;
 impl brokerkit_core::Connector for KafkaConnector {
     fn schemes(&self) -> &'static [&'static str] {
         &["kafka"]
+    }
+
+    fn profile(&self, scheme: &str) -> brokerkit_core::SchemeProfile {
+        crate::profile::profile(scheme)
     }
 
     async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {

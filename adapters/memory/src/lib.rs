@@ -26,6 +26,7 @@ mod engine;
 mod lag;
 mod link;
 mod producer;
+mod profile;
 mod settle;
 
 pub use backend::{MemoryBroker, MemoryConnector, SCHEMES};

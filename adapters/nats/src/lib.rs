@@ -26,6 +26,7 @@ mod lag;
 mod link;
 mod names;
 mod producer;
+mod profile;
 mod settle;
 
 use std::sync::Arc;
@@ -44,6 +45,10 @@ pub struct NatsConnector;
 impl Connector for NatsConnector {
     fn schemes(&self) -> &'static [&'static str] {
         &[CORE_SCHEME, JETSTREAM_SCHEME]
+    }
+
+    fn profile(&self, scheme: &str) -> brokerkit_core::SchemeProfile {
+        crate::profile::profile(scheme)
     }
 
     async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {

@@ -24,6 +24,7 @@ mod headers;
 mod lag;
 mod link;
 mod producer;
+mod profile;
 
 use std::sync::Arc;
 
@@ -46,6 +47,10 @@ pub struct RabbitMqConnector;
 impl brokerkit_core::Connector for RabbitMqConnector {
     fn schemes(&self) -> &'static [&'static str] {
         &["amqp", "amqps"]
+    }
+
+    fn profile(&self, scheme: &str) -> brokerkit_core::SchemeProfile {
+        crate::profile::profile(scheme)
     }
 
     async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {

@@ -27,6 +27,7 @@ mod lag;
 mod link;
 mod names;
 mod producer;
+mod profile;
 
 use std::sync::Arc;
 
@@ -41,6 +42,10 @@ pub struct SqsConnector;
 impl Connector for SqsConnector {
     fn schemes(&self) -> &'static [&'static str] {
         &["sqs", "sns"]
+    }
+
+    fn profile(&self, scheme: &str) -> brokerkit_core::SchemeProfile {
+        crate::profile::profile(scheme)
     }
 
     async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {

@@ -1,11 +1,10 @@
 //! Kafka adapter, broker level: a broker restart mid-stream loses nothing, oversized records
 //! are refused before I/O, rebalances and small buffers lose nothing. Unreachable brokers and
-//! foreign headers are shared cases of the conformance suite (`fixtures/kafka.rs`).
+//! foreign headers are shared cases of the conformance suite (`fixture/mod.rs`).
 //!
 //! The restart test starts its OWN tansu (never the shared one) on a free loopback port with
 //! its own sqlite file in a temporary directory, and kills and restarts it mid-stream. The
 //! other tests use the broker at `$BROKERKIT_KAFKA_URL` (default `kafka://127.0.0.1:9092`).
-#![cfg(feature = "kafka")]
 
 use std::collections::HashSet;
 use std::net::{TcpListener, TcpStream};

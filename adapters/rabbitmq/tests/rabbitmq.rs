@@ -1,12 +1,11 @@
 //! RabbitMQ broker-level tests: bad input, topology choices and a broker restart in the
 //! middle of a stream. Unreachable broker, foreign headers and late DLQ consumers are shared
-//! cases of the conformance suite (`fixtures/rabbitmq.rs`).
+//! cases of the conformance suite (`fixture/mod.rs`).
 //!
 //! They use the broker at `$BROKERKIT_RABBITMQ_URL` (default
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`); the restart test also needs `rabbitmqctl`
 //! (run as root) and restarts the RabbitMQ application with `stop_app`/`start_app`.
 //! Tests in this file run one at a time (the restart would disturb the others).
-#![cfg(feature = "rabbitmq")]
 
 use brokerkit_integration_tests::receive;
 use std::collections::HashSet;
