@@ -36,21 +36,29 @@ fn brokers() -> Vec<(String, String)> {
     answering
 }
 
-/// Runs `check(name, url)` for every broker (variants too when `variants`), one thread each,
-/// and fails naming every broker that failed.
-fn on_every_broker(variants: bool, check: fn(&str, &str)) {
-    let threads: Vec<_> = brokers()
+/// Runs `check(name, url)` for every broker (variants too when `variants`), `threads` brokers
+/// at a time, and fails naming every broker that failed.
+fn on_every_broker(variants: bool, threads: usize, check: fn(&str, &str)) {
+    let all: Vec<_> = brokers()
         .into_iter()
         .filter(|(name, _)| variants || !name.contains('+'))
-        .map(|(name, url)| {
-            let shown = name.clone();
-            (std::thread::spawn(move || check(&name, &url)), shown)
-        })
         .collect();
-    let failed: Vec<String> = threads
-        .into_iter()
-        .filter_map(|(t, name)| t.join().err().map(|_| name))
-        .collect();
+    let mut failed = Vec::new();
+    for chunk in all.chunks(threads.max(1)) {
+        let running: Vec<_> = chunk
+            .iter()
+            .cloned()
+            .map(|(name, url)| {
+                let shown = name.clone();
+                (std::thread::spawn(move || check(&name, &url)), shown)
+            })
+            .collect();
+        failed.extend(
+            running
+                .into_iter()
+                .filter_map(|(t, name)| t.join().err().map(|_| name)),
+        );
+    }
     assert!(failed.is_empty(), "failed on: {failed:?}");
 }
 
@@ -343,7 +351,16 @@ fn dead_letters(name: &str, url: &str) {
         d.ack().await.unwrap();
         svc.close().await.unwrap();
     });
-    let after = wait_for(2);
+    // Until both left are listed (and only they, on brokers whose list is exact at once).
+    let mut after = list();
+    for _ in 0..30 {
+        let has = |p: &str| after.iter().any(|e| e["payload"] == p);
+        if has("order-0") && has("order-2") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        after = list();
+    }
     let mut left: Vec<String> = after
         .iter()
         .map(|e| e["payload"].as_str().unwrap().to_string())
@@ -370,17 +387,19 @@ fn dead_letters(name: &str, url: &str) {
 
 #[test]
 fn publish_tail_round_trip() {
-    on_every_broker(true, round_trip);
+    on_every_broker(true, usize::MAX, round_trip);
 }
 
 #[test]
 fn dlq_list_show_redrive() {
-    on_every_broker(false, dead_letters);
+    // Two at a time: on a loaded machine NATS JetStream's close/redelivery race (a kept dead
+    // letter nacked into the closing consumer's pull waits out ack_wait) shows more often.
+    on_every_broker(false, 2, dead_letters);
 }
 
 #[test]
 fn caps_and_ping() {
-    on_every_broker(false, |_name, u| {
+    on_every_broker(false, usize::MAX, |_name, u| {
         let c = caps(u);
         assert!(c["browse"] != "no", "{c}");
         let p = json_out(bk(u).args(["--json", "ping"]));
