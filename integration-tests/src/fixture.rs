@@ -17,6 +17,15 @@ pub struct Injected {
     pub invalid: Vec<String>,
 }
 
+impl Injected {
+    /// A foreign message whose headers `invalid` must be dropped and listed.
+    pub fn dropping(invalid: &[&str]) -> Self {
+        Injected {
+            invalid: invalid.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
 /// One adapter's test fixture.
 #[async_trait]
 pub trait Fixture: Send + Sync + 'static {
