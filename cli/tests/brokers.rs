@@ -392,8 +392,8 @@ fn publish_tail_round_trip() {
 
 #[test]
 fn dlq_list_show_redrive() {
-    // Two at a time: on a loaded machine NATS JetStream's close/redelivery race (a kept dead
-    // letter nacked into the closing consumer's pull waits out ack_wait) shows more often.
+    // Two at a time: on a loaded machine a redrive's close/redelivery race (a kept dead letter
+    // nacked into the closing consumer's pull waits out the lease) shows more often.
     on_every_broker(false, 2, dead_letters);
 }
 
