@@ -11,14 +11,12 @@ document, a dead letter not found, dead letters a redrive could not reach); 2 a 
 configuration or connection error.";
 
 /// brokerkit: publish, tail, inspect dead letters and check event contracts on any broker
-/// brokerkit supports (memory, RabbitMQ, NATS JetStream, Kafka, SQS/SNS).
+/// brokerkit supports (the URL schemes compiled in are listed under --url).
 #[derive(Debug, Parser)]
 #[command(name = "brokerkit", version, after_help = EXIT_CODES, propagate_version = true)]
 pub struct Cli {
-    /// Broker URL (wins over BROKERKIT_URL and the configuration file), e.g.
-    /// amqp://guest:guest@127.0.0.1:5672/%2f, nats+js://127.0.0.1:4222, kafka://127.0.0.1:9092.
-    /// Passwords are never printed.
-    #[arg(long, global = true, value_name = "URL")]
+    /// Broker URL (wins over BROKERKIT_URL and the configuration file).
+    #[arg(long, global = true, value_name = "URL", long_help = url_help())]
     pub url: Option<String>,
 
     /// Configuration file (brokerkit.toml); default: $BROKERKIT_CONFIG when set.
@@ -38,6 +36,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The long help of `--url`: the URL schemes of the adapters compiled into this binary.
+fn url_help() -> String {
+    format!(
+        "Broker URL (wins over BROKERKIT_URL and the configuration file). Schemes compiled \
+         in: {}; each adapter's README describes its URL. Passwords are never printed.",
+        brokerkit::Registry::default().schemes().join(", ")
+    )
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -50,12 +57,11 @@ pub enum Command {
     /// Print the messages of a destination, decoded, with all headers.
     ///
     /// By default tail reads as its own consumer group (`brokerkit-tail`), so it receives
-    /// copies and takes nothing from the service's groups: memory, RabbitMQ (a queue
-    /// `DEST:brokerkit-tail`), NATS JetStream (a durable consumer), Kafka (a consumer group),
-    /// SNS (a queue subscribed to the topic). That group persists after tail exits. SQS has no
-    /// groups (every consumer competes), so there tail needs --from-start (peek) or an
-    /// explicit --group (which then consumes). --from-start peeks at what the destination
-    /// holds, moving nothing, and exits.
+    /// copies and takes nothing from the service's groups (what a group is on each broker:
+    /// its adapter's README). That group persists after tail exits. Where the broker has no
+    /// groups (`brokerkit caps` shows fan_out false: every consumer competes), tail needs
+    /// --from-start (peek) or an explicit --group (which then consumes). --from-start peeks
+    /// at what the destination holds, moving nothing, and exits.
     #[command(after_help = "Example: brokerkit tail orders --count 10 --json")]
     Tail(TailArgs),
     /// Dead-letter destinations: list, show and redrive.
@@ -68,12 +74,12 @@ pub enum Command {
     /// consumer groups given (no broker involved).
     #[command(
         after_help = "Example: brokerkit asyncapi --title order-service --server \
-                      local=kafka://127.0.0.1:9092 --produces orders=order.placed \
+                      local=$BROKERKIT_URL --produces orders=order.placed \
                       --consumes orders:billing=order.placed.v1 --out asyncapi.json"
     )]
     Asyncapi(AsyncApiArgs),
     /// Print what the broker can do (the README's capability table, for this URL).
-    #[command(after_help = "Example: brokerkit caps --url nats+js://127.0.0.1:4222")]
+    #[command(after_help = "Example: brokerkit caps --url \"$BROKERKIT_URL\"")]
     Caps,
     /// Connect, check that the broker answers, print the latency. Exit 2 if it does not.
     ///
@@ -112,7 +118,7 @@ pub struct PublishArgs {
     /// A header, repeatable.
     #[arg(long = "header", short = 'H', value_name = "K=V")]
     pub headers: Vec<String>,
-    /// Ordering key (Kafka record key, SQS FIFO group, ...).
+    /// Ordering key, where the broker has one (`brokerkit caps`: ordering_key).
     #[arg(long, value_name = "K")]
     pub key: Option<String>,
     /// event-type header.

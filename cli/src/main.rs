@@ -117,7 +117,8 @@ pub async fn connect(cli: &Cli) -> Result<(Broker, BrokerConfig), Failure> {
 }
 
 /// Closes the broker before the process exits: every adapter's `close` returns once what was
-/// acked is committed (Kafka waits for its consumers' final commit), so exiting is safe.
+/// acked is committed (waiting for its consumers' final offset commit where there is one), so
+/// exiting is safe.
 pub async fn close(broker: &Broker) {
     broker.close().await.ok();
 }

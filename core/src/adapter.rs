@@ -12,6 +12,7 @@ use crate::delivery::Delivery;
 use crate::error::{Error, Result};
 use crate::lag::Lag;
 use crate::message::Message;
+use crate::profile::SchemeProfile;
 
 /// The group a consumer joins when [`ConsumerOptions::group`] is `None`.
 pub const DEFAULT_GROUP: &str = "default";
@@ -57,6 +58,12 @@ impl Default for ConsumerOptions {
 pub trait Backend: Send + Sync + 'static {
     /// Adapter name, e.g. `memory`.
     fn name(&self) -> &'static str;
+
+    /// The wire conventions of this backend's scheme (see [`crate::profile`]); the same as
+    /// its connector's [`Connector::profile`]. Wrappers forward it.
+    fn profile(&self) -> SchemeProfile {
+        SchemeProfile::default()
+    }
 
     /// What this backend can do.
     fn capabilities(&self) -> &Capabilities;
@@ -161,6 +168,14 @@ pub trait ConsumerBackend: Send + 'static {
 pub trait Connector: Send + Sync + 'static {
     /// URL schemes handled, e.g. `["amqp", "amqps"]`.
     fn schemes(&self) -> &'static [&'static str];
+
+    /// The wire conventions of `scheme` (one of [`Connector::schemes`]), known without
+    /// connecting: AsyncAPI protocol and bindings, CloudEvents header names, the lease key
+    /// (see [`crate::profile`]). The default declares nothing.
+    fn profile(&self, scheme: &str) -> SchemeProfile {
+        let _ = scheme;
+        SchemeProfile::default()
+    }
 
     /// Connects.
     async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>>;

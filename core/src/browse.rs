@@ -6,9 +6,9 @@ use crate::message::Message;
 /// One message seen by [`crate::Backend::browse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrowsedMessage {
-    /// A stable id for this message within its destination, as the broker knows it: the
-    /// JetStream stream sequence, `partition:offset` on Kafka, the position in the queue on
-    /// RabbitMQ and memory, the message id on SQS. Shown by `brokerkit dlq list` and accepted by
+    /// A stable id for this message within its destination, as the broker knows it (a
+    /// sequence number, `partition:offset`, the position in the queue, the broker's message
+    /// id; each adapter's README says which). Shown by `brokerkit dlq list` and accepted by
     /// `brokerkit dlq show`.
     pub id: String,
     /// Payload, headers and key as stored.

@@ -65,31 +65,31 @@ pub struct Capabilities {
     pub fan_out: bool,
     /// Several consumers in one group share the messages.
     pub competing_consumers: bool,
-    /// Extending the lease of a delivery that is being handled ([`crate::Delivery::extend`]):
-    /// SQS `ChangeMessageVisibility`, JetStream in-progress ack, memory visibility. `No` where
-    /// the broker never takes back a delivery while its consumer is connected (RabbitMQ, Kafka:
-    /// nothing to extend, see [`Capabilities::lease`]).
+    /// Extending the lease of a delivery that is being handled ([`crate::Delivery::extend`]),
+    /// with the broker's own call for it (each adapter's README names it). `No` where the
+    /// broker never takes back a delivery while its consumer is connected (nothing to extend,
+    /// see [`Capabilities::lease`]).
     pub lease_extension: Support,
     /// How long the broker lets a delivery stay unsettled before it hands it to another
-    /// consumer (SQS visibility timeout, JetStream `ack_wait`, memory `visibility_timeout_ms`).
+    /// consumer (a visibility timeout or ack wait, set by a key of the adapter's URL).
     /// `None`: no such clock while the consumer stays connected. The SDK's lease keeper
     /// extends a running handler's delivery well before this elapses.
     pub lease: Option<Duration>,
     /// Reading a destination without consuming it ([`crate::Backend::browse`]): `Native` where
-    /// the broker has a read that settles nothing (JetStream direct get, Kafka offsets,
-    /// memory), `Emulated` where the adapter holds and then releases deliveries (RabbitMQ,
-    /// SQS; see each adapter's README for the caveat).
+    /// the broker has a read that settles nothing (a direct get, reading from an offset),
+    /// `Emulated` where the adapter holds and then releases deliveries (see the adapter's
+    /// README for the caveat).
     pub browse: Support,
     /// Consumer lag ([`crate::Backend::lag`]) and how exact its figure is; `None` where the
-    /// broker cannot say (core NATS keeps nothing to count).
+    /// broker cannot say (it keeps nothing to count).
     pub lag: Option<LagAccuracy>,
     /// A delivery's attempt count survives the consumer's process crashing or being killed
-    /// (the broker counts deliveries: JetStream `num_delivered`, SQS `ApproximateReceiveCount`,
-    /// RabbitMQ quorum queues' `x-delivery-count`), so the retry limit holds for a message
+    /// (the broker keeps a delivery count per message), so the retry limit holds for a message
     /// that crashes its process: it is dead-lettered once its attempt is past the limit,
-    /// without running the handler. `false` where a crash resets or undercounts it (Kafka
-    /// records come back with the attempt of their last copy; RabbitMQ classic queues count
-    /// any number of broker redeliveries as one; memory dies with the process).
+    /// without running the handler. `false` where a crash resets or undercounts it (a record
+    /// read again comes back with the attempt of its last copy, a broker counts any number of
+    /// redeliveries as one, or the broker dies with the process); each adapter's README says
+    /// which.
     pub crash_safe_attempts: bool,
 }
 

@@ -79,7 +79,7 @@ pub fn redact_url(url: &Url) -> String {
 /// Redacts what looks like a URL's secrets inside free text, e.g. a client library's error
 /// message that quotes the address, or a URL too malformed to parse:
 /// everything before the last `@` of an address (`scheme://user:secret@host` →
-/// `scheme://user:***@host`, `nats://token@host` → `nats://***@host`, also when the password
+/// `scheme://user:***@host`, `scheme://token@host` → `scheme://***@host`, also when the password
 /// holds `/` or `?`), and the values of secret query keys (`?secret_access_key=***`).
 pub fn redact_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -151,7 +151,7 @@ pub fn redact_unparsed(text: &str) -> String {
         {
             format!("{scheme}://{}", redact_address(rest))
         }
-        // No real scheme in front (fuzzing found `u:secret@h…kafka://…`): all one address.
+        // No real scheme in front (fuzzing found `u:secret@h…scheme://…`): all one address.
         _ => redact_address(text),
     }
 }
@@ -297,7 +297,7 @@ mod tests {
     #[test]
     fn aws_keys_are_secrets() {
         let u = BrokerUrl::parse(
-            "sqs://?access_key_id=AKIA1&secret_access_key=s&session_token=t&region=eu-west-1",
+            "aws://?access_key_id=AKIA1&secret_access_key=s&session_token=t&region=eu-west-1",
         )
         .unwrap();
         let shown = u.redacted();

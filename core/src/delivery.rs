@@ -43,7 +43,7 @@ pub trait Settle: Send + 'static {
     async fn settle(self: Box<Self>, how: Settlement) -> Result<()>;
 
     /// Keeps the delivery from being handed to another consumer for at least `by` from now
-    /// (SQS `ChangeMessageVisibility`, JetStream in-progress ack, memory visibility).
+    /// with the broker's own call (a visibility change, an in-progress ack).
     /// Only called when [`Capabilities::lease_extension`] is available; the default refuses.
     async fn extend(&mut self, by: Duration) -> Result<()> {
         let _ = by;

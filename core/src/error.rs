@@ -107,7 +107,7 @@ impl fmt::Display for ErrorKind {
 /// Where an error happened: which broker, destination and operation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ErrorContext {
-    /// Adapter name, e.g. `memory`, `rabbitmq`.
+    /// Adapter name ([`crate::Backend::name`]), e.g. `memory`.
     pub broker: Option<&'static str>,
     /// Queue, topic or stream name.
     pub destination: Option<String>,

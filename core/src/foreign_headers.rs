@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::headers::Headers;
 
-/// Most headers a received message keeps. A 1 MB Kafka record can carry ~150,000 headers;
+/// Most headers a received message keeps. A 1 MB message can carry ~150,000 short headers;
 /// past this count they are skipped and named in the invalid-headers list (the first
 /// [`LISTED_EXCESS`] names, then a count), and the message is still delivered.
 pub const MAX_FOREIGN_HEADERS: usize = 1024;

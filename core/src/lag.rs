@@ -11,14 +11,14 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LagAccuracy {
-    /// The broker's own count at the moment it answered (memory, JetStream, Kafka offsets).
+    /// The broker's own count at the moment it answered (a counter or offsets it keeps).
     Exact,
-    /// The broker publishes an estimate that may trail the truth (SQS: the
-    /// `ApproximateNumberOf…` attributes are eventually consistent, typically within a minute).
+    /// The broker publishes an estimate that may trail the truth (eventually consistent
+    /// attributes, typically within a minute).
     Approximate,
     /// Only messages waiting to be delivered are counted; deliveries handed to a consumer and
-    /// not acked yet are not (RabbitMQ over AMQP: a passive declare reports ready messages
-    /// only). The true lag is at least this figure.
+    /// not acked yet are not (the broker reports ready messages only). The true lag is at
+    /// least this figure.
     WaitingOnly,
 }
 
@@ -39,12 +39,12 @@ impl fmt::Display for LagAccuracy {
     }
 }
 
-/// The lag of one partition (Kafka) or one underlying queue.
+/// The lag of one partition or one underlying queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PartitionLag {
     /// Topic (or stream, queue) the partition belongs to: the destination itself, or a topic
-    /// brokerkit keeps for the group (Kafka's retry topic).
+    /// brokerkit keeps for the group (a retry topic of the delay emulation).
     pub topic: String,
     /// Partition number.
     pub partition: i32,
@@ -85,7 +85,7 @@ impl PartitionLag {
 /// How many messages of a destination a consumer group has not acked yet.
 ///
 /// `total` is always set; `waiting`, `in_flight` and `delayed` are set where the broker tells
-/// them apart (`total` is then their sum); `partitions` is set on partitioned brokers (Kafka),
+/// them apart (`total` is then their sum); `partitions` is set on partitioned brokers,
 /// and `total` is then the sum of their lags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -96,10 +96,10 @@ pub struct Lag {
     pub waiting: Option<u64>,
     /// Messages delivered to a consumer and not yet settled, where the broker says.
     pub in_flight: Option<u64>,
-    /// Messages held back until a delay elapses (nack with delay, SQS delay), where the
+    /// Messages held back until a delay elapses (nack with delay, a send delay), where the
     /// broker says.
     pub delayed: Option<u64>,
-    /// Per-partition breakdown (Kafka); empty elsewhere.
+    /// Per-partition breakdown on partitioned brokers; empty elsewhere.
     pub partitions: Vec<PartitionLag>,
     /// How exact `total` is.
     pub accuracy: LagAccuracy,

@@ -18,6 +18,7 @@ pub mod foreign_headers;
 pub mod headers;
 pub mod lag;
 pub mod message;
+pub mod profile;
 pub mod settings;
 mod text;
 
@@ -40,4 +41,5 @@ pub use error::{Error, ErrorContext, ErrorKind, Result};
 pub use headers::{HeaderName, Headers};
 pub use lag::{Lag, LagAccuracy, PartitionLag};
 pub use message::Message;
+pub use profile::{CloudEventsBinding, LeaseKey, SchemeProfile};
 pub use settings::{BrokerSettings, UrlParts};

@@ -8,7 +8,7 @@ use crate::headers::Headers;
 ///
 /// The payload is opaque bytes (an empty payload is valid). The ordering key, where the adapter
 /// supports it (see [`crate::Capabilities::ordering_key`]), keeps messages with the same key in
-/// send order: Kafka record key, SQS FIFO `MessageGroupId`, and so on.
+/// send order (a record key, a FIFO message group, …: the adapter's README says which).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Message {
     /// Body bytes.

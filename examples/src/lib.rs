@@ -41,19 +41,18 @@ impl Event for PaymentCaptured {
 
 /// The example order service's contract as an AsyncAPI 3.0 document: the service publishes
 /// `order.placed` on `orders`; billing and email consume it; billing publishes
-/// `payment.captured` on `payments`, which email consumes. Servers: the local brokers of
-/// `scripts/brokers`.
-pub fn asyncapi_document() -> brokerkit::Result<brokerkit::asyncapi::Document> {
-    brokerkit::asyncapi::Document::builder("order-service", "1.0.0")
-        .description("Orders, billing and email confirmations (examples/src/order_service.rs).")
-        .server_url("kafka", "kafka://127.0.0.1:9092")
-        .server_url("rabbitmq", "amqp://127.0.0.1:5672/%2f")
-        .server_url("nats", "nats+js://127.0.0.1:4222")
-        .server_url(
-            "sqs",
-            "sqs://?endpoint=http://127.0.0.1:4566&region=us-east-1",
-        )
-        .produces::<OrderPlaced>("orders")
+/// `payment.captured` on `payments`, which email consumes. Servers: `(name, brokerkit URL)`
+/// of the brokers the service runs on (their adapters compiled in; credentials are left out),
+/// each with the bindings its adapter declares.
+pub fn asyncapi_document(
+    servers: &[(String, String)],
+) -> brokerkit::Result<brokerkit::asyncapi::Document> {
+    let mut doc = brokerkit::asyncapi::Document::builder("order-service", "1.0.0")
+        .description("Orders, billing and email confirmations (examples/src/order_service.rs).");
+    for (name, url) in servers {
+        doc = doc.server_url(name.as_str(), url);
+    }
+    doc.produces::<OrderPlaced>("orders")
         .consumes::<OrderPlaced>("orders", "billing")
         .consumes::<OrderPlaced>("orders", "email")
         .produces::<PaymentCaptured>("payments")

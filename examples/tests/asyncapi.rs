@@ -11,6 +11,21 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+/// The brokers `scripts/brokers` starts whose adapters document an AsyncAPI server.
+fn servers() -> Vec<(String, String)> {
+    let registry = brokerkit::Registry::default();
+    brokerkit_integration_tests::listed_brokers()
+        .into_iter()
+        .filter(|(name, _)| !name.contains('+'))
+        .filter(|(_, url)| {
+            let scheme = url.split("://").next().unwrap_or_default();
+            registry
+                .profile(scheme)
+                .is_some_and(|p| p.asyncapi_protocol.is_some())
+        })
+        .collect()
+}
+
 fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
     doc.pointer(reference.strip_prefix('#')?)
 }
@@ -32,7 +47,8 @@ fn refs(v: &Value, out: &mut Vec<String>) {
 
 #[test]
 fn the_example_document_is_self_contained_and_describes_the_service() {
-    let doc = brokerkit_examples::asyncapi_document().unwrap();
+    let servers = servers();
+    let doc = brokerkit_examples::asyncapi_document(&servers).unwrap();
     let json = doc.as_json();
     assert_eq!(json["asyncapi"], "3.0.0");
     let mut all = Vec::new();
@@ -54,21 +70,12 @@ fn the_example_document_is_self_contained_and_describes_the_service() {
             "send-payments"
         ]
     );
-    assert_eq!(
-        ops["receive-orders-billing"]["bindings"]["kafka"]["groupId"]["enum"][0],
-        "billing"
-    );
-    assert_eq!(
-        ops["receive-orders-email"]["bindings"]["nats"]["queue"],
-        "email"
-    );
-    assert_eq!(
-        json["channels"]["orders"]["bindings"]["amqp"]["exchange"]["type"],
-        "fanout"
-    );
+    // Each adapter's bindings are checked by its own tests (tests/conformance.rs).
     let payload = &json["components"]["messages"]["order.placed.v1"]["payload"];
     assert_eq!(payload["required"][0], "order_id");
-    assert_eq!(json["servers"]["sqs"]["host"], "127.0.0.1:4566");
+    for (name, _) in &servers {
+        assert!(json["servers"][name]["host"].is_string(), "{name}: {json}");
+    }
     assert!(!doc.to_pretty_json().contains("guest"), "no credentials");
 }
 
@@ -94,7 +101,7 @@ fn the_example_document_validates_against_the_asyncapi_3_schema() {
     let schema: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(schema["properties"]["asyncapi"]["const"], "3.0.0");
     let validator = brokerkit::SchemaValidator::new("AsyncAPI 3.0.0", schema).unwrap();
-    let doc = brokerkit_examples::asyncapi_document().unwrap();
+    let doc = brokerkit_examples::asyncapi_document(&servers()).unwrap();
     let issues = validator.violations(doc.as_json());
     assert!(issues.is_empty(), "{issues:#?}");
     // The validator is live: a broken document is rejected.

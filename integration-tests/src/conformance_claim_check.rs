@@ -22,8 +22,8 @@ use crate::harness::{Ctx, Outcome, Stop};
 /// The S3 store the cases use by default (LocalStack, test credentials).
 pub const LOCALSTACK_S3: &str = "s3://brokerkit-conformance?endpoint=http://127.0.0.1:4566&region=us-east-1&access_key_id=test&secret_access_key=test&create_bucket=true";
 
-/// Payloads above this go through the store in these cases, on every broker (RabbitMQ would
-/// carry 5 MiB itself).
+/// Payloads above this go through the store in these cases, on every broker (also those that
+/// would carry 5 MiB themselves).
 const THRESHOLD: usize = 64 * 1024;
 
 fn note(line: &str) {
@@ -150,7 +150,7 @@ fn five_mib() -> Vec<u8> {
 
 /// A 5 MiB payload goes through the store and arrives byte-exact; a small one goes inline
 /// with no store I/O. Clean-up by the default rule: deleted after the ack where the broker has
-/// no fan-out (SQS), kept for the bucket's expiry rule elsewhere.
+/// no fan-out, kept for the bucket's expiry rule elsewhere.
 pub async fn claim_check_5mib_round_trip(c: Ctx) -> Outcome {
     let dest = c.dest("big");
     let store = counting_store().await;
@@ -243,7 +243,7 @@ pub async fn claim_check_corrupt_then_redriven(c: Ctx) -> Outcome {
     if !c.broker.capabilities().dead_letter.is_available() {
         return Outcome::Skipped("no dead-letter destination".into());
     }
-    let dest = c.dest("c"); // short: SQS queue names (`<dest>-dlq-<group>` on SNS) stop at 80
+    let dest = c.dest("c"); // short: some brokers' queue names (with suffixes added for DLQs and groups) stop at 80
     let store = counting_store().await;
     let cc = ClaimCheck::with_store(store.clone()).threshold(THRESHOLD);
     let key = format!("{}/{dest}/corrupt", cc.key_prefix());

@@ -246,7 +246,7 @@ type Seen = Arc<Mutex<Vec<(Option<String>, Option<u64>, CeEvent)>>>;
 /// handled by a typed brokerkit handler: its id is the context's message id, its `type`
 /// routes it, its `time` is the timestamp.
 pub async fn foreign_cloudevent_is_read(c: Ctx, f: Arc<dyn crate::fixture::Fixture>) -> Outcome {
-    use brokerkit::cloudevents::Binding;
+    use brokerkit::cloudevents::binding_of;
     let dest = c.dest("ce-in");
     let seen: Seen = Arc::default();
     let seen_in = seen.clone();
@@ -274,7 +274,7 @@ pub async fn foreign_cloudevent_is_read(c: Ctx, f: Arc<dyn crate::fixture::Fixtu
         .start(stop.signal())
         .await
         .unwrap();
-    let p = Binding::for_adapter(c.broker.adapter()).prefix();
+    let p = binding_of(&c.broker).prefix();
     let names: Vec<String> = ["specversion", "id", "source", "type", "time"]
         .iter()
         .map(|a| format!("{p}{a}"))
@@ -315,10 +315,10 @@ pub async fn foreign_cloudevent_is_read(c: Ctx, f: Arc<dyn crate::fixture::Fixtu
 }
 
 /// A producer with CloudEvents on writes the binary-mode attributes under the broker's
-/// binding (`ce_` Kafka, `cloudEvents_` AMQP, `ce-` NATS and others), next to brokerkit's
+/// binding (as the adapter declares it: `ce_`, `cloudEvents_`, `ce-`, …), next to brokerkit's
 /// headers, and a brokerkit consumer still reads the event as usual.
 pub async fn cloudevents_sent_in_binary_mode(c: Ctx) -> Outcome {
-    use brokerkit::cloudevents::{Binding, CloudEvents};
+    use brokerkit::cloudevents::{binding_of, CloudEvents};
     let dest = c.dest("ce-out");
     let mut consumer = c.broker.consumer(&dest).group("g").build().await.unwrap();
     let p = c
@@ -331,7 +331,7 @@ pub async fn cloudevents_sent_in_binary_mode(c: Ctx) -> Outcome {
     p.send_event(&CeEvent { id: 1 }).await.unwrap();
     let d = c.recv(&mut consumer).await;
     let h = &d.message().headers;
-    let pre = Binding::for_adapter(c.broker.adapter()).prefix();
+    let pre = binding_of(&c.broker).prefix();
     let attr = |a: &str| h.get(&format!("{pre}{a}")).map(str::to_string);
     assert_eq!(attr("specversion").as_deref(), Some("1.0"), "{h:?}");
     assert_eq!(attr("id").as_deref(), h.message_id());

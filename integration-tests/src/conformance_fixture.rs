@@ -46,6 +46,40 @@ pub async fn unreachable_broker(_c: Ctx, f: Arc<dyn Fixture>) -> Outcome {
     Outcome::Passed
 }
 
+/// Malformed URLs of the adapter's schemes ([`Fixture::malformed_urls`]): neither
+/// `BrokerUrl::parse` nor `Broker::connect` shows a secret they hold, in `Display` or `Debug`.
+pub async fn malformed_urls_never_show_secrets(_c: Ctx, f: Arc<dyn Fixture>) -> Outcome {
+    let urls = f.malformed_urls();
+    if urls.is_empty() {
+        return Outcome::Skipped("the fixture lists no malformed URLs".into());
+    }
+    for (url, secrets) in &urls {
+        let check = |what: &str, e: &brokerkit::Error| {
+            for shown in [e.to_string(), format!("{e:?}"), format!("{e:#?}")] {
+                for s in secrets {
+                    assert!(
+                        !shown.contains(s.as_str()),
+                        "{what} {url:?} showed {s:?}: {shown}"
+                    );
+                }
+            }
+        };
+        if let Err(e) = brokerkit::BrokerUrl::parse(url) {
+            check("BrokerUrl::parse", &e);
+        }
+        let options = ConnectOptions::default().no_retry();
+        let connect = options.connect(url);
+        match tokio::time::timeout(Duration::from_secs(20), connect).await {
+            Ok(Err(e)) => check("connect", &e),
+            Ok(Ok(b)) => {
+                let _ = b.close().await;
+            }
+            Err(_) => {}
+        }
+    }
+    Outcome::Passed
+}
+
 /// A foreign message with headers brokerkit cannot carry arrives without them, their names
 /// listed in `x-brokerkit-invalid-headers`; nacked it comes back with the same list; dead-
 /// lettered it reaches the DLQ with its good headers and the envelope; the consumer goes on.

@@ -16,7 +16,7 @@ const ACKED: u64 = 400;
 const DEAD: u64 = 5;
 /// Prefetch of the consumers here (what a `WaitingOnly` broker may leave uncounted).
 const PREFETCH: usize = 16;
-/// Longest wait for a lag figure to settle (SQS attributes are eventually consistent).
+/// Longest wait for a lag figure to settle (`Approximate` figures are eventually consistent).
 const SETTLE: Duration = Duration::from_secs(60);
 
 /// Writes a line past the test harness's output capture (the measured figures).
@@ -41,8 +41,8 @@ where
     }
 }
 
-/// Whether `got` is `want` within what `accuracy` allows: exact brokers exactly, SQS within 2 %
-/// (its documented approximation), waiting-only brokers down to `want - uncounted`.
+/// Whether `got` is `want` within what `accuracy` allows: exact brokers exactly, approximate ones
+/// within 2 %, waiting-only brokers down to `want - uncounted`.
 fn within(accuracy: LagAccuracy, got: u64, want: u64, uncounted: u64) -> bool {
     match accuracy {
         LagAccuracy::WaitingOnly => got <= want && got + uncounted >= want,
@@ -194,8 +194,8 @@ pub async fn dead_letter_depth(c: Ctx) -> Outcome {
 }
 
 /// A message nacked with a delay is still not acked: it stays in the lag while it waits
-/// (memory's delayed queue, JetStream's ack-pending, SQS's not-visible, Kafka's retry topic;
-/// RabbitMQ's hold queue is not counted, as its `WaitingOnly` accuracy says).
+/// (a delayed queue, ack-pending, not-visible, a retry topic: wherever the adapter holds it;
+/// a `WaitingOnly` accuracy says the held ones are not counted).
 pub async fn nacked_still_counts(c: Ctx) -> Outcome {
     let caps = c.broker.capabilities().clone();
     let Some(accuracy) = caps.lag else {

@@ -3,7 +3,8 @@
 //! lease for a free handler. In both, every message's handler must run exactly once.
 //!
 //! They run on the suite's short-lease URL (a 2-second lease), or on the plain URL for brokers
-//! with no lease (RabbitMQ, Kafka: nothing can expire while the consumer is connected).
+//! with no lease (`Capabilities::lease` is `None`: nothing can expire while the consumer is
+//! connected).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,8 +1,10 @@
 //! What the shared cases need from one adapter beyond its URL: how to make an unreachable
 //! URL, and how to inject a raw foreign message (as another application using the broker's
 //! own client would) with headers brokerkit cannot carry, and how to restart the broker for
-//! the fault cases. Each adapter provides one in `fixtures/<broker>.rs`; the cases in
-//! `conformance_fixture.rs` and `conformance_faults.rs` then run against it.
+//! the fault cases. Each adapter provides one in its own crate
+//! (`adapters/<b>/tests/fixture/mod.rs`) and passes it to [`crate::conformance_suite!`] and
+//! [`crate::fault_suite!`]; the cases in `conformance_fixture.rs` and `conformance_faults.rs`
+//! then run against it.
 
 use std::time::Duration;
 
@@ -17,6 +19,15 @@ pub struct Injected {
     /// Header names brokerkit must drop and list in `x-brokerkit-invalid-headers`, as they
     /// appear in that list.
     pub invalid: Vec<String>,
+}
+
+impl Injected {
+    /// A foreign message whose headers `invalid` must be dropped and listed.
+    pub fn dropping(invalid: &[&str]) -> Self {
+        Injected {
+            invalid: invalid.iter().map(|s| s.to_string()).collect(),
+        }
+    }
 }
 
 /// A broker a fault case may stop and start again (see [`Fixture::restartable`]).
@@ -46,6 +57,13 @@ pub trait Fixture: Send + Sync + 'static {
     /// key; `None` where the adapter has no network (memory).
     fn unreachable_url(&self) -> Option<String> {
         None
+    }
+
+    /// URLs of this adapter's schemes that cannot work (a bad port, a malformed endpoint, a
+    /// password with `/`, `?` or `#` in it), each with the secrets it holds: parsing or
+    /// connecting fails (or times out), and no error shows a secret.
+    fn malformed_urls(&self) -> Vec<(String, Vec<String>)> {
+        Vec::new()
     }
 
     /// Publishes `payload` to `destination` of the broker at `url` with the broker's own

@@ -128,6 +128,25 @@ pub fn broker_url(name: &str, env_var: &str, default: &str) -> Option<String> {
     Some(std::env::var(env_var).unwrap_or_else(|_| default.to_string()))
 }
 
+/// `(name, url)` of every message broker `scripts/brokers urls` lists: the URLs tests use
+/// for the brokers `scripts/brokers up` starts (the URL variables override them; brokers in
+/// `BROKERKIT_SKIP_BROKERS` are left out). Names with `+` are variants of a broker's URL with
+/// a setting some tests need. For tests that run against every broker without naming them.
+pub fn listed_brokers() -> Vec<(String, String)> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/brokers");
+    let out = std::process::Command::new("bash")
+        .args([script, "urls"])
+        .output()
+        .expect("run scripts/brokers urls");
+    assert!(out.status.success(), "scripts/brokers urls: {out:?}");
+    String::from_utf8(out.stdout)
+        .expect("UTF-8 URLs")
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, u)| (n.to_string(), u.to_string()))
+        .collect()
+}
+
 /// Connects to `url` and runs `case`; `None` skips with a printed reason.
 pub async fn run_case<F, Fut>(url: Option<String>, case: &'static str, f: F)
 where

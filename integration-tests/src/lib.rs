@@ -1,6 +1,7 @@
 //! The conformance suite: one set of behaviour checks, written once, run against every
-//! adapter by URL. See `tests/conformance.rs` for the adapters it runs against and
-//! `BROKERKIT_TEST_URL` for pointing it at any broker.
+//! adapter by URL. Each adapter instantiates it with [`conformance_suite!`] and its
+//! [`fixture::Fixture`] in its own `tests/conformance.rs`; `BROKERKIT_TEST_URL` points
+//! `tests/conformance.rs` here at any broker.
 #![warn(missing_docs)]
 
 pub mod conformance;
@@ -13,15 +14,16 @@ pub mod conformance_lag;
 pub mod conformance_layers;
 pub mod conformance_lifecycle;
 pub mod conformance_metrics;
+pub mod conformance_profile;
+pub mod fault_suite;
 pub mod fixture;
-pub mod fixtures;
 mod harness;
 pub mod metrics_probe;
 
 pub use brokerkit::Registry;
 pub use harness::{
-    broker_url, expect_none, receive, run_case, run_case_full, run_case_with, run_case_with_lease,
-    run_fixture_case, Ctx, Outcome, Stop, RECEIVE_TIMEOUT,
+    broker_url, expect_none, listed_brokers, receive, run_case, run_case_full, run_case_with,
+    run_case_with_lease, run_fixture_case, Ctx, Outcome, Stop, RECEIVE_TIMEOUT,
 };
 
 /// Generates one `#[tokio::test]` per conformance case, for the broker at `$url`
@@ -78,11 +80,16 @@ macro_rules! conformance_suite {
             $crate::conformance_fixture_cases!(
                 $url;
                 unreachable_broker,
+                malformed_urls_never_show_secrets,
                 foreign_headers_dropped_and_listed
             );
             $crate::conformance_cases_in!(
                 $url, $crate::conformance_fixture;
                 dead_letters_wait_for_a_later_dlq_consumer
+            );
+            $crate::conformance_cases_in!(
+                $url, $crate::conformance_profile;
+                profile_is_kept
             );
             $crate::conformance_cases_in!(
                 $url, $crate::conformance_batching;

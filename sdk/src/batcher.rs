@@ -2,7 +2,7 @@
 //! task or many, into batches, so a service that publishes one event per request gets batch
 //! throughput without writing batching itself.
 //!
-//! Natural batching, as in Kafka's producer: while a batch is with the broker, new messages
+//! Natural batching, as in log brokers' producers: while a batch is with the broker, new messages
 //! queue; the next batch takes whatever queued (up to the broker's `max_batch`), after an
 //! optional `linger`. Under light load each message goes alone at once; under heavy load
 //! batches fill up. Each message still gets its own result: the broker's confirmation, or its

@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! url = "amqp://guest:guest@127.0.0.1:5672/%2f"   # BROKERKIT_URL overrides it
-//! visibility_timeout_ms = 30000                     # memory, nats+js (ack_wait), sqs/sns
+//! visibility_timeout_ms = 30000                     # brokers with a lease (see below)
 //!
 //! [destinations.orders]                             # defaults for every group of `orders`
 //! prefetch = 64
@@ -54,8 +54,9 @@ pub struct BrokerConfig {
     /// Broker URL; `memory://` when neither the file nor `BROKERKIT_URL` sets one.
     pub url: Option<String>,
     /// How long a delivery may stay unsettled before the broker hands it to another consumer.
-    /// Applied to the URL as `visibility_timeout_ms` (memory), `ack_wait_ms` (nats+js) or
-    /// `visibility_timeout_secs` (sqs, sns, rounded up); refused on brokers with no such clock.
+    /// Applied to the URL with the key the adapter declares for it
+    /// ([`brokerkit_core::SchemeProfile::lease_key`], e.g. `visibility_timeout_ms` on memory;
+    /// rounded up where the key takes seconds); refused on brokers with no such clock.
     pub visibility_timeout_ms: Option<u64>,
     /// How long [`BrokerConfig::connect`] retries a broker that cannot be reached yet, in
     /// milliseconds (default 30000; `0` tries once). See [`crate::ConnectOptions`].
@@ -233,17 +234,19 @@ impl BrokerConfig {
             return Ok(url);
         };
         let parsed = BrokerUrl::parse(&url)?;
-        let (key, value) = match parsed.scheme() {
-            "memory" => ("visibility_timeout_ms", ms.to_string()),
-            "nats+js" => ("ack_wait_ms", ms.to_string()),
-            "sqs" | "sns" => ("visibility_timeout_secs", ms.div_ceil(1000).to_string()),
-            other => {
-                return Err(Error::config(format!(
-                    "visibility_timeout_ms: {other}:// has no visibility or ack timeout \
-                     (a delivery stays with its consumer while it is connected); remove the key"
-                )))
-            }
+        let scheme = parsed.scheme();
+        // The adapter declares which URL key sets its lease (and in what unit).
+        let lease_key = crate::Registry::default()
+            .profile(scheme)
+            .and_then(|p| p.lease_key);
+        let Some(lease_key) = lease_key else {
+            return Err(Error::config(format!(
+                "visibility_timeout_ms: {scheme}:// has no visibility or ack timeout \
+                 (a delivery stays with its consumer while it is connected){}; remove the key",
+                crate::features::adapter_hint(scheme)
+            )));
         };
+        let (key, value) = lease_key.pair(ms);
         let mut u = parsed.expose().clone();
         u.query_pairs_mut().append_pair(key, &value);
         Ok(u.to_string())
@@ -447,19 +450,18 @@ mod tests {
     }
 
     #[test]
-    fn visibility_timeout_maps_per_scheme() {
+    fn visibility_timeout_uses_the_adapters_lease_key() {
+        // Each adapter's key is checked by the conformance case `profile_is_kept`.
         let mut c = BrokerConfig {
-            url: Some("nats+js://127.0.0.1:4222".into()),
+            url: Some("memory://".into()),
             visibility_timeout_ms: Some(1500),
             ..Default::default()
         };
-        assert!(c.broker_url().unwrap().contains("ack_wait_ms=1500"));
-        c.url = Some("sqs://?region=us-east-1".into());
         assert!(c
             .broker_url()
             .unwrap()
-            .contains("visibility_timeout_secs=2"));
-        c.url = Some("kafka://127.0.0.1:9092".into());
+            .contains("visibility_timeout_ms=1500"));
+        c.url = Some("unknown://h:1".into());
         assert!(c.broker_url().is_err());
     }
 

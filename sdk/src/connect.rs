@@ -27,7 +27,7 @@ pub const CONNECT_DEADLINE_ENV: &str = "BROKERKIT_CONNECT_DEADLINE_MS";
 ///
 /// let broker = ConnectOptions::default()
 ///     .deadline(Duration::from_secs(120))
-///     .connect("nats+js://127.0.0.1:4222")
+///     .connect(&std::env::var("BROKERKIT_URL").unwrap_or("memory://".into()))
 ///     .await?;
 /// # Ok(()) }
 /// ```

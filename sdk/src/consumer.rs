@@ -115,8 +115,8 @@ impl Consumer {
     /// what else arrives within `wait` of it, returning early once `max` are in hand. An empty
     /// batch means the consumer has shut down.
     ///
-    /// The broker's own batching is underneath: adapters already pull in batches (SQS receives
-    /// up to 10 a call, JetStream fetches, Kafka polls, RabbitMQ pushes up to `prefetch`), so a
+    /// The broker's own batching is underneath: adapters already pull or are pushed messages
+    /// in batches (up to `prefetch`, or the broker's limit per call), so a
     /// batch usually comes from what the adapter holds without another round trip. `max` is
     /// also bounded by `prefetch`: a consumer never holds more unsettled deliveries than that.
     /// Settle each delivery on its own, or all at once with [`ack_all`].

@@ -178,6 +178,10 @@ impl Backend for FaultyBackend {
         self.inner.name()
     }
 
+    fn profile(&self) -> brokerkit_core::SchemeProfile {
+        self.inner.profile()
+    }
+
     fn capabilities(&self) -> &Capabilities {
         &self.capabilities
     }
@@ -386,6 +390,10 @@ impl<C: Connector> FaultConnector<C> {
 impl<C: Connector> Connector for FaultConnector<C> {
     fn schemes(&self) -> &'static [&'static str] {
         self.inner.schemes()
+    }
+
+    fn profile(&self, scheme: &str) -> brokerkit_core::SchemeProfile {
+        self.inner.profile(scheme)
     }
 
     async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {

@@ -84,7 +84,7 @@ impl Stats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Health {
-    /// The adapter, e.g. `rabbitmq`.
+    /// The adapter ([`brokerkit_core::Backend::name`]), e.g. `memory`.
     pub adapter: &'static str,
     /// `Broker::close` was called.
     pub closed: bool,

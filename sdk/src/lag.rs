@@ -40,11 +40,11 @@ async fn lag_of(backend: &dyn Backend, destination: &str, group: Option<&str>) -
 impl Broker {
     /// How many messages of `destination` the consumer `group` (`None`: the default group)
     /// has not acked yet: waiting, delayed and in flight, from the broker's own figure
-    /// (Kafka offsets, JetStream consumer info, SQS queue attributes, RabbitMQ passive
-    /// declare, memory counts). [`brokerkit_core::Lag::accuracy`] says how exact it is.
+    /// (offsets, consumer info, queue attributes or counts; each adapter's README says which).
+    /// [`brokerkit_core::Lag::accuracy`] says how exact it is.
     ///
     /// Read-only: it creates nothing. Errors: `Unsupported` where
-    /// [`brokerkit_core::Capabilities::lag`] is `None` (core NATS).
+    /// [`brokerkit_core::Capabilities::lag`] is `None`.
     pub async fn lag(&self, destination: &str, group: Option<&str>) -> Result<Lag> {
         lag_of(self.backend().as_ref(), destination, group).await
     }

@@ -1,7 +1,8 @@
 //! # brokerkit
 //!
-//! One API to publish and consume events, whatever the broker underneath: memory, RabbitMQ,
-//! NATS JetStream, Kafka, SQS/SNS, chosen by URL.
+//! One API to publish and consume events, whatever the broker underneath, chosen by URL: the
+//! in-process `memory://` broker, and one adapter per broker behind a cargo feature (the
+//! adapters and their URLs are listed in the repository's `adapters/` folder).
 //!
 //! ```
 //! # async fn demo() -> brokerkit::Result<()> {
@@ -31,10 +32,8 @@
 //!
 //! | feature | adds |
 //! |---|---|
-//! | `nats` | `nats+js://` (JetStream) and `nats://` (core NATS) adapters |
-//! | `kafka` | `kafka://` adapter (Apache Kafka, tansu, Redpanda, …) |
-//! | `sqs` | `sqs://` and `sns://` adapters (Amazon SQS/SNS, LocalStack) |
-//! | `rabbitmq` | `amqp://` and `amqps://` adapters |
+//! | one per adapter, named after it | that adapter's URL schemes (see [`Registry`]; connecting to a scheme whose feature is off names the feature) |
+//! | `all-brokers` | every adapter |
 //! | `redis` | `redis://` idempotency store ([`idempotency::RedisStore`](crate::idempotency)) |
 //! | `postgres` | `postgres://` idempotency store |
 //! | `config-file` | [`Broker::from_config`] and `brokerkit.toml` ([`config_file`]) |

@@ -16,8 +16,8 @@
 //! | `brokerkit.settle.given_up` | counter | handler runner: a message whose settle failed `SETTLE_FAILURE_LIMIT` times; the run stopped (`error.type` = the last failure's kind) |
 //! | `brokerkit.lease.extensions` | counter | handler runner: leases extended (`error.type` on failure) |
 //!
-//! Every instrument carries `messaging.system` (the adapter name: `kafka`, `rabbitmq`,
-//! `nats-jetstream`, `sqs`, `sns`, `memory`, …) and `messaging.destination.name`; receive-side
+//! Every instrument carries `messaging.system` (the adapter name,
+//! [`brokerkit_core::Backend::name`]: `memory`, …) and `messaging.destination.name`; receive-side
 //! ones also `messaging.consumer.group.name`.
 
 use std::sync::Arc;

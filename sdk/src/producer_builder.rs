@@ -127,7 +127,7 @@ impl ProducerBuilder {
     /// broker's protocol binding next to brokerkit's headers. Off by default; receiving
     /// CloudEvents is always on. See [`crate::cloudevents`].
     pub fn cloudevents(self, settings: crate::cloudevents::CloudEvents) -> Self {
-        let layer = settings.layer(self.broker.adapter());
+        let layer = settings.layer(&self.broker);
         self.layer("cloudevents", layer)
     }
 

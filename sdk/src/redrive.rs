@@ -189,8 +189,8 @@ pub async fn redrive(
         d.ack().await?;
         *report.moved.entry(origin).or_default() += 1;
     }
-    // Settle the kept ones before closing, so the adapter commits past them on close (Kafka:
-    // otherwise the originals and their retry copies would both be read next time). They go
+    // Settle the kept ones before closing, so the adapter commits past them on close (on a
+    // log broker, the originals and their retry copies would both be read next time). They go
     // back in place, except on JetStream: a nak there is redelivered at once into this
     // consumer's outstanding pull request, and what arrives while it closes waits for
     // `ack_wait` (30 s) before anyone sees it again; a short delay avoids that race of the

@@ -1,5 +1,5 @@
 //! URL scheme → adapter. Built-in adapters are listed here, each behind its cargo feature;
-//! this is the only place that knows which adapters are compiled in.
+//! this is the only place in the SDK that names them (their features are in `Cargo.toml`).
 
 use std::sync::Arc;
 
@@ -33,28 +33,37 @@ impl std::fmt::Debug for Registry {
     }
 }
 
+/// Lists the built-in adapters once: the cargo feature, the URL schemes (known even when the
+/// feature is off, so the error can name the feature) and the connector.
+macro_rules! built_in_adapters {
+    ($($feature:literal => $connector:path, [$($scheme:literal),+ $(,)?];)*) => {
+        /// Broker URL schemes and the cargo feature that compiles their adapter in.
+        pub(crate) const ADAPTER_FEATURES: &[(&str, &str)] = &[$($(($scheme, $feature),)+)*];
+
+        /// `r` with every built-in adapter compiled into this build.
+        fn with_built_in(#[allow(unused_mut)] mut r: Registry) -> Registry {
+            $(
+                #[cfg(feature = $feature)]
+                {
+                    r = r.with($connector);
+                }
+            )*
+            r
+        }
+    };
+}
+
+built_in_adapters! {
+    "nats" => brokerkit_nats::NatsConnector, ["nats", "nats+js"];
+    "kafka" => brokerkit_kafka::KafkaConnector, ["kafka"];
+    "sqs" => brokerkit_sqs::SqsConnector, ["sqs", "sns"];
+    "rabbitmq" => brokerkit_rabbitmq::RabbitMqConnector, ["amqp", "amqps"];
+}
+
 impl Default for Registry {
     /// Every adapter compiled into this build.
     fn default() -> Self {
-        #[allow(unused_mut)]
-        let mut r = Registry::empty().with(crate::memory::MemoryConnector);
-        #[cfg(feature = "nats")]
-        {
-            r = r.with(brokerkit_nats::NatsConnector);
-        }
-        #[cfg(feature = "kafka")]
-        {
-            r = r.with(brokerkit_kafka::KafkaConnector);
-        }
-        #[cfg(feature = "sqs")]
-        {
-            r = r.with(brokerkit_sqs::SqsConnector);
-        }
-        #[cfg(feature = "rabbitmq")]
-        {
-            r = r.with(brokerkit_rabbitmq::RabbitMqConnector);
-        }
-        r
+        with_built_in(Registry::empty().with(crate::memory::MemoryConnector))
     }
 }
 
@@ -86,6 +95,23 @@ impl Registry {
         s
     }
 
+    /// The wire conventions of `scheme` as its adapter declares them
+    /// ([`brokerkit_core::Connector::profile`]); `None` when no adapter here handles it.
+    pub fn profile(&self, scheme: &str) -> Option<brokerkit_core::SchemeProfile> {
+        self.connectors
+            .iter()
+            .find(|c| c.schemes().contains(&scheme))
+            .map(|c| c.profile(scheme))
+    }
+
+    /// The profiles of every registered scheme.
+    pub(crate) fn profiles(&self) -> Vec<brokerkit_core::SchemeProfile> {
+        self.connectors
+            .iter()
+            .flat_map(|c| c.schemes().iter().map(|s| c.profile(s)))
+            .collect()
+    }
+
     /// Connects to `url` with the adapter registered for its scheme.
     pub async fn connect(&self, url: &str) -> Result<Arc<dyn Backend>> {
         let url = BrokerUrl::parse(url)?;
@@ -113,5 +139,21 @@ impl Registry {
                 None => e.with_address(url.redacted()),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_schemes_match_their_connectors() {
+        let compiled = Registry::default().schemes();
+        for scheme in compiled.iter().filter(|s| **s != "memory") {
+            assert!(
+                ADAPTER_FEATURES.iter().any(|(s, _)| s == scheme),
+                "{scheme} is registered but not listed in built_in_adapters!"
+            );
+        }
     }
 }

@@ -64,6 +64,10 @@ impl Backend for KafkaBackend {
         NAME
     }
 
+    fn profile(&self) -> brokerkit_core::SchemeProfile {
+        crate::profile::profile("kafka")
+    }
+
     fn capabilities(&self) -> &Capabilities {
         &self.shared.capabilities
     }

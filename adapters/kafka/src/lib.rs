@@ -36,6 +36,7 @@ mod lag;
 mod link;
 #[cfg(feature = "client")]
 mod producer;
+mod profile;
 mod settings;
 #[cfg(feature = "client")]
 mod settle;
@@ -62,6 +63,10 @@ pub struct KafkaConnector;
 impl brokerkit_core::Connector for KafkaConnector {
     fn schemes(&self) -> &'static [&'static str] {
         &["kafka"]
+    }
+
+    fn profile(&self, scheme: &str) -> brokerkit_core::SchemeProfile {
+        crate::profile::profile(scheme)
     }
 
     async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {

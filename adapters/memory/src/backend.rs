@@ -48,6 +48,10 @@ impl Backend for MemoryBroker {
         NAME
     }
 
+    fn profile(&self) -> brokerkit_core::SchemeProfile {
+        crate::profile::profile("memory")
+    }
+
     fn capabilities(&self) -> &Capabilities {
         &self.link.capabilities
     }
@@ -111,6 +115,10 @@ pub struct MemoryConnector;
 impl brokerkit_core::Connector for MemoryConnector {
     fn schemes(&self) -> &'static [&'static str] {
         SCHEMES
+    }
+
+    fn profile(&self, scheme: &str) -> brokerkit_core::SchemeProfile {
+        crate::profile::profile(scheme)
     }
 
     async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {

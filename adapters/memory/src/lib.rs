@@ -6,8 +6,8 @@
 //!   plain queue). A consumer without a group joins the group `default`.
 //! - At-least-once: a delivery nacked, dropped unsettled, or held past the visibility timeout
 //!   is delivered again with its attempt count increased.
-//! - `nack` with a delay; per-key ordering (one message per key in flight, like SQS FIFO
-//!   message groups); dead-lettering to `<destination>.dlq` with the envelope.
+//! - `nack` with a delay; per-key ordering (one message per key in flight, like FIFO
+//!   queues' message groups); dead-lettering to `<destination>.dlq` with the envelope.
 //! - Each group holds at most `capacity` messages; senders wait for room (backpressure).
 //!
 //! URL: `memory://[name][?capacity=N&visibility_timeout_ms=N&max_payload_bytes=N]`.
@@ -26,6 +26,7 @@ mod engine;
 mod lag;
 mod link;
 mod producer;
+mod profile;
 mod settle;
 
 pub use backend::{MemoryBroker, MemoryConnector, SCHEMES};

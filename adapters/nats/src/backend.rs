@@ -151,6 +151,13 @@ impl Backend for NatsBackend {
         self.shared.config.mode.adapter_name()
     }
 
+    fn profile(&self) -> brokerkit_core::SchemeProfile {
+        crate::profile::profile(match self.shared.config.mode {
+            Mode::Core => crate::config::CORE_SCHEME,
+            Mode::JetStream => crate::config::JETSTREAM_SCHEME,
+        })
+    }
+
     fn capabilities(&self) -> &Capabilities {
         &self.shared.caps
     }

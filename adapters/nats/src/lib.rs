@@ -39,6 +39,7 @@ mod link;
 mod names;
 #[cfg(feature = "client")]
 mod producer;
+mod profile;
 mod settings;
 #[cfg(feature = "client")]
 mod settle;
@@ -66,6 +67,10 @@ pub struct NatsConnector;
 impl Connector for NatsConnector {
     fn schemes(&self) -> &'static [&'static str] {
         &[CORE_SCHEME, JETSTREAM_SCHEME]
+    }
+
+    fn profile(&self, scheme: &str) -> brokerkit_core::SchemeProfile {
+        crate::profile::profile(scheme)
     }
 
     async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {

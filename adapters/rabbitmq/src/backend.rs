@@ -39,6 +39,10 @@ impl Backend for RabbitBackend {
         NAME
     }
 
+    fn profile(&self) -> brokerkit_core::SchemeProfile {
+        crate::profile::profile("amqp")
+    }
+
     fn capabilities(&self) -> &Capabilities {
         &self.capabilities
     }

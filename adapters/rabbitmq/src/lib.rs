@@ -35,6 +35,7 @@ mod lag;
 mod link;
 #[cfg(feature = "client")]
 mod producer;
+mod profile;
 mod settings;
 
 #[cfg(feature = "client")]
@@ -66,6 +67,10 @@ pub struct RabbitMqConnector;
 impl brokerkit_core::Connector for RabbitMqConnector {
     fn schemes(&self) -> &'static [&'static str] {
         &["amqp", "amqps"]
+    }
+
+    fn profile(&self, scheme: &str) -> brokerkit_core::SchemeProfile {
+        crate::profile::profile(scheme)
     }
 
     async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {

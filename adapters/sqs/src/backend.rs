@@ -24,6 +24,10 @@ impl Backend for SqsBackend {
         self.inner.name()
     }
 
+    fn profile(&self) -> brokerkit_core::SchemeProfile {
+        crate::profile::profile(self.inner.name())
+    }
+
     fn capabilities(&self) -> &Capabilities {
         &self.inner.capabilities
     }

@@ -39,6 +39,7 @@ mod link;
 mod names;
 #[cfg(feature = "client")]
 mod producer;
+mod profile;
 mod settings;
 mod site;
 
@@ -62,6 +63,10 @@ pub struct SqsConnector;
 impl Connector for SqsConnector {
     fn schemes(&self) -> &'static [&'static str] {
         &["sqs", "sns"]
+    }
+
+    fn profile(&self, scheme: &str) -> brokerkit_core::SchemeProfile {
+        crate::profile::profile(scheme)
     }
 
     async fn connect(&self, url: &BrokerUrl) -> Result<Arc<dyn Backend>> {

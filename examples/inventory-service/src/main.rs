@@ -1,5 +1,5 @@
 //! `cargo run -p inventory-service` (memory://), or e.g.
-//! `BROKERKIT_URL=nats+js://127.0.0.1:4222 cargo run -p inventory-service --features nats`.
+//! `BROKERKIT_URL=<broker URL> cargo run -p inventory-service --features all-brokers`.
 //! Waits up to 30 s for the broker (`BROKERKIT_CONNECT_DEADLINE_MS`), stops on Ctrl-C/SIGTERM.
 
 use brokerkit::{connect_store, shutdown_signal, Broker, RetryPolicy};

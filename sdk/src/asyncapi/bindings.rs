@@ -1,95 +1,109 @@
-//! Protocol bindings AsyncAPI defines for the brokers brokerkit speaks, and servers from
-//! brokerkit URLs. SQS and SNS bindings describe queue policies brokerkit does not manage,
-//! so none is written for them.
+//! Servers from brokerkit URLs and protocol bindings, both as the adapters declare them
+//! ([`brokerkit_core::SchemeProfile`]: the AsyncAPI protocol of each URL scheme and the JSON
+//! of its channel and receive-operation bindings). No adapter is named here.
 
-use serde_json::{json, Map, Value};
+use brokerkit_core::{BrokerUrl, SchemeProfile};
+use serde_json::{Map, Value};
+
+use crate::Registry;
 
 /// The AsyncAPI protocol and host of a brokerkit URL, credentials left out.
 pub(super) fn server_of_url(url: &str) -> Result<(String, String), String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| "a server URL looks like scheme://host:port".to_string())?;
-    let protocol = match scheme {
-        "kafka" => "kafka",
-        "amqp" => "amqp",
-        "amqps" => "amqps",
-        "nats" | "nats+js" => "nats",
-        "sqs" => "sqs",
-        "sns" => "sns",
-        other => return Err(format!("no AsyncAPI protocol for the {other:?} scheme")),
-    };
-    let (authority, query) = match rest.split_once('?') {
-        Some((a, q)) => (a, q),
-        None => (rest, ""),
-    };
-    let authority = authority.split('/').next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
-    let host = if host.is_empty() {
-        // SQS/SNS URLs name the endpoint in the query.
-        query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("endpoint="))
-            .map(|e| e.split("://").last().unwrap_or(e).trim_end_matches('/'))
-            .unwrap_or("")
-    } else {
-        host
+    let parsed = BrokerUrl::parse(url).map_err(|e| e.to_string())?;
+    let scheme = parsed.scheme();
+    let profile = Registry::default().profile(scheme).ok_or_else(|| {
+        format!(
+            "no adapter for the {scheme}:// scheme in this build{}",
+            crate::features::adapter_hint(scheme)
+        )
+    })?;
+    let protocol = profile
+        .asyncapi_protocol
+        .ok_or_else(|| format!("no AsyncAPI protocol for the {scheme}:// scheme"))?;
+    let u = parsed.expose();
+    let host = match u.host_str() {
+        Some(h) if !h.is_empty() => match u.port() {
+            Some(p) => format!("{h}:{p}"),
+            None => h.to_string(),
+        },
+        _ => profile
+            .address_key
+            .and_then(|k| u.query_pairs().find(|(key, _)| key == k))
+            .map(|(_, e)| {
+                let e = e.split("://").last().unwrap_or(&e).trim_end_matches('/');
+                e.rsplit('@').next().unwrap_or(e).to_string()
+            })
+            .unwrap_or_default(),
     };
     if host.is_empty() {
-        return Err(format!(
-            "the {scheme}:// URL names no host (for SQS/SNS, give endpoint=)"
-        ));
+        let hint = profile
+            .address_key
+            .map(|k| format!(" (give {k}=)"))
+            .unwrap_or_default();
+        return Err(format!("the {scheme}:// URL names no host{hint}"));
     }
-    Ok((protocol.to_string(), host.to_string()))
+    Ok((protocol.to_string(), host))
 }
 
-/// Channel bindings for `destination` on the given protocols.
-pub(super) fn channel(destination: &str, protocols: &[&str]) -> Option<Value> {
+/// The profiles of the adapters compiled in that declare one of `protocols`.
+pub(super) fn profiles_of(protocols: &[&str]) -> Vec<SchemeProfile> {
+    let mut out: Vec<SchemeProfile> = Vec::new();
+    for p in Registry::default().profiles() {
+        let declared = p.asyncapi_protocol.is_some_and(|d| protocols.contains(&d));
+        if declared && !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Channel bindings of `destination` under `profiles`.
+pub(super) fn channel(destination: &str, profiles: &[SchemeProfile]) -> Option<Value> {
+    merge(
+        profiles.iter().filter_map(|p| p.asyncapi_channel),
+        "$destination",
+        destination,
+    )
+}
+
+/// Operation bindings of a consumer group under `profiles`.
+pub(super) fn receive(group: &str, profiles: &[SchemeProfile]) -> Option<Value> {
+    merge(
+        profiles.iter().filter_map(|p| p.asyncapi_receive),
+        "$group",
+        group,
+    )
+}
+
+/// The binding objects of `templates` merged into one, each string equal to `placeholder`
+/// replaced by `name`. A template that is not a JSON object is skipped (and fails the
+/// adapter's own test of its profile).
+fn merge<'a>(
+    templates: impl Iterator<Item = &'a str>,
+    placeholder: &str,
+    name: &str,
+) -> Option<Value> {
     let mut out = Map::new();
-    for p in protocols {
-        match *p {
-            "kafka" => {
-                out.insert(
-                    "kafka".into(),
-                    json!({"topic": destination, "bindingVersion": "0.5.0"}),
-                );
+    for t in templates {
+        if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(t) {
+            for (k, mut v) in m {
+                substitute(&mut v, placeholder, name);
+                out.insert(k, v);
             }
-            "amqp" | "amqps" => {
-                // The RabbitMQ adapter publishes to a fanout exchange named after the
-                // destination; each group has its own queue bound to it.
-                out.insert(
-                    "amqp".into(),
-                    json!({"is": "routingKey",
-                           "exchange": {"name": destination, "type": "fanout", "durable": true},
-                           "bindingVersion": "0.3.0"}),
-                );
-            }
-            _ => {}
         }
     }
     (!out.is_empty()).then_some(Value::Object(out))
 }
 
-/// Operation bindings of a consumer group on the given protocols.
-pub(super) fn receive(group: &str, protocols: &[&str]) -> Option<Value> {
-    let mut out = Map::new();
-    for p in protocols {
-        match *p {
-            "kafka" => {
-                out.insert(
-                    "kafka".into(),
-                    json!({"groupId": {"type": "string", "enum": [group]}, "bindingVersion": "0.5.0"}),
-                );
-            }
-            "nats" => {
-                out.insert(
-                    "nats".into(),
-                    json!({"queue": group, "bindingVersion": "0.1.0"}),
-                );
-            }
-            _ => {}
-        }
+fn substitute(v: &mut Value, placeholder: &str, name: &str) {
+    match v {
+        Value::String(s) if s == placeholder => *s = name.to_string(),
+        Value::Array(a) => a.iter_mut().for_each(|v| substitute(v, placeholder, name)),
+        Value::Object(m) => m
+            .values_mut()
+            .for_each(|v| substitute(v, placeholder, name)),
+        _ => {}
     }
-    (!out.is_empty()).then_some(Value::Object(out))
 }
 
 #[cfg(test)]
@@ -97,21 +111,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn servers_from_urls_without_credentials() {
+    fn templates_are_filled_and_merged() {
+        let a = r#"{"p1": {"topic": "$destination", "ids": ["$destination", "x"]}}"#;
+        let b = r#"{"p2": {"v": 1}}"#;
+        let got = merge([a, b, "not json"].into_iter(), "$destination", "orders").unwrap();
         assert_eq!(
-            server_of_url("amqp://guest:secret@127.0.0.1:5672/%2f").unwrap(),
-            ("amqp".into(), "127.0.0.1:5672".into())
+            got,
+            serde_json::json!({"p1": {"topic": "orders", "ids": ["orders", "x"]}, "p2": {"v": 1}})
         );
-        assert_eq!(
-            server_of_url("nats+js://127.0.0.1:4222?ack_wait_ms=1").unwrap(),
-            ("nats".into(), "127.0.0.1:4222".into())
-        );
-        assert_eq!(
-            server_of_url("sqs://?endpoint=http://127.0.0.1:4566&region=us-east-1").unwrap(),
-            ("sqs".into(), "127.0.0.1:4566".into())
-        );
+        assert_eq!(merge(std::iter::empty(), "$group", "g"), None);
+    }
+
+    #[test]
+    fn urls_without_an_asyncapi_protocol_or_adapter_are_refused() {
         assert!(server_of_url("memory://").is_err());
-        assert!(server_of_url("sqs://?region=x").is_err());
         assert!(server_of_url("nope").is_err());
+        assert!(server_of_url("unknown://h:1").is_err());
     }
 }

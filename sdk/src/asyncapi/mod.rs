@@ -1,7 +1,8 @@
 //! AsyncAPI 3.0 documents generated from the code: channels are destinations, messages are
 //! events (type + version) with their JSON Schemas, operations are producers (`send`) and
 //! consumer groups (`receive`), and bindings are added where AsyncAPI defines them for the
-//! servers' protocols (Kafka topic and `groupId`, AMQP fanout exchange, NATS queue group).
+//! servers' protocols, as each adapter declares them ([`brokerkit_core::SchemeProfile`]; a
+//! server URL needs its adapter compiled in).
 //!
 //! ```
 //! use brokerkit::asyncapi::Document;
@@ -9,7 +10,7 @@
 //! # struct OrderPlaced { order_id: u64 }
 //! # impl brokerkit::Event for OrderPlaced { const NAME: &'static str = "order.placed"; const VERSION: u32 = 1; }
 //! let doc = Document::builder("order-service", "1.0.0")
-//!     .server_url("local", "kafka://127.0.0.1:9092")
+//!     .server("local", "mqtt", "broker.example.com:1883")
 //!     .produces::<OrderPlaced>("orders")
 //!     .consumes::<OrderPlaced>("orders", "billing")
 //!     .build()?;
@@ -107,7 +108,8 @@ impl DocumentBuilder {
         self
     }
 
-    /// A server: its AsyncAPI protocol (`kafka`, `amqp`, `nats`, `sqs`, `sns`, …) and host.
+    /// A server: its AsyncAPI protocol and host. Bindings are added for the protocols an
+    /// adapter compiled in declares.
     pub fn server(
         mut self,
         name: impl Into<String>,
@@ -124,8 +126,10 @@ impl DocumentBuilder {
         self
     }
 
-    /// A server from a brokerkit URL (`kafka://…`, `amqp://…`, `nats+js://…`, `sqs://…?endpoint=…`).
-    /// User and password are left out. A URL that names no host is an error at `build`.
+    /// A server from a brokerkit URL, its protocol as the adapter of the URL's scheme declares
+    /// it (the adapter must be compiled in). User and password are left out. A URL that names
+    /// no host (nor the address key the adapter declares, e.g. an `endpoint=`) is an error at
+    /// `build`.
     pub fn server_url(self, name: impl Into<String>, url: &str) -> Self {
         match bindings::server_of_url(url) {
             Ok((protocol, host)) => self.server(name, protocol, host),
@@ -232,6 +236,7 @@ impl DocumentBuilder {
             return Err(Error::config(e));
         }
         let protocols: Vec<&str> = self.servers.values().map(|s| s.protocol.as_str()).collect();
+        let profiles = bindings::profiles_of(&protocols);
         let mut info = json!({"title": self.title, "version": self.version});
         if let Some(d) = &self.description {
             info["description"] = json!(d);
@@ -263,7 +268,7 @@ impl DocumentBuilder {
                 })
                 .collect();
             let mut channel = json!({"address": name, "messages": refs});
-            if let Some(b) = bindings::channel(name, &protocols) {
+            if let Some(b) = bindings::channel(name, &profiles) {
                 channel["bindings"] = b;
             }
             channels.insert(name.clone(), channel);
@@ -282,7 +287,7 @@ impl DocumentBuilder {
             });
             if let Some(g) = &op.group {
                 o["summary"] = json!(format!("consumer group {g}"));
-                if let Some(b) = bindings::receive(g, &protocols) {
+                if let Some(b) = bindings::receive(g, &profiles) {
                     o["bindings"] = b;
                 }
             }

@@ -37,9 +37,9 @@
 //! `PayloadTooLarge` naming the store and both sizes.
 //!
 //! **Clean-up** ([`Cleanup`]). `Auto` (default) deletes the object once the message is acked
-//! where only one consumer can ever see it (no fan-out: `sqs://`), and leaves it to the
-//! bucket's expiry rule everywhere else (memory, NATS, Kafka, RabbitMQ, SNS: another group
-//! may still need it). Dead-lettered messages keep their object (the reference survives the
+//! where only one consumer can ever see it ([`brokerkit_core::Capabilities::fan_out`] is
+//! `false`), and leaves it to the bucket's expiry rule everywhere else (another group may
+//! still need it). Dead-lettered messages keep their object (the reference survives the
 //! dead-letter destination and a redrive); so do messages whose send failed after the
 //! upload. Install an expiry rule longer than dead letters wait ([`S3Store::expire_after`],
 //! or `expire_after_days` on the store URL) as the backstop everywhere.
@@ -72,7 +72,7 @@ pub const DEFAULT_PREFIX: &str = "brokerkit-claim-check";
 #[non_exhaustive]
 pub enum Cleanup {
     /// Delete after ack where the destination has no fan-out (one consumer sees each
-    /// message: SQS queues); elsewhere leave it to the bucket's expiry rule.
+    /// message); elsewhere leave it to the bucket's expiry rule.
     #[default]
     Auto,
     /// Delete once the message is acked (also dropped by policy, or acked as a duplicate).

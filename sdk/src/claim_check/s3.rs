@@ -1,11 +1,11 @@
 //! S3 (and any S3-compatible service, LocalStack included) as the object store.
 //!
-//! Why aws-sdk-s3 and not the `object_store` crate: with the `sqs` adapter compiled in (the
+//! Why aws-sdk-s3 and not the `object_store` crate: with an AWS adapter compiled in (the
 //! brokers whose small payload limit makes claim-check matter most), aws-sdk-s3 adds 17
 //! crates and reuses the same aws-config credential chain, smithy runtime and hyper/rustls
 //! client; `object_store` (aws feature) adds 23, among them reqwest, a second HTTP client
-//! with its own TLS set-up. Without `sqs` the balance turns (object_store 71 crates,
-//! aws-sdk-s3 123), see the issue note. Its types stay inside this file.
+//! with its own TLS set-up. Without an AWS adapter the balance turns (object_store 71
+//! crates, aws-sdk-s3 123), see the issue note. Its types stay inside this file.
 
 use std::time::Duration;
 

@@ -19,16 +19,13 @@
 //! | `type` | `event-type` (a message without one: `brokerkit.message`) |
 //! | `time` | `timestamp`, as RFC 3339 in UTC with milliseconds |
 //! | `dataschema` | `<base><type>.v<version>.json` when [`CloudEvents::dataschema_base`] is set |
-//! | `datacontenttype` | `content-type` (a header of its own only under the NATS binding; the others carry `content-type` as is) |
+//! | `datacontenttype` | `content-type` (and a header of its own where the binding says so) |
 //!
-//! Attribute names per protocol binding ([`Binding`], chosen from the broker):
-//!
-//! | broker | binding | header names |
-//! |---|---|---|
-//! | Kafka | Kafka protocol binding | `ce_id`, `ce_type`, … (`content-type` is `datacontenttype`) |
-//! | RabbitMQ | AMQP protocol binding | `cloudEvents_id`, … in the headers table (the `_` separator the binding prefers; `cloudEvents:` is read too, where the adapter can carry the name) |
-//! | NATS | NATS protocol binding | `ce-id`, …, values percent-encoded |
-//! | SQS, SNS, memory | no CloudEvents binding exists for SQS; the HTTP binding's names are used | `ce-id`, …, values percent-encoded |
+//! Attribute names follow the broker's CloudEvents protocol binding ([`Binding`]), which each
+//! adapter declares ([`brokerkit_core::SchemeProfile::cloudevents`]; its README shows the
+//! names): a prefix (`ce_`, `cloudEvents_`, `ce-`, …), whether values are percent-encoded,
+//! whether `datacontenttype` is a header of its own. Where a transport has no binding the
+//! HTTP binding's names are used ([`Binding::HTTP`]: `ce-id`, …, values percent-encoded).
 //!
 //! On receive `time` becomes `timestamp`, `datacontenttype` fills a missing `content-type`,
 //! and a `dataschema` ending in `.v<N>.json` fills a missing `event-version`.
@@ -48,45 +45,16 @@ pub const SPEC_VERSION: &str = "1.0";
 /// The `type` of a message sent without an `event-type`.
 pub const UNTYPED: &str = "brokerkit.message";
 
+/// The attribute prefixes of the CloudEvents protocol bindings, all read on receive.
 const PREFIXES: [&str; 4] = ["ce_", "ce-", "cloudEvents_", "cloudEvents:"];
 
-/// A CloudEvents protocol binding: how attribute names are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Binding {
-    /// `ce_` prefix; `datacontenttype` is the `content-type` header.
-    Kafka,
-    /// `cloudEvents_` prefix; `datacontenttype` is the AMQP `content-type` property.
-    Amqp,
-    /// `ce-` prefix, percent-encoded values, `ce-datacontenttype`.
-    Nats,
-    /// `ce-` prefix, percent-encoded values (the HTTP binding's names).
-    Http,
-}
+/// A CloudEvents protocol binding: how attribute names and values are written (declared by
+/// each adapter, see [`binding_of`]).
+pub use brokerkit_core::CloudEventsBinding as Binding;
 
-impl Binding {
-    /// The binding for a brokerkit adapter name (see the [module docs](self)).
-    pub fn for_adapter(adapter: &str) -> Binding {
-        match adapter {
-            "kafka" => Binding::Kafka,
-            "rabbitmq" => Binding::Amqp,
-            "nats" | "nats-jetstream" => Binding::Nats,
-            _ => Binding::Http,
-        }
-    }
-
-    /// The attribute name prefix.
-    pub fn prefix(self) -> &'static str {
-        match self {
-            Binding::Kafka => "ce_",
-            Binding::Amqp => "cloudEvents_",
-            Binding::Nats | Binding::Http => "ce-",
-        }
-    }
-
-    fn percent_encodes(self) -> bool {
-        matches!(self, Binding::Nats | Binding::Http)
-    }
+/// The binding of `broker`'s transport, as its adapter declares it.
+pub fn binding_of(broker: &crate::Broker) -> Binding {
+    broker.backend().profile().cloudevents
 }
 
 /// CloudEvents settings of a producer (see [`crate::ProducerBuilder::cloudevents`]).
@@ -123,10 +91,8 @@ impl CloudEvents {
         self
     }
 
-    pub(crate) fn layer(self, adapter: &str) -> CloudEventsLayer {
-        let binding = self
-            .binding
-            .unwrap_or_else(|| Binding::for_adapter(adapter));
+    pub(crate) fn layer(self, broker: &crate::Broker) -> CloudEventsLayer {
+        let binding = self.binding.unwrap_or_else(|| binding_of(broker));
         CloudEventsLayer(Arc::new((self, binding)))
     }
 
@@ -157,13 +123,13 @@ impl CloudEvents {
                 .unwrap_or(0);
             attrs.push(("time", rfc3339::format_millis(ms)));
         }
-        if binding == Binding::Nats {
+        if binding.has_content_type_attribute() {
             if let Some(ct) = h.content_type() {
                 attrs.push(("datacontenttype", ct.to_string()));
             }
         }
         for (name, value) in attrs {
-            let value = match binding.percent_encodes() {
+            let value = match binding.is_percent_encoded() {
                 true => percent_encode(&value),
                 false => value,
             };
@@ -267,8 +233,8 @@ fn unquote(v: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Percent-encodes space, `"`, `%` and everything outside printable ASCII (NATS and HTTP
-/// bindings), upper-case hex.
+/// Percent-encodes space, `"`, `%` and everything outside printable ASCII (bindings with
+/// [`Binding::is_percent_encoded`]), upper-case hex.
 fn percent_encode(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for b in v.bytes() {
@@ -348,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn a_kafka_cloudevent_gets_canonical_headers() {
+    fn an_underscore_prefixed_cloudevent_gets_canonical_headers() {
         let mut h = foreign(&[
             ("ce_specversion", "1.0"),
             ("ce_id", "1234-1234-1234"),
@@ -377,7 +343,7 @@ mod tests {
     }
 
     #[test]
-    fn nats_values_are_percent_decoded_and_amqp_names_are_read() {
+    fn dash_prefixed_values_are_percent_decoded_and_cloudevents_names_are_read() {
         let mut h = foreign(&[
             ("ce-id", "a%20b"),
             ("ce-type", "\"t\""),
@@ -425,7 +391,15 @@ mod tests {
 
     #[test]
     fn stamping_writes_each_binding_and_round_trips() {
-        for binding in [Binding::Kafka, Binding::Amqp, Binding::Nats, Binding::Http] {
+        let bindings = [
+            Binding::new("ce_"),
+            Binding::new("cloudEvents_"),
+            Binding::new("ce-")
+                .percent_encoded()
+                .content_type_attribute(),
+            Binding::HTTP,
+        ];
+        for binding in bindings {
             let mut m = Message::new("{}");
             m.headers.set_message_id("id 1").unwrap();
             m.headers.set_event_type("order.placed").unwrap();
@@ -451,7 +425,7 @@ mod tests {
                 Some("https://s.example.com/order.placed.v2.json")
             );
             let id = h.get(&format!("{p}id")).unwrap();
-            match binding.percent_encodes() {
+            match binding.is_percent_encoded() {
                 true => assert_eq!(id, "id%201"),
                 false => assert_eq!(id, "id 1"),
             }

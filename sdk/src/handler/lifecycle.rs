@@ -1,13 +1,13 @@
 //! The delivery lifecycle, owned in one place: from the moment a delivery is received until
 //! it is settled, once.
 //!
-//! - **Lease keeping.** On brokers with a lease ([`Capabilities::lease`]: SQS visibility
-//!   timeout, JetStream `ack_wait`, memory visibility), the delivery's lease is extended every
+//! - **Lease keeping.** On brokers with a lease ([`Capabilities::lease`]: a visibility
+//!   timeout or ack wait), the delivery's lease is extended every
 //!   third of it — while the delivery waits for a free handler slot (by the runner, for every
 //!   waiting delivery at once) *and* while its handler runs (by [`deliver`]) — so a slow
 //!   handler or a deep prefetch buffer never lets the broker hand the message to another
-//!   consumer. RabbitMQ and Kafka have no such clock while the consumer is
-//!   connected and need none.
+//!   consumer. Brokers with no such clock while the consumer is connected
+//!   (`lease: None`) need none.
 //! - **Settlement by disposition.** The receive layers decide ([`Disposition`]); this module
 //!   settles, adapting to the broker: no delay where it has none, a nack where it has no
 //!   dead-letter destination.

@@ -28,6 +28,10 @@ impl Backend for Recording {
         self.inner.name()
     }
 
+    fn profile(&self) -> brokerkit_core::SchemeProfile {
+        self.inner.profile()
+    }
+
     fn capabilities(&self) -> &Capabilities {
         self.inner.capabilities()
     }

@@ -1,6 +1,6 @@
 //! Producer-side idempotency key: a user function over the message sets the
-//! `idempotency-key` header, which adapters map to the broker's native dedup (SQS FIFO
-//! MessageDeduplicationId, NATS `Nats-Msg-Id`, …) and consumers use for idempotent handling.
+//! `idempotency-key` header, which adapters map to the broker's native dedup where it has one
+//! ([`brokerkit_core::Capabilities::native_dedup`]) and consumers use for idempotent handling.
 
 use std::sync::Arc;
 

@@ -1,9 +1,8 @@
 //! NATS broker-level tests: bad input, and the JetStream features the conformance suite does
 //! not cover (max_deliver, dedup, ack_wait). The unreachable broker and foreign headers are
-//! shared cases (`fixtures/nats.rs`); the broker restart mid-stream is the fault case in
-//! `tests/faults.rs` (a private `nats-server`). They use the NATS server at
+//! shared cases (`fixture/mod.rs`); the broker restart mid-stream is the fault case in
+//! `integration-tests/tests/faults.rs` (a private `nats-server`). They use the NATS server at
 //! `$BROKERKIT_NATS_JS_URL` (default `nats+js://127.0.0.1:4222`).
-#![cfg(feature = "nats")]
 
 use brokerkit_integration_tests::{expect_none, receive};
 use std::time::{Duration, Instant};
@@ -331,5 +330,51 @@ async fn a_settle_that_keeps_failing_stops_the_run_instead_of_looping() {
     assert_eq!(report.settle_failed, u64::from(limit), "{report:?}");
     assert_eq!(report.settle_given_up, 1, "{report:?}");
     drop(stop_tx);
+    broker.close().await.unwrap();
+}
+
+/// The dead-letter stream already has a consumer, so the default group a redrive creates
+/// starts at the tail: the redrive says so (`unreached`, which `brokerkit dlq redrive` turns
+/// into exit 1 and a `--group` hint) instead of reporting "moved 0"; naming the group that
+/// holds them moves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redrive_from_a_group_started_at_the_tail_is_reported() {
+    use brokerkit::redrive::{redrive, RedriveOptions};
+    use brokerkit::DeadLetterReason;
+    let Some(u) = js_url() else {
+        return;
+    };
+    let dest = unique("redrive-tail");
+    let broker = Broker::connect(&u).await.unwrap();
+    let mut svc = broker.consumer(&dest).group("svc").build().await.unwrap();
+    let p = broker.producer(&dest).build().await.unwrap();
+    for i in 0..2 {
+        p.send(Message::new(format!("m{i}"))).await.unwrap();
+    }
+    for _ in 0..2 {
+        receive(&mut svc)
+            .await
+            .dead_letter(DeadLetterReason::new("boom"))
+            .await
+            .unwrap();
+    }
+    svc.close().await.unwrap();
+    // Someone read the dead letters as group "ops" first.
+    let dlq = dead_letter_destination(&dest);
+    let mut ops = broker.consumer(&dlq).group("ops").build().await.unwrap();
+    ops.close().await.unwrap();
+    let idle = Duration::from_secs(2);
+    let r = redrive(&broker, &dlq, RedriveOptions::default().idle(idle))
+        .await
+        .unwrap();
+    assert_eq!((r.total_moved(), r.unreached), (0, 2), "{r:?}");
+    let r = redrive(
+        &broker,
+        &dlq,
+        RedriveOptions::default().idle(idle).group("ops"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.total_moved(), 2, "{r:?}");
     broker.close().await.unwrap();
 }

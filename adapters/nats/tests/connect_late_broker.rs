@@ -1,7 +1,6 @@
 //! A service started before its broker connects once the broker comes up: the "broker" here
 //! is a TCP forwarder to the real NATS server on 127.0.0.1:4222 that starts listening on a
 //! free port only after 2 s. A bad URL fails at once.
-#![cfg(feature = "nats")]
 
 use std::time::{Duration, Instant};
 

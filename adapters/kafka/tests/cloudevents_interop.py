@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """CloudEvents interop with a non-Rust client: the Python `cloudevents` SDK (Kafka binding,
-binary mode) with confluent-kafka. Run by integration-tests/tests/cloudevents_python.rs.
+binary mode) with confluent-kafka. Run by tests/cloudevents_python.rs.
 
   cloudevents_interop.py produce BOOTSTRAP TOPIC
       sends one binary-mode CloudEvent, prints {"id", "type", "time"} as JSON

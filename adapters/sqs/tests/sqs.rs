@@ -1,8 +1,7 @@
 //! Broker-level tests of the SQS/SNS adapter against LocalStack: FIFO ordering and
 //! deduplication, bad input, payloads SQS would refuse, size limits (foreign messages are a
-//! shared case, `fixtures/sqs.rs`),
+//! shared case, `fixture/mod.rs`),
 //! broker-side redrive, and an outage (the connection cut and restored through a proxy).
-#![cfg(feature = "sqs")]
 
 use brokerkit_integration_tests::{expect_none, receive};
 use std::collections::{HashMap, HashSet};

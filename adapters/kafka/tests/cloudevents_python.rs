@@ -1,11 +1,10 @@
 //! CloudEvents interop with a non-Rust client on Kafka: the Python `cloudevents` SDK with
-//! confluent-kafka (`scripts/cloudevents_interop.py`) sends a binary-mode CloudEvent that
+//! confluent-kafka (`tests/cloudevents_interop.py`) sends a binary-mode CloudEvent that
 //! brokerkit handles with its id, type and time; and reads, as a CloudEvent, what a brokerkit
 //! producer with `.cloudevents(..)` sent.
 //!
-//! Needs `python3` with `cloudevents` and `confluent-kafka` (`scripts/test` installs them);
+//! Needs `python3` with `cloudevents` and `confluent-kafka` (`tests/requirements.txt`; `scripts/test` installs it);
 //! without them the test prints SKIP, unless `BROKERKIT_REQUIRE_PYTHON=1`.
-#![cfg(feature = "kafka")]
 
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -27,10 +26,7 @@ struct Placed {
 type Seen = Arc<Mutex<Vec<(String, String, u64, Placed)>>>;
 
 fn script(args: &[&str]) -> Option<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../scripts/cloudevents_interop.py"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cloudevents_interop.py");
     let out = Command::new("python3")
         .arg(path)
         .args(args)

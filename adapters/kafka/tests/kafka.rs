@@ -1,9 +1,8 @@
 //! Kafka adapter, broker level: oversized records are refused before I/O, rebalances and
 //! small buffers lose nothing. Unreachable brokers and foreign headers are shared cases of the
-//! conformance suite (`fixtures/kafka.rs`); the broker restart mid-stream is the fault case
-//! in `tests/faults.rs` (a private tansu). The tests here use the broker at
+//! conformance suite (`fixture/mod.rs`); the broker restart mid-stream is the fault case
+//! in `integration-tests/tests/faults.rs` (a private tansu). The tests here use the broker at
 //! `$BROKERKIT_KAFKA_URL` (default `kafka://127.0.0.1:9092`).
-#![cfg(feature = "kafka")]
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
