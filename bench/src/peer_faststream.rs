@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn maps_brokerkit_urls_to_the_scripts_brokers() {
-        let t = |u: &str| target(&BrokerUrl::parse(u).unwrap()).map(|(b, a)| (b, a));
+        let t = |u: &str| target(&BrokerUrl::parse(u).unwrap());
         assert_eq!(
             t("nats+js://127.0.0.1:4222").unwrap(),
             ("nats", "nats://127.0.0.1:4222".into())
