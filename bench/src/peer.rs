@@ -87,10 +87,11 @@ impl Peer {
                  with default layers adds message-id, correlation-id, timestamp, traceparent)."
             }
             (Peer::FastStream, "kafka") => {
-                "FastStream (aiokafka) KafkaBroker: acks=all, idempotence on, linger 1 ms as the \
-                 SDK, consumer group with auto_offset_reset=earliest, AckPolicy.ACK (commit \
-                 after the handler), logging off. Differs: aiokafka's own batching and fetch \
-                 settings."
+                "FastStream (aiokafka) KafkaBroker: acks=all and linger 1 ms as the SDK, a \
+                 3-partition topic as the SDK creates, consumer group with \
+                 auto_offset_reset=earliest, AckPolicy.ACK (commit after the handler), logging \
+                 off. Differs: NO idempotent producer (the SDK's is idempotent; aiokafka's \
+                 InitProducerId crashes tansu 0.6), aiokafka's own batching and fetch settings."
             }
             (peer, scheme) => {
                 return Err(Error::new(
