@@ -91,10 +91,25 @@ def rabbitmq(a, name, sink):
         # Publisher confirms are on by default (Channel.publisher_confirms); mandatory=True.
         await broker.publish(body, exchange=exchange, persist=True)
 
-    async def cleanup():
-        pass
+    async def after_stop():
+        # Best effort, like the Rust runs: the durable queue and exchange go again (after the
+        # subscriber stopped, so the broker does not cancel it).
+        import aio_pika
 
-    return broker, send, cleanup
+        try:
+            conn = await aio_pika.connect(a.url)
+            async with conn:
+                channel = await conn.channel()
+                await channel.queue_delete(queue.name)
+                await channel.exchange_delete(exchange.name)
+        except Exception:
+            pass
+
+    return broker, send, nothing, after_stop
+
+
+async def nothing():
+    pass
 
 
 def nats(a, name, sink):
@@ -112,13 +127,13 @@ def nats(a, name, sink):
     async def send(body):
         await broker.publish(body, name, stream=name)  # awaits the JetStream PubAck
 
-    async def cleanup():
+    async def before_stop():
         try:
             await broker.config.connection_state.stream.delete_stream(name)
         except Exception:  # best effort, like the Rust runs
             pass
 
-    return broker, send, cleanup
+    return broker, send, before_stop, nothing
 
 
 def kafka(a, name, sink):
@@ -136,10 +151,9 @@ def kafka(a, name, sink):
     async def send(body):
         await broker.publish(body, name)
 
-    async def cleanup():
-        pass
-
-    return broker, send, cleanup
+    # The topic stays, as the SDK's Kafka runs leave theirs (tansu 0.6 has unimplemented
+    # admin paths; see the idempotence note above).
+    return broker, send, nothing, nothing
 
 
 async def create_kafka_topic(bootstrap, name):
@@ -160,7 +174,7 @@ async def main():
     sink = Sink(a.messages)
     if a.broker == "kafka":
         await create_kafka_topic(a.url, name)
-    broker, send, cleanup = {"rabbitmq": rabbitmq, "nats": nats, "kafka": kafka}[a.broker](
+    broker, send, before_stop, after_stop = {"rabbitmq": rabbitmq, "nats": nats, "kafka": kafka}[a.broker](
         a, name, sink)
     await broker.start()
     try:
@@ -177,9 +191,10 @@ async def main():
         senders = asyncio.gather(*(producer(s) for s in shares))
         await asyncio.wait_for(asyncio.gather(senders, sink.done.wait()), timeout=3600)
         elapsed = time.monotonic() - started
-        await cleanup()
+        await before_stop()
     finally:
         await broker.stop()
+    await after_stop()
     with open(a.latencies_out, "wb") as f:
         f.write(b"".join(STAMP.pack(us) for us in sink.latencies))
     print(json.dumps({"messages": len(sink.latencies), "elapsed_s": elapsed,
