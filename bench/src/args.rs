@@ -17,7 +17,17 @@ pub const USAGE: &str =
                    RabbitMQ raw baselines use as many (RabbitMQ: one channel each)
   --pipelined      SDK sends go one message at a time through a SendBatcher (feed, then await
                    the receipts) instead of awaiting each send or calling send_batch
-  --rounds N       alternate SDK and raw runs N times and print medians and spreads (default 1)";
+  --rounds N       alternate SDK and raw runs N times and print medians and spreads (default 1)
+  --peer NAME      compare with a peer library instead of the raw client, same workload:
+                   omniqueue (memory, amqp, sqs; feature peer-omniqueue) or faststream
+                   (amqp, nats+js, kafka; the Python script in bench/peers/, installed by
+                   bench/peers/setup.sh); prints the ratio brokerkit/peer
+  --receive-batch N  the consumer takes up to N deliveries per call (SDK next_batch with no
+                   extra wait; omniqueue receive_all) instead of one (next / receive);
+                   each delivery is still acked on its own (default 1)
+  --raw-headers    the NATS raw baseline adds the three headers the default send layers add
+                   (message-id and correlation-id, 36 characters each, and a 13-digit
+                   timestamp), to tell the headers' cost at the broker from the SDK's own";
 
 /// Parsed arguments.
 #[derive(Debug, Clone)]
@@ -33,6 +43,9 @@ pub struct Args {
     pub producers: usize,
     pub pipelined: bool,
     pub rounds: usize,
+    pub peer: Option<String>,
+    pub raw_headers: bool,
+    pub receive_batch: usize,
 }
 
 impl Args {
@@ -49,6 +62,9 @@ impl Args {
             producers: 1,
             pipelined: false,
             rounds: 1,
+            peer: None,
+            raw_headers: false,
+            receive_batch: 1,
         };
         while let Some(flag) = it.next() {
             let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -67,7 +83,10 @@ impl Args {
                 "--concurrency" => a.concurrency = number(value()?)?,
                 "--producers" => a.producers = number(value()?)?,
                 "--rounds" => a.rounds = number(value()?)?,
+                "--receive-batch" => a.receive_batch = number(value()?)?,
+                "--peer" => a.peer = Some(crate::peer::Peer::parse(&value()?)?.name().into()),
                 "--pipelined" => a.pipelined = true,
+                "--raw-headers" => a.raw_headers = true,
                 "--layers" => a.layers = true,
                 "--no-layers" => a.no_layers = true,
                 "-h" | "--help" => return Err("help".into()),
@@ -79,6 +98,11 @@ impl Args {
                 "--size must be at least 8 (the send time is stored in the payload)".into(),
             );
         }
+        if a.peer.is_some() && a.layers {
+            return Err(
+                "--peer compares the send/receive path; it cannot be combined with --layers".into(),
+            );
+        }
         if a.producers > a.messages {
             return Err("--producers must not exceed --messages".into());
         }
@@ -88,5 +112,37 @@ impl Args {
     /// How many messages producer `p` of `producers` sends.
     pub fn share(&self, p: usize) -> usize {
         self.messages / self.producers + usize::from(p < self.messages % self.producers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        Args::parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn peer_names_are_checked_and_exclude_layers_mode() {
+        assert_eq!(
+            parse(&["--peer", "omniqueue"]).unwrap().peer.as_deref(),
+            Some("omniqueue")
+        );
+        assert_eq!(
+            parse(&["--peer", "faststream"]).unwrap().peer.as_deref(),
+            Some("faststream")
+        );
+        let e = parse(&["--peer", "kombu"]).unwrap_err();
+        assert!(e.contains("unknown peer \"kombu\""), "{e}");
+        let e = parse(&["--peer", "omniqueue", "--layers"]).unwrap_err();
+        assert!(e.contains("--layers"), "{e}");
+        assert!(parse(&["--peer"]).unwrap_err().contains("needs a value"));
+    }
+
+    #[test]
+    fn shares_add_up_to_the_messages() {
+        let a = parse(&["--messages", "10", "--producers", "3"]).unwrap();
+        assert_eq!((0..3).map(|p| a.share(p)).collect::<Vec<_>>(), [4, 3, 3]);
     }
 }

@@ -6,12 +6,18 @@
 //! ```
 //! The last line of output is one JSON object: `url` (redacted), `messages`, `size`, `batch`,
 //! `producers`, `rounds`, `sdk_msgs_per_s` (median of the rounds) and its spread, `p50_us`,
-//! `p99_us`, and `raw_msgs_per_s`/`ratio` where a baseline exists (ratio of the medians).
+//! `p99_us`, and `raw_msgs_per_s`/`ratio` where a baseline exists (ratio of the medians);
+//! with `--peer NAME`, `peer`, `peer_msgs_per_s` and `ratio` = brokerkit/peer instead; and
+//! `peak_rss_mib`, the process's peak resident memory (Linux `VmHWM`).
 
 mod args;
 mod baseline;
 mod layers_run;
 mod measure;
+mod peer;
+mod peer_faststream;
+#[cfg(feature = "peer-omniqueue")]
+mod peer_omniqueue;
 #[cfg(feature = "kafka")]
 mod raw_kafka;
 #[cfg(feature = "nats")]
@@ -20,6 +26,7 @@ mod raw_nats;
 mod raw_rabbitmq;
 #[cfg(feature = "sqs")]
 mod raw_sqs;
+mod rss;
 mod sdk_run;
 
 use brokerkit::BrokerUrl;
@@ -46,13 +53,24 @@ async fn main() {
     if args.layers {
         return layers_main(&args, &shown).await;
     }
+    let peer = args
+        .peer
+        .as_deref()
+        .map(|p| peer::Peer::parse(p).expect("checked by Args::parse"));
+    if let Some(peer) = peer {
+        let settings = peer.settings(&args).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(2);
+        });
+        println!("peer {}: {settings}", peer.name());
+    }
     let mut sdk_runs = Vec::new();
     let mut raw_runs = Vec::new();
     for round in 0..args.rounds {
         // Alternate which goes first, so drift on a noisy machine hits both alike.
         let raw_first = round % 2 == 1;
         if raw_first {
-            raw_runs.extend(raw_round(&args).await);
+            raw_runs.extend(other_round(&args, peer).await);
         }
         let sdk = sdk_run::run(&args).await.unwrap_or_else(|e| {
             eprintln!("SDK run failed: {e}");
@@ -61,7 +79,7 @@ async fn main() {
         sdk.print("sdk");
         sdk_runs.push(sdk);
         if !raw_first {
-            raw_runs.extend(raw_round(&args).await);
+            raw_runs.extend(other_round(&args, peer).await);
         }
     }
     let sdk = median_run(sdk_runs);
@@ -72,13 +90,28 @@ async fn main() {
         "batch": args.batch,
         "producers": args.producers,
         "pipelined": args.pipelined,
+        "no_layers": args.no_layers,
+        "raw_headers": args.raw_headers,
         "rounds": args.rounds,
         "sdk_msgs_per_s": sdk.median.round(),
         "sdk_spread": [sdk.min.round(), sdk.max.round()],
         "p50_us": sdk.run.percentile_us(50.0),
         "p99_us": sdk.run.percentile_us(99.0),
     });
-    if raw_runs.is_empty() {
+    if let (Some(peer), false) = (peer, raw_runs.is_empty()) {
+        let other = median_run(raw_runs);
+        let ratio = sdk.median / other.median;
+        println!(
+            "median of {} rounds: brokerkit {:.0} msgs/s ({:.0}..{:.0}), {} {:.0} msgs/s ({:.0}..{:.0}), ratio brokerkit/{} {ratio:.3}",
+            args.rounds, sdk.median, sdk.min, sdk.max, peer.name(), other.median, other.min, other.max, peer.name()
+        );
+        json["peer"] = peer.name().into();
+        json["peer_msgs_per_s"] = other.median.round().into();
+        json["peer_spread"] = serde_json::json!([other.min.round(), other.max.round()]);
+        json["peer_p50_us"] = other.run.percentile_us(50.0).into();
+        json["peer_p99_us"] = other.run.percentile_us(99.0).into();
+        json["ratio"] = ((ratio * 1000.0).round() / 1000.0).into();
+    } else if raw_runs.is_empty() {
         println!("(no raw-client baseline for this scheme)");
     } else {
         let raw = median_run(raw_runs);
@@ -93,7 +126,35 @@ async fn main() {
         json["raw_p99_us"] = raw.run.percentile_us(99.0).into();
         json["ratio"] = ((ratio * 1000.0).round() / 1000.0).into();
     }
+    let peak = rss::peak_kib();
+    println!("peak RSS of the process: {}", rss::show(peak));
+    json["peak_rss_mib"] = mib(peak);
     println!("{json}");
+}
+
+/// KiB as MiB with one decimal for the JSON line (null when unknown).
+fn mib(kib: Option<u64>) -> serde_json::Value {
+    kib.map_or(serde_json::Value::Null, |k| {
+        ((k as f64 / 1024.0 * 10.0).round() / 10.0).into()
+    })
+}
+
+/// The run beside the SDK's: the peer's with `--peer`, else the raw client's (none where
+/// the scheme has no baseline), printed.
+async fn other_round(args: &args::Args, peer: Option<peer::Peer>) -> Option<measure::RunResult> {
+    let Some(peer) = peer else {
+        return raw_round(args).await;
+    };
+    match peer.run(args).await {
+        Ok(run) => {
+            run.print(peer.name());
+            Some(run)
+        }
+        Err(e) => {
+            eprintln!("{} run failed: {e}", peer.name());
+            std::process::exit(1);
+        }
+    }
 }
 
 /// One raw-client run (none where the scheme has no baseline), printed.
@@ -136,6 +197,7 @@ async fn layers_main(args: &args::Args, shown: &str) {
     let mut offs = Vec::new();
     let mut ons = Vec::new();
     let mut ratios = Vec::new();
+    let (mut peak_off, mut peak_on) = (None, None);
     for round in 0..args.rounds {
         let order = if round % 2 == 0 {
             [false, true]
@@ -143,11 +205,26 @@ async fn layers_main(args: &args::Args, shown: &str) {
             [true, false]
         };
         for on in order {
+            // Each run's own peak: the high-water mark restarts at the current RSS.
+            let reset = rss::reset_peak();
             let r = layers_run::run(args, on).await.unwrap_or_else(|e| {
                 eprintln!("layers run failed: {e}");
                 std::process::exit(1);
             });
             r.print(if on { "on" } else { "off" });
+            let peak = rss::peak_kib();
+            let slot = if on { &mut peak_on } else { &mut peak_off };
+            *slot = (*slot).max(peak);
+            println!(
+                "      peak RSS {} during this run, {} after it{}",
+                rss::show(peak),
+                rss::show(rss::current_kib()),
+                if reset {
+                    ""
+                } else {
+                    " (could not reset the high-water mark: process peak)"
+                }
+            );
             if on {
                 ons.push(r);
             } else {
@@ -182,6 +259,13 @@ async fn layers_main(args: &args::Args, shown: &str) {
         "layers_off_p99_us": off.run.percentile_us(99.0),
         "ratio": (ratio * 1000.0).round() / 1000.0,
         "ratio_spread": [ratios[0], ratios[ratios.len() - 1]],
+        "peak_rss_on_mib": mib(peak_on),
+        "peak_rss_off_mib": mib(peak_off),
     });
+    println!(
+        "peak RSS: layers on {}, off {} (largest of the rounds)",
+        rss::show(peak_on),
+        rss::show(peak_off)
+    );
     println!("{json}");
 }

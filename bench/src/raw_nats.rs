@@ -51,7 +51,8 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         .messages()
         .await
         .map_err(|e| err("pull", e))?;
-    let (count, size, batch) = (args.messages, args.size, args.batch);
+    let (count, size, batch, with_headers) =
+        (args.messages, args.size, args.batch, args.raw_headers);
     let started = Instant::now();
     let mut senders = Vec::new();
     for p in 0..args.producers {
@@ -61,11 +62,18 @@ pub async fn run(args: &Args) -> Result<RunResult> {
             while left > 0 {
                 let n = left.min(batch);
                 let mut acks = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let ack = publisher
-                        .publish(subject.clone(), stamped_payload(size).into())
-                        .await
-                        .map_err(|e| err("publish", e))?;
+                for i in 0..n {
+                    let payload = stamped_payload(size).into();
+                    let ack = if with_headers {
+                        let seq = share - left + i;
+                        let headers = layer_like_headers(p, seq);
+                        publisher
+                            .publish_with_headers(subject.clone(), headers, payload)
+                            .await
+                    } else {
+                        publisher.publish(subject.clone(), payload).await
+                    }
+                    .map_err(|e| err("publish", e))?;
                     acks.push(ack);
                 }
                 for ack in acks {
@@ -91,4 +99,19 @@ pub async fn run(args: &Args) -> Result<RunResult> {
     }
     let _ = js.delete_stream(&name).await;
     Ok(RunResult::new(latencies.len(), elapsed, latencies))
+}
+
+/// The headers the SDK's default send layers add, with values of the same lengths: a
+/// message-id and a correlation-id shaped like a UUID (36 characters) and a millisecond
+/// timestamp (13 digits). `--raw-headers` only.
+fn layer_like_headers(producer: usize, seq: usize) -> async_nats::HeaderMap {
+    let id = format!("{producer:08x}-0000-7000-8000-{seq:012x}");
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("message-id", id.as_str());
+    h.insert("correlation-id", id.as_str());
+    h.insert("timestamp", ms.to_string().as_str());
+    h
 }

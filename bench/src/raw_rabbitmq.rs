@@ -21,44 +21,86 @@ fn err(e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Unexpected, format!("raw lapin: {e}"))
 }
 
+/// A durable fanout exchange and a durable queue bound to it, as the SDK declares for a
+/// destination and its consumer group; removed again by [`Topology::delete`].
+pub struct Topology {
+    pub conn: Connection,
+    pub setup: lapin::Channel,
+    pub exchange: String,
+    pub queue: String,
+}
+
+impl Topology {
+    pub async fn declare(url: &str, prefix: &str) -> Result<Topology> {
+        let conn = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .map_err(err)?;
+        let dest = crate::measure::unique_name(prefix);
+        let queue = format!("{dest}:bench");
+        let setup = conn.create_channel().await.map_err(err)?;
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        setup
+            .exchange_declare(
+                dest.as_str().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(err)?;
+        let qopts = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        setup
+            .queue_declare(queue.as_str().into(), qopts, FieldTable::default())
+            .await
+            .map_err(err)?;
+        setup
+            .queue_bind(
+                queue.as_str().into(),
+                dest.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(err)?;
+        Ok(Topology {
+            conn,
+            setup,
+            exchange: dest,
+            queue,
+        })
+    }
+
+    /// Deletes the queue and the exchange and closes the connection (best effort).
+    pub async fn delete(self) {
+        let _ = self
+            .setup
+            .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+        let _ = self
+            .setup
+            .exchange_delete(
+                self.exchange.as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await;
+        let _ = self.conn.close(200, "bench done".into()).await;
+    }
+}
+
 pub async fn run(args: &Args) -> Result<RunResult> {
-    let conn = Connection::connect(&args.url, ConnectionProperties::default())
-        .await
-        .map_err(err)?;
-    let dest = crate::measure::unique_name("bench-raw");
-    let queue = format!("{dest}:bench");
-    let setup = conn.create_channel().await.map_err(err)?;
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    setup
-        .exchange_declare(
-            dest.as_str().into(),
-            ExchangeKind::Fanout,
-            durable,
-            FieldTable::default(),
-        )
-        .await
-        .map_err(err)?;
-    let qopts = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    setup
-        .queue_declare(queue.as_str().into(), qopts, FieldTable::default())
-        .await
-        .map_err(err)?;
-    setup
-        .queue_bind(
-            queue.as_str().into(),
-            dest.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(err)?;
+    let topology = Topology::declare(&args.url, "bench-raw").await?;
+    let (conn, dest, queue) = (
+        &topology.conn,
+        topology.exchange.clone(),
+        topology.queue.clone(),
+    );
     let consumer_ch = conn.create_channel().await.map_err(err)?;
     let prefetch = args.prefetch.min(u16::MAX as usize) as u16;
     consumer_ch
@@ -136,12 +178,6 @@ pub async fn run(args: &Args) -> Result<RunResult> {
     for sender in senders {
         sender.await.map_err(err)??;
     }
-    let _ = setup
-        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-        .await;
-    let _ = setup
-        .exchange_delete(dest.as_str().into(), ExchangeDeleteOptions::default())
-        .await;
-    let _ = conn.close(200, "bench done".into()).await;
+    topology.delete().await;
     Ok(RunResult::new(latencies.len(), elapsed, latencies))
 }

@@ -22,6 +22,14 @@ fn err(e: impl std::fmt::Display) -> Error {
 }
 
 async fn client(url: &BrokerUrl) -> Result<aws_sdk_sqs::Client> {
+    Ok(client_and_config(url).await?.0)
+}
+
+/// The client for the URL's region, endpoint and credentials, and the config it was made
+/// from (the omniqueue peer builds its own client from the same config).
+pub async fn client_and_config(
+    url: &BrokerUrl,
+) -> Result<(aws_sdk_sqs::Client, aws_config::SdkConfig)> {
     let q = |k: &str| {
         url.expose()
             .query_pairs()
@@ -40,7 +48,8 @@ async fn client(url: &BrokerUrl) -> Result<aws_sdk_sqs::Client> {
             id, secret, None, None, "bench",
         ));
     }
-    Ok(aws_sdk_sqs::Client::new(&loader.load().await))
+    let config = loader.load().await;
+    Ok((aws_sdk_sqs::Client::new(&config), config))
 }
 
 pub async fn run(args: &Args) -> Result<RunResult> {

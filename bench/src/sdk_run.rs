@@ -1,5 +1,6 @@
 //! The measured run through the SDK: `--producers` sending tasks (awaiting each send, or
-//! `send_batch`, or feeding a `SendBatcher` with `--pipelined`), one consumer task that acks.
+//! `send_batch`, or feeding a `SendBatcher` with `--pipelined`), one consumer task that acks
+//! each delivery (taken one by one, or up to `--receive-batch` per `next_batch`).
 
 use std::time::Instant;
 
@@ -35,11 +36,20 @@ pub async fn run(args: &Args) -> Result<RunResult> {
     }
     let mut latencies = Vec::with_capacity(messages);
     while latencies.len() < messages {
-        let Some(d) = consumer.next().await? else {
-            break;
+        let batch = if args.receive_batch > 1 {
+            consumer
+                .next_batch(args.receive_batch, std::time::Duration::ZERO)
+                .await?
+        } else {
+            consumer.next().await?.into_iter().collect()
         };
-        latencies.push(latency_us(&d.message().payload));
-        d.ack().await?;
+        if batch.is_empty() {
+            break;
+        }
+        for d in batch {
+            latencies.push(latency_us(&d.message().payload));
+            d.ack().await?;
+        }
     }
     let elapsed = started.elapsed();
     for sender in senders {

@@ -56,7 +56,7 @@ pub fn redact_url(url: &Url) -> String {
     if u.password().is_some() {
         let _ = u.set_password(Some(REDACTED));
     } else if !u.username().is_empty() {
-        // A user name without a password is a token for some brokers (NATS): hide it too.
+        // A user name without a password may be a token: hide it too.
         let _ = u.set_username(REDACTED);
     }
     if u.query().is_some() {

@@ -1,6 +1,6 @@
 //! Typed adapter settings: an alternative to writing a broker URL by hand.
 //!
-//! Each adapter offers a settings builder (`RabbitMqSettings`, `NatsSettings`, …) whose typed
+//! Each adapter offers a settings builder (named `<Adapter>Settings`, see its crate) whose typed
 //! `with_*` methods stand for the URL's query keys. The builder renders a [`BrokerUrl`] and the
 //! adapter checks it exactly as it checks a URL written by hand, so both paths accept the same
 //! values and give the same errors. Credentials never print: `Debug` shows the redacted URL.
@@ -55,7 +55,7 @@ pub struct UrlParts {
 
 impl UrlParts {
     /// Starts a URL `scheme://host`; an empty host is allowed where the adapter allows it
-    /// (e.g. `sqs://?endpoint=…`). IPv6 addresses may be given with or without brackets.
+    /// (a URL that carries everything in its query). IPv6 addresses may be given with or without brackets.
     pub fn new(scheme: &'static str, host: impl Into<String>) -> Self {
         UrlParts {
             scheme,
@@ -184,29 +184,29 @@ mod tests {
 
     #[test]
     fn encodes_user_info_path_and_keys() {
-        let url = UrlParts::new("nats", "::1")
+        let url = UrlParts::new("tokenized", "::1")
             .port(4222)
             .user("tok en", None)
             .key("name", "a b&c")
             .key("name", "svc")
             .build()
             .unwrap();
-        assert_eq!(url.expose().as_str(), "nats://tok%20en@[::1]:4222?name=svc");
+        assert_eq!(url.expose().as_str(), "tokenized://tok%20en@[::1]:4222?name=svc");
         assert!(!format!("{url:?}").contains("tok"));
     }
 
     #[test]
     fn debug_never_prints_the_password() {
-        let parts = UrlParts::new("amqp", "h").user("u", Some("hunter2"));
+        let parts = UrlParts::new("plain", "h").user("u", Some("hunter2"));
         assert!(!format!("{parts:?}").contains("hunter2"));
-        let broken = UrlParts::new("amqp", "bad host").user("u", Some("hunter2"));
+        let broken = UrlParts::new("plain", "bad host").user("u", Some("hunter2"));
         assert!(broken.build().is_err());
         assert!(!format!("{broken:?}").contains("hunter2"));
     }
 
     #[test]
     fn durations_round_up() {
-        let url = UrlParts::new("kafka", "h")
+        let url = UrlParts::new("plain", "h")
             .millis("linger_ms", Duration::from_micros(1))
             .seconds("wait", Duration::from_millis(1500))
             .millis("max", Duration::MAX)
@@ -219,13 +219,13 @@ mod tests {
 
     #[test]
     fn query_only_urls_have_no_host() {
-        let url = UrlParts::new("sqs", "")
+        let url = UrlParts::new("queryonly", "")
             .key("endpoint", "http://127.0.0.1:4566")
             .build()
             .unwrap();
-        assert_eq!(url.scheme(), "sqs");
+        assert_eq!(url.scheme(), "queryonly");
         assert_eq!(url.expose().host_str().unwrap_or(""), "");
-        let e = UrlParts::new("sqs", "").user("u", Some("p")).build();
+        let e = UrlParts::new("queryonly", "").user("u", Some("p")).build();
         assert!(e.is_err());
     }
 }

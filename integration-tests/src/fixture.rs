@@ -45,8 +45,8 @@ pub trait Restartable: Send + Sync {
 #[async_trait]
 pub trait Fixture: Send + Sync + 'static {
     /// A broker of this adapter the fault cases may restart, given the suite's `url`: a
-    /// private server on a free port where the broker is cheap to start (NATS, Kafka), or the
-    /// shared one where it is not (RabbitMQ: its application is stopped and started, which
+    /// private server on a free port where the broker is cheap to start, or the
+    /// shared one where it is not (e.g. its application stopped and started, which
     /// disturbs every other user of it). `Err(reason)` where it cannot be restarted here.
     async fn restartable(&self, url: &str) -> Result<Box<dyn Restartable>, String> {
         let _ = url;

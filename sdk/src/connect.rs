@@ -105,7 +105,7 @@ impl ConnectOptions {
         }
     }
 
-    /// Connects with typed settings (e.g. `RabbitMqSettings`), retrying as
+    /// Connects with typed settings (an adapter's `…Settings` builder), retrying as
     /// [`connect`](Self::connect) does. The settings are checked before the first attempt.
     pub async fn connect_settings(&self, settings: &dyn BrokerSettings) -> Result<Broker> {
         let url = settings.to_url()?;

@@ -1,7 +1,7 @@
 //! Kafka adapter, broker level: oversized records are refused before I/O, rebalances and
 //! small buffers lose nothing. Unreachable brokers and foreign headers are shared cases of the
 //! conformance suite (`fixture/mod.rs`); the broker restart mid-stream is the fault case
-//! in `integration-tests/tests/faults.rs` (a private tansu). The tests here use the broker at
+//! in `tests/fault_suite.rs` (a private tansu). The tests here use the broker at
 //! `$BROKERKIT_KAFKA_URL` (default `kafka://127.0.0.1:9092`).
 
 use std::collections::HashSet;

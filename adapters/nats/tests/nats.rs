@@ -1,7 +1,7 @@
 //! NATS broker-level tests: bad input, and the JetStream features the conformance suite does
 //! not cover (max_deliver, dedup, ack_wait). The unreachable broker and foreign headers are
 //! shared cases (`fixture/mod.rs`); the broker restart mid-stream is the fault case in
-//! `integration-tests/tests/faults.rs` (a private `nats-server`). They use the NATS server at
+//! `tests/fault_suite.rs` (a private `nats-server`). They use the NATS server at
 //! `$BROKERKIT_NATS_JS_URL` (default `nats+js://127.0.0.1:4222`).
 
 use brokerkit_integration_tests::{expect_none, receive};

@@ -244,7 +244,7 @@ mod tests {
         assert!(cfg("amqp://h?max_payload_bytes=0").is_err());
         assert!(cfg("amqp://h?frame_max=10").is_err());
         assert!(cfg("amqp://h?single_active_consumer=maybe").is_err());
-        assert!(cfg("nats://h").is_err());
+        assert!(cfg("other://h").is_err());
     }
 
     #[test]

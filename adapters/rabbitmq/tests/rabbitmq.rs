@@ -1,7 +1,7 @@
 //! RabbitMQ broker-level tests: bad input and topology choices. Unreachable broker, foreign
 //! headers and late DLQ consumers are shared cases of the conformance suite
 //! (`fixture/mod.rs`); the broker restart mid-stream is the fault case in
-//! `integration-tests/tests/faults.rs`.
+//! `tests/fault_suite.rs`.
 //!
 //! They use the broker at `$BROKERKIT_RABBITMQ_URL` (default
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`). Tests in this file run one at a time.
