@@ -191,7 +191,10 @@ mod tests {
             .key("name", "svc")
             .build()
             .unwrap();
-        assert_eq!(url.expose().as_str(), "tokenized://tok%20en@[::1]:4222?name=svc");
+        assert_eq!(
+            url.expose().as_str(),
+            "tokenized://tok%20en@[::1]:4222?name=svc"
+        );
         assert!(!format!("{url:?}").contains("tok"));
     }
 

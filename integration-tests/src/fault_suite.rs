@@ -80,4 +80,3 @@ macro_rules! fault_suite {
         }
     };
 }
-

@@ -8,10 +8,12 @@ use std::time::Duration;
 use brokerkit_core::dead_letter::strip_envelope;
 use brokerkit_core::{DeadLetterEnvelope, Message, Result};
 
-/// How long dead letters a redrive leaves in place stay invisible on JetStream.
-const KEPT_DELAY: Duration = Duration::from_secs(1);
-/// How long a redrive waits for its first dead letter when a browse showed some.
-const FIRST_WAIT: Duration = Duration::from_secs(3);
+/// How long dead letters a redrive leaves in place stay invisible (where the broker can
+/// delay a redelivery): longer than a closing consumer may still hold a request for them.
+const KEPT_DELAY: Duration = Duration::from_secs(5);
+/// How long a redrive waits for its first dead letter when a browse showed some: past
+/// [`KEPT_DELAY`], so the dead letters an earlier redrive just left in place are reached.
+const FIRST_WAIT: Duration = Duration::from_secs(10);
 
 use crate::broker::Broker;
 use crate::producer::Producer;
@@ -191,11 +193,17 @@ pub async fn redrive(
     }
     // Settle the kept ones before closing, so the adapter commits past them on close (on a
     // log broker, the originals and their retry copies would both be read next time). They go
-    // back in place, except on JetStream: a nak there is redelivered at once into this
-    // consumer's outstanding pull request, and what arrives while it closes waits for
-    // `ack_wait` (30 s) before anyone sees it again; a short delay avoids that race of the
-    // adapter's close.
-    let back = (broker.adapter() == "nats-jetstream").then_some(KEPT_DELAY);
+    // back in place after a delay where the broker has one: a nack without delay may be
+    // redelivered at once to this consumer while it closes (a pull consumer's outstanding
+    // request), and such a copy waits out the lease (30 s) before anyone sees it again. The
+    // next redrive waits `FIRST_WAIT` for them. (Before: 1 s on JetStream only; under load the
+    // CLI's close took longer and a following full redrive found nothing, about half of the
+    // runs of `cli/tests/brokers.rs::dlq_list_show_redrive`.)
+    let back = broker
+        .capabilities()
+        .delayed_redelivery
+        .is_available()
+        .then_some(KEPT_DELAY);
     for d in kept {
         d.nack(back).await?;
     }
