@@ -88,8 +88,8 @@ pub struct RedriveReport {
     pub skipped: usize,
     /// Set when the redrive's group received nothing at all while [`Broker::browse`] showed
     /// this many dead letters held: on brokers where a group created after the messages
-    /// starts at the tail (NATS JetStream when the stream already has consumers), or where that
-    /// group holds them elsewhere. Non-zero means "moved 0, but there is something there":
+    /// starts at the tail (see the adapter READMEs: e.g. a stream that already has
+    /// consumers), or where that group holds them elsewhere. Non-zero means "moved 0, but there is something there":
     /// pass [`RedriveOptions::group`] naming the group that holds them. Always 0 where the
     /// broker cannot browse.
     pub unreached: usize,
