@@ -195,7 +195,7 @@ mod tests {
             url.expose().as_str(),
             "tokenized://tok%20en@[::1]:4222?name=svc"
         );
-        assert!(!format!("{url:?}").contains("tok"));
+        assert!(!format!("{url:?}").contains("tok%20en"), "{url:?}");
     }
 
     #[test]
