@@ -11,10 +11,10 @@ use brokerkit_core::{DeadLetterEnvelope, Message, Result};
 /// How long dead letters a redrive leaves in place stay invisible (where the broker can
 /// delay a redelivery): longer than a closed consumer's outstanding pull request may live on
 /// the broker (5 s on a pull consumer), so they are not redelivered into it.
-const KEPT_DELAY: Duration = Duration::from_secs(10);
+const KEPT_DELAY: Duration = Duration::from_secs(6);
 /// How long a redrive waits for its first dead letter when a browse showed some: past
 /// [`KEPT_DELAY`], so the dead letters an earlier redrive just left in place are reached.
-const FIRST_WAIT: Duration = Duration::from_secs(15);
+const FIRST_WAIT: Duration = Duration::from_secs(10);
 
 use crate::broker::Broker;
 use crate::producer::Producer;

@@ -223,7 +223,11 @@ impl Backend for NatsBackend {
 
     async fn close(&self) -> Result<()> {
         self.shared.close();
-        // Sends what is buffered (acks included), then closes the connection.
+        // Acks and naks are publishes the client buffers: flush them before draining, or a
+        // process that exits right after `close` loses them (the messages then wait out
+        // `ack_wait`).
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.shared.client.flush()).await;
+        // Sends what is buffered, then closes the connection.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.shared.client.drain()).await;
         Ok(())
     }

@@ -378,3 +378,74 @@ async fn redrive_from_a_group_started_at_the_tail_is_reported() {
     assert_eq!(r.total_moved(), 2, "{r:?}");
     broker.close().await.unwrap();
 }
+
+/// Runs `work` on a runtime of its own that is dropped right after, as a process that exits
+/// after `Broker::close` (the CLI does exactly that).
+fn in_a_process<F: std::future::Future<Output = ()>>(work: F) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(work);
+    drop(runtime);
+}
+
+/// An ack and a delayed nack sent just before `Broker::close` reach the server even when the
+/// process ends right after. Failed before `close` flushed the client: both were lost, the
+/// acked message came back (a duplicate) and the nacked one waited out `ack_wait` instead of
+/// its delay (what made `brokerkit dlq redrive` miss dead letters a previous run kept).
+#[test]
+fn acks_and_naks_just_before_close_are_not_lost() {
+    let Some(url) = js_url() else { return };
+    let url = format!("{url}?ack_wait_ms=4000");
+    let dest = unique("closeflush");
+    in_a_process(async {
+        let broker = Broker::connect(&url).await.unwrap();
+        let mut consumer = broker.consumer(&dest).group("g").build().await.unwrap();
+        let producer = broker.producer(&dest).build().await.unwrap();
+        producer.send(Message::new("acked")).await.unwrap();
+        producer.send(Message::new("nacked")).await.unwrap();
+        for _ in 0..2 {
+            let d = tokio::time::timeout(WAIT, consumer.next())
+                .await
+                .expect("delivered")
+                .unwrap()
+                .unwrap();
+            if &d.message().payload[..] == b"acked" {
+                d.ack().await.unwrap();
+            } else {
+                d.nack(Some(Duration::from_millis(500))).await.unwrap();
+            }
+        }
+        drop(consumer);
+        broker.close().await.unwrap();
+    });
+    in_a_process(async {
+        let started = Instant::now();
+        let broker = Broker::connect(&url).await.unwrap();
+        let mut consumer = broker.consumer(&dest).group("g").build().await.unwrap();
+        let d = tokio::time::timeout(WAIT, consumer.next())
+            .await
+            .expect("the nacked message comes back")
+            .unwrap()
+            .unwrap();
+        assert_eq!(&d.message().payload[..], b"nacked");
+        assert!(
+            started.elapsed() < Duration::from_millis(3500),
+            "the nacked message came back only after {:?}: its nack was lost and ack_wait \
+             redelivered it",
+            started.elapsed()
+        );
+        d.ack().await.unwrap();
+        let again = tokio::time::timeout(Duration::from_secs(6), consumer.next()).await;
+        if let Ok(Ok(Some(d))) = &again {
+            panic!(
+                "{:?} came back after it was acked",
+                String::from_utf8_lossy(&d.message().payload)
+            );
+        }
+        drop(consumer);
+        broker.close().await.unwrap();
+    });
+}
