@@ -98,3 +98,109 @@ pub trait Fixture: Send + Sync + 'static {
 pub struct NoFixture;
 
 impl Fixture for NoFixture {}
+
+/// A broker process of the fixture's own, for the fault cases: started from `binary` on a
+/// free loopback port with a temporary working directory, killed and started again by
+/// [`Restartable::restart`], removed on drop. Never the shared broker.
+///
+/// In `args` and `url`, `{port}` is replaced by the port; the process runs in its directory
+/// (log in `server.log` there).
+pub struct PrivateServer {
+    name: &'static str,
+    binary: std::path::PathBuf,
+    args: Vec<String>,
+    url: String,
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateServer {
+    /// Starts `binary` and waits until it listens, or says why not.
+    pub async fn start(
+        name: &'static str,
+        binary: std::path::PathBuf,
+        args: &[&str],
+        url: &str,
+    ) -> Result<PrivateServer, String> {
+        if !binary.is_file() {
+            return Err(format!("{name} not found at {}", binary.display()));
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| format!("no free port: {e}"))?;
+        let dir = std::env::temp_dir().join(format!(
+            "brokerkit-{name}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
+        let fill = |s: &str| s.replace("{port}", &port.to_string());
+        let mut server = PrivateServer {
+            name,
+            binary,
+            args: args.iter().map(|a| fill(a)).collect(),
+            url: fill(url),
+            port,
+            dir,
+            child: None,
+        };
+        server.spawn().await;
+        Ok(server)
+    }
+
+    async fn spawn(&mut self) {
+        use std::process::{Command, Stdio};
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .expect("log file");
+        let child = Command::new(&self.binary)
+            .current_dir(&self.dir)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.name));
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} did not listen on {}",
+                self.name,
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[async_trait]
+impl Restartable for PrivateServer {
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    async fn restart(&mut self, down: Duration) {
+        self.kill();
+        tokio::time::sleep(down).await;
+        self.spawn().await;
+    }
+}

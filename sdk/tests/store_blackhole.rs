@@ -1,8 +1,10 @@
-//! The PostgreSQL idempotency store against a database that stops answering (issue 12,
-//! item 8): a TCP forwarder to the real server that can be paused (bytes held, nothing
-//! answered, the connection kept open). Every query must give up within `query_timeout_ms`,
-//! and dropping a pending call (shutdown) must return at once.
-#![cfg(feature = "postgres")]
+//! The idempotency stores (PostgreSQL, Redis) against a server that stops answering (issue
+//! 12, item 8): a TCP forwarder to the real server that can be paused (bytes held, nothing
+//! answered, the connection kept open). Every query must give up within `query_timeout_ms`
+//! with a retryable `Timeout`, dropping a pending call (shutdown) must return at once, the
+//! store must work again once the server answers, and bad timeouts are `Config` errors that
+//! never print the password.
+#![cfg(any(feature = "postgres", feature = "redis"))]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,8 +14,6 @@ use brokerkit::idempotency::Claim;
 use brokerkit::{connect_store, ErrorKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-const TARGET: &str = "127.0.0.1:5432";
 
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
@@ -35,15 +35,15 @@ async fn pump(
     }
 }
 
-/// A forwarder to PostgreSQL on a free port; `true` in the flag black-holes it.
-async fn forwarder() -> (u16, Arc<AtomicBool>) {
+/// A forwarder to `target` on a free port; `true` in the flag black-holes it.
+async fn forwarder(target: &'static str) -> (u16, Arc<AtomicBool>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let paused = Arc::new(AtomicBool::new(false));
     let flag = paused.clone();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = TcpStream::connect(TARGET).await else {
+            let Ok(server) = TcpStream::connect(target).await else {
                 continue;
             };
             let (cr, cw) = client.into_split();
@@ -55,20 +55,16 @@ async fn forwarder() -> (u16, Arc<AtomicBool>) {
     (port, paused)
 }
 
-fn skipped() -> bool {
+/// One store behind a forwarder: `name` as in `BROKERKIT_SKIP_BROKERS`, the server's
+/// address, and the store URL for a port (with `query_timeout_ms=400`).
+async fn times_out_each_query(name: &str, target: &'static str, url: impl Fn(u16) -> String) {
     let skip = std::env::var("BROKERKIT_SKIP_BROKERS").unwrap_or_default();
-    skip.split(',').any(|s| s.trim() == "postgres")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_black_holed_database_times_out_each_query() {
-    if skipped() {
-        eprintln!("SKIP postgres: listed in BROKERKIT_SKIP_BROKERS");
+    if skip.split(',').any(|s| s.trim() == name) {
+        eprintln!("SKIP {name}: listed in BROKERKIT_SKIP_BROKERS");
         return;
     }
-    let (port, paused) = forwarder().await;
-    let url = format!("postgres://postgres@127.0.0.1:{port}/test?query_timeout_ms=400");
-    let store = connect_store(&url).await.unwrap();
+    let (port, paused) = forwarder(target).await;
+    let store = connect_store(&url(port)).await.unwrap();
     let key = format!("blackhole-{}", uuid::Uuid::new_v4());
     assert!(matches!(
         store.claim(&key, Duration::from_secs(5)).await.unwrap(),
@@ -81,9 +77,9 @@ async fn a_black_holed_database_times_out_each_query() {
         store.claim(&format!("{key}-2"), Duration::from_secs(5)),
     )
     .await
-    .expect("a claim against a black-holed database must give up")
+    .expect("a claim against a black-holed server must give up")
     .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{name}: {e}");
     assert!(e.is_retryable());
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     // Shutdown: a pending call is dropped and returns at once.
@@ -107,15 +103,54 @@ async fn a_black_holed_database_times_out_each_query() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(ok, "the store recovers after the database answers again");
+    assert!(
+        ok,
+        "{name}: the store recovers after the server answers again"
+    );
 }
 
-#[tokio::test]
-async fn bad_query_timeouts_are_config_errors() {
+async fn bad_query_timeouts_are_refused(url: impl Fn(&str) -> String) {
     for v in ["0", "-1", "soon"] {
-        let url = format!("postgres://u:PW@127.0.0.1:1/test?query_timeout_ms={v}");
-        let e = connect_store(&url).await.err().expect("refused");
+        let e = connect_store(&url(v)).await.err().expect("refused");
         assert_eq!(e.kind(), ErrorKind::Config, "{e}");
         assert!(!e.to_string().contains("PW"), "{e}");
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_black_holed_database_times_out_each_query() {
+        super::times_out_each_query("postgres", "127.0.0.1:5432", |port| {
+            format!("postgres://postgres@127.0.0.1:{port}/test?query_timeout_ms=400")
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn bad_query_timeouts_are_config_errors() {
+        super::bad_query_timeouts_are_refused(|v| {
+            format!("postgres://u:PW@127.0.0.1:1/test?query_timeout_ms={v}")
+        })
+        .await;
+    }
+}
+
+#[cfg(feature = "redis")]
+mod redis {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_black_holed_redis_times_out_each_query() {
+        super::times_out_each_query("redis", "127.0.0.1:6379", |port| {
+            format!("redis://127.0.0.1:{port}/?query_timeout_ms=400")
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn bad_query_timeouts_are_config_errors() {
+        super::bad_query_timeouts_are_refused(|v| {
+            format!("redis://:PW@127.0.0.1:1/?query_timeout_ms={v}")
+        })
+        .await;
     }
 }
