@@ -17,8 +17,8 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::args::Args;
-use crate::measure::{latency_us, stamped_payload, RunResult};
+use brokerkit_bench_driver::measure::{latency_us, stamped_payload, RunResult};
+use brokerkit_bench_driver::Args;
 
 fn err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Unexpected, format!("raw kafka: {what}: {e}"))
@@ -33,9 +33,10 @@ fn base(c: &KafkaConfig) -> ClientConfig {
     cc
 }
 
+/// One measured run of the raw client with the SDK run's settings.
 pub async fn run(args: &Args) -> Result<RunResult> {
     let c = KafkaConfig::from_url(&BrokerUrl::parse(&args.url)?)?;
-    let topic = crate::measure::unique_name("bench-raw");
+    let topic = brokerkit_bench_driver::measure::unique_name("bench-raw");
     // Made at connect time, like the backend's shared producer.
     let producer: FutureProducer = base(&c)
         .set("enable.idempotence", "true")

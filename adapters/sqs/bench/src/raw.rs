@@ -12,8 +12,8 @@ use base64::Engine;
 use brokerkit::{BrokerUrl, Error, ErrorKind, Result};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::args::Args;
-use crate::measure::{latency_us, stamped_payload, RunResult};
+use brokerkit_bench_driver::measure::{latency_us, stamped_payload, RunResult};
+use brokerkit_bench_driver::Args;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -52,10 +52,11 @@ pub async fn client_and_config(
     Ok((aws_sdk_sqs::Client::new(&config), config))
 }
 
+/// One measured run of the raw client with the SDK run's settings.
 pub async fn run(args: &Args) -> Result<RunResult> {
     let url = BrokerUrl::parse(&args.url)?;
     let sqs = client(&url).await?;
-    let name = crate::measure::unique_name("bench-raw");
+    let name = brokerkit_bench_driver::measure::unique_name("bench-raw");
     let queue_url = sqs
         .create_queue()
         .queue_name(&name)

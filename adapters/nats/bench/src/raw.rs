@@ -1,4 +1,5 @@
-//! Raw async-nats JetStream baseline, mirroring `sdk_run`: `--producers` tasks publishing with the
+//! Raw async-nats JetStream baseline, mirroring the bench's SDK run (`bench/src/sdk_run.rs`):
+//! `--producers` tasks publishing with the
 //! publish ack awaited (a batch is published, then its acks awaited), one task reading a
 //! durable pull consumer (at most `prefetch` messages per pull) and acking each message.
 
@@ -8,13 +9,14 @@ use async_nats::jetstream::{self, consumer::pull, stream};
 use brokerkit::{BrokerUrl, Error, ErrorKind, Result};
 use futures_util::StreamExt;
 
-use crate::args::Args;
-use crate::measure::{latency_us, stamped_payload, RunResult};
+use brokerkit_bench_driver::measure::{latency_us, stamped_payload, RunResult};
+use brokerkit_bench_driver::Args;
 
 fn err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Unexpected, format!("raw async-nats {what}: {e}"))
 }
 
+/// One measured run of the raw client with the SDK run's settings.
 pub async fn run(args: &Args) -> Result<RunResult> {
     let url = BrokerUrl::parse(&args.url)?;
     let u = url.expose();
@@ -27,7 +29,7 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         .await
         .map_err(|e| err("connect", e))?;
     let js = jetstream::new(client);
-    let name = crate::measure::unique_name("bench-raw");
+    let name = brokerkit_bench_driver::measure::unique_name("bench-raw");
     let stream = js
         .create_stream(stream::Config {
             name: name.clone(),

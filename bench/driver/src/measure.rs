@@ -45,12 +45,16 @@ pub fn latency_us(payload: &[u8]) -> u64 {
 
 /// One run's figures.
 pub struct RunResult {
+    /// Messages received.
     pub messages: usize,
+    /// From the first send to the last receive.
     pub elapsed: Duration,
+    /// Every message's latency, sorted.
     pub latencies_us: Vec<u64>,
 }
 
 impl RunResult {
+    /// A run's result from its latencies (in any order).
     pub fn new(messages: usize, elapsed: Duration, mut latencies_us: Vec<u64>) -> Self {
         latencies_us.sort_unstable();
         RunResult {
@@ -60,10 +64,12 @@ impl RunResult {
         }
     }
 
+    /// Throughput.
     pub fn msgs_per_s(&self) -> f64 {
         self.messages as f64 / self.elapsed.as_secs_f64()
     }
 
+    /// The latency at percentile `p` (0..=100).
     pub fn percentile_us(&self, p: f64) -> u64 {
         if self.latencies_us.is_empty() {
             return 0;
@@ -72,6 +78,7 @@ impl RunResult {
         self.latencies_us[idx]
     }
 
+    /// Prints one line, labelled.
     pub fn print(&self, label: &str) {
         println!(
             "{label:>4}: {:>10.0} msgs/s  ({} msgs in {:.3} s)  latency p50 {} us, p99 {} us, max {} us",

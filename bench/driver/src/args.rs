@@ -1,6 +1,6 @@
 //! Command-line arguments.
 
-/// Usage text.
+/// Usage text, the flags; the bench adds a line per broker it was built with.
 pub const USAGE: &str =
     "usage: brokerkit-bench [--url URL] [--size BYTES] [--messages N] [--batch N] [--prefetch N]
   --url       broker URL (default: $BROKERKIT_URL or memory://)
@@ -13,42 +13,87 @@ pub const USAGE: &str =
   --layers    compare the handler API with all layers off and on (correlation, trace context,
               schema validation, idempotency in memory) instead of SDK vs raw client
   --concurrency N  handlers at once in --layers mode (default 2)
-  --producers N    concurrent sending tasks, each sending its share (default 1); the NATS and
-                   RabbitMQ raw baselines use as many (RabbitMQ: one channel each)
+  --producers N    concurrent sending tasks, each sending its share (default 1); the raw
+                   baselines that say so below use as many
   --pipelined      SDK sends go one message at a time through a SendBatcher (feed, then await
                    the receipts) instead of awaiting each send or calling send_batch
   --rounds N       alternate SDK and raw runs N times and print medians and spreads (default 1)
   --peer NAME      compare with a peer library instead of the raw client, same workload:
-                   omniqueue (memory, amqp, sqs; feature peer-omniqueue) or faststream
-                   (amqp, nats+js, kafka; the Python script in bench/peers/, installed by
-                   bench/peers/setup.sh); prints the ratio brokerkit/peer
+                   omniqueue (feature peer-omniqueue) or faststream (the Python script in
+                   bench/peers/, installed by bench/peers/setup.sh); prints the ratio
+                   brokerkit/peer. The schemes each covers are listed below
   --receive-batch N  the consumer takes up to N deliveries per call (SDK next_batch with no
                    extra wait; omniqueue receive_all) instead of one (next / receive);
                    each delivery is still acked on its own (default 1)
-  --raw-headers    the NATS raw baseline adds the three headers the default send layers add
-                   (message-id and correlation-id, 36 characters each, and a 13-digit
-                   timestamp), to tell the headers' cost at the broker from the SDK's own";
+  --raw-headers    the raw baselines that say so below add the three headers the default send
+                   layers add (message-id and correlation-id, 36 characters each, and a
+                   13-digit timestamp), to tell the headers' cost at the broker from the SDK's own";
+
+/// The peer libraries `--peer` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// omniqueue (Rust, in this process).
+    Omniqueue,
+    /// FastStream (Python, a script run once per round).
+    FastStream,
+}
+
+impl Peer {
+    /// The peer `--peer NAME` names.
+    pub fn parse(name: &str) -> std::result::Result<Peer, String> {
+        match name {
+            "omniqueue" => Ok(Peer::Omniqueue),
+            "faststream" => Ok(Peer::FastStream),
+            other => Err(format!(
+                "--peer: unknown peer {other:?}; known: omniqueue, faststream"
+            )),
+        }
+    }
+
+    /// Its name on the command line and in the output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Omniqueue => "omniqueue",
+            Peer::FastStream => "faststream",
+        }
+    }
+}
 
 /// Parsed arguments.
 #[derive(Debug, Clone)]
 pub struct Args {
+    /// Broker URL.
     pub url: String,
+    /// Payload bytes.
     pub size: usize,
+    /// Messages to send and consume.
     pub messages: usize,
+    /// Messages per send call.
     pub batch: usize,
+    /// Consumer prefetch.
     pub prefetch: usize,
+    /// `--layers` mode.
     pub layers: bool,
+    /// Send without the default layers.
     pub no_layers: bool,
+    /// Handlers at once in `--layers` mode.
     pub concurrency: usize,
+    /// Concurrent sending tasks.
     pub producers: usize,
+    /// SDK sends through a `SendBatcher`.
     pub pipelined: bool,
+    /// Alternated rounds.
     pub rounds: usize,
+    /// The peer to compare with instead of the raw client.
     pub peer: Option<String>,
+    /// Raw baselines send the default layers' headers.
     pub raw_headers: bool,
+    /// Deliveries per receive call.
     pub receive_batch: usize,
 }
 
 impl Args {
+    /// Parses the command line (without the program name).
     pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         let mut a = Args {
             url: std::env::var(brokerkit::URL_ENV).unwrap_or_else(|_| "memory://".into()),
@@ -84,7 +129,7 @@ impl Args {
                 "--producers" => a.producers = number(value()?)?,
                 "--rounds" => a.rounds = number(value()?)?,
                 "--receive-batch" => a.receive_batch = number(value()?)?,
-                "--peer" => a.peer = Some(crate::peer::Peer::parse(&value()?)?.name().into()),
+                "--peer" => a.peer = Some(Peer::parse(&value()?)?.name().into()),
                 "--pipelined" => a.pipelined = true,
                 "--raw-headers" => a.raw_headers = true,
                 "--layers" => a.layers = true,

@@ -1,4 +1,5 @@
-//! Raw lapin baseline, mirroring `sdk_run`: one connection, `--producers` tasks (a channel
+//! Raw lapin baseline, mirroring the bench's SDK run (`bench/src/sdk_run.rs`): one
+//! connection, `--producers` tasks (a channel
 //! each) publishing persistent messages with the mandatory flag and waiting for each publisher
 //! confirm (or a batch's confirms), a consumer task with the same prefetch acking each message.
 
@@ -14,8 +15,8 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 
-use crate::args::Args;
-use crate::measure::{latency_us, stamped_payload, RunResult};
+use brokerkit_bench_driver::measure::{latency_us, stamped_payload, RunResult};
+use brokerkit_bench_driver::Args;
 
 fn err(e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Unexpected, format!("raw lapin: {e}"))
@@ -24,18 +25,23 @@ fn err(e: impl std::fmt::Display) -> Error {
 /// A durable fanout exchange and a durable queue bound to it, as the SDK declares for a
 /// destination and its consumer group; removed again by [`Topology::delete`].
 pub struct Topology {
+    /// The connection it was declared on.
     pub conn: Connection,
+    /// The channel that declared it.
     pub setup: lapin::Channel,
+    /// The exchange (the destination).
     pub exchange: String,
+    /// The queue (the consumer group's).
     pub queue: String,
 }
 
 impl Topology {
+    /// Declares a fresh exchange and queue named after `prefix` on a new connection.
     pub async fn declare(url: &str, prefix: &str) -> Result<Topology> {
         let conn = Connection::connect(url, ConnectionProperties::default())
             .await
             .map_err(err)?;
-        let dest = crate::measure::unique_name(prefix);
+        let dest = brokerkit_bench_driver::measure::unique_name(prefix);
         let queue = format!("{dest}:bench");
         let setup = conn.create_channel().await.map_err(err)?;
         let durable = ExchangeDeclareOptions {
@@ -94,6 +100,7 @@ impl Topology {
     }
 }
 
+/// One measured run of the raw client with the SDK run's settings.
 pub async fn run(args: &Args) -> Result<RunResult> {
     let topology = Topology::declare(&args.url, "bench-raw").await?;
     let (conn, dest, queue) = (
