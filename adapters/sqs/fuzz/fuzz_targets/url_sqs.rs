@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    brokerkit_fuzz::url_target(data, |url| brokerkit_sqs::check_url(url));
+    brokerkit_fuzz::url_target(data, brokerkit_sqs::check_url);
 });
