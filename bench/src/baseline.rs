@@ -1,25 +1,15 @@
-//! Raw-client baselines, one per broker scheme, run with the same settings as the SDK run.
-//! Each adapter adds its raw client here behind its cargo feature.
+//! Raw-client baselines: the one of the broker bench crate that covers the URL's scheme (each
+//! in `adapters/<b>/bench`, behind the bench's cargo feature `<b>`), run with the same
+//! settings as the SDK run.
 
 use brokerkit::{BrokerUrl, Result};
-
-use crate::args::Args;
-use crate::measure::RunResult;
+use brokerkit_bench_driver::{Args, RunResult};
 
 /// Runs the raw-client baseline for the URL's scheme; `None` when there is none.
 pub async fn run(args: &Args) -> Result<Option<RunResult>> {
     let url = BrokerUrl::parse(&args.url)?;
-    Ok(match url.scheme() {
-        // memory:// is in-process: there is no separate client to compare with.
-        "memory" => None,
-        #[cfg(feature = "nats")]
-        "nats+js" => Some(crate::raw_nats::run(args).await?),
-        #[cfg(feature = "kafka")]
-        "kafka" => Some(crate::raw_kafka::run(args).await?),
-        #[cfg(feature = "sqs")]
-        "sqs" => Some(crate::raw_sqs::run(args).await?),
-        #[cfg(feature = "rabbitmq")]
-        "amqp" | "amqps" => Some(crate::raw_rabbitmq::run(args).await?),
-        _ => None,
-    })
+    match crate::brokers::for_scheme(url.scheme()).and_then(|b| b.raw(args)) {
+        Some(run) => Ok(Some(run.await?)),
+        None => Ok(None),
+    }
 }

@@ -10,33 +10,24 @@
 //! with `--peer NAME`, `peer`, `peer_msgs_per_s` and `ratio` = brokerkit/peer instead; and
 //! `peak_rss_mib`, the process's peak resident memory (Linux `VmHWM`).
 
-mod args;
 mod baseline;
+mod brokers;
 mod layers_run;
-mod measure;
+mod memory;
 mod peer;
 mod peer_faststream;
-#[cfg(feature = "peer-omniqueue")]
-mod peer_omniqueue;
-#[cfg(feature = "kafka")]
-mod raw_kafka;
-#[cfg(feature = "nats")]
-mod raw_nats;
-#[cfg(feature = "rabbitmq")]
-mod raw_rabbitmq;
-#[cfg(feature = "sqs")]
-mod raw_sqs;
 mod rss;
 mod sdk_run;
 
 use brokerkit::BrokerUrl;
+use brokerkit_bench_driver::{args, measure, Peer};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = match args::Args::parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(msg) => {
-            eprintln!("{msg}\n\n{}", args::USAGE);
+            eprintln!("{msg}\n\n{}{}", args::USAGE, brokers::usage());
             std::process::exit(2);
         }
     };
@@ -56,9 +47,9 @@ async fn main() {
     let peer = args
         .peer
         .as_deref()
-        .map(|p| peer::Peer::parse(p).expect("checked by Args::parse"));
+        .map(|p| Peer::parse(p).expect("checked by Args::parse"));
     if let Some(peer) = peer {
-        let settings = peer.settings(&args).unwrap_or_else(|e| {
+        let settings = peer::settings(peer, &args).unwrap_or_else(|e| {
             eprintln!("{e}");
             std::process::exit(2);
         });
@@ -141,11 +132,11 @@ fn mib(kib: Option<u64>) -> serde_json::Value {
 
 /// The run beside the SDK's: the peer's with `--peer`, else the raw client's (none where
 /// the scheme has no baseline), printed.
-async fn other_round(args: &args::Args, peer: Option<peer::Peer>) -> Option<measure::RunResult> {
+async fn other_round(args: &args::Args, peer: Option<Peer>) -> Option<measure::RunResult> {
     let Some(peer) = peer else {
         return raw_round(args).await;
     };
-    match peer.run(args).await {
+    match peer::run(peer, args).await {
         Ok(run) => {
             run.print(peer.name());
             Some(run)

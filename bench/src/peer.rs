@@ -1,108 +1,79 @@
 //! `--peer`: the libraries users compare brokerkit with, run on the same workload (message
 //! size, count, producers, prefetch) against the same broker, alternated with the SDK run.
-//! Each peer states what it is configured with where that differs from the SDK.
+//! Each broker's bench crate says how a peer runs on it and what the peer is configured with
+//! where that differs from the SDK ([`PeerDriver`]).
 
 use brokerkit::{BrokerUrl, Error, ErrorKind, Result};
+use brokerkit_bench_driver::{Args, Peer, PeerDriver, PeerRun, RunResult};
 
-use crate::args::Args;
-use crate::measure::RunResult;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Peer {
-    Omniqueue,
-    FastStream,
+/// The peer's driver on the URL's broker.
+fn driver(peer: Peer, args: &Args) -> Result<PeerDriver> {
+    let url = BrokerUrl::parse(&args.url)?;
+    let scheme = url.scheme();
+    let Some(broker) = crate::brokers::for_scheme(scheme) else {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "--peer {}: no broker bench for the {scheme}:// scheme built (build the \
+                 bench with that broker's feature)",
+                peer.name()
+            ),
+        ));
+    };
+    broker.peer(peer).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "--peer {} does not cover the {scheme}:// scheme",
+                peer.name()
+            ),
+        )
+    })
 }
 
-impl Peer {
-    pub fn parse(name: &str) -> std::result::Result<Peer, String> {
-        match name {
-            "omniqueue" => Ok(Peer::Omniqueue),
-            "faststream" => Ok(Peer::FastStream),
-            other => Err(format!(
-                "--peer: unknown peer {other:?}; known: omniqueue, faststream"
-            )),
+/// One measured run of the peer.
+pub async fn run(peer: Peer, args: &Args) -> Result<RunResult> {
+    match driver(peer, args)?.run {
+        PeerRun::InProcess(Some(run)) => run(args).await,
+        PeerRun::InProcess(None) => Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "--peer {0} needs the bench built with --features peer-{0}",
+                peer.name()
+            ),
+        )),
+        PeerRun::Script(target) => {
+            let url = BrokerUrl::parse(&args.url)?;
+            crate::peer_faststream::run(args, target(&url)).await
         }
     }
+}
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Peer::Omniqueue => "omniqueue",
-            Peer::FastStream => "faststream",
-        }
+/// What the peer is configured with, and every setting that differs from the SDK run.
+pub fn settings(peer: Peer, args: &Args) -> Result<&'static str> {
+    Ok(driver(peer, args)?.settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(url: &str) -> Args {
+        Args::parse(["--url".to_string(), url.to_string()].into_iter()).unwrap()
     }
 
-    /// One measured run of the peer.
-    pub async fn run(self, args: &Args) -> Result<RunResult> {
-        match self {
-            #[cfg(feature = "peer-omniqueue")]
-            Peer::Omniqueue => crate::peer_omniqueue::run(args).await,
-            #[cfg(not(feature = "peer-omniqueue"))]
-            Peer::Omniqueue => Err(Error::new(
-                ErrorKind::Unsupported,
-                "--peer omniqueue needs the bench built with --features peer-omniqueue",
-            )),
-            Peer::FastStream => crate::peer_faststream::run(args).await,
-        }
-    }
-
-    /// What the peer is configured with, and every setting that differs from the SDK run.
-    pub fn settings(self, args: &Args) -> Result<&'static str> {
-        let url = BrokerUrl::parse(&args.url)?;
-        let scheme = url.scheme();
-        let note = match (self, scheme) {
-            (Peer::Omniqueue, "memory") => {
-                "omniqueue 0.3 InMemoryBackend: an unbounded tokio mpsc channel, one copy of the \
-                 payload per send and per delivery (for nack); receive (receive_all with \
-                 --receive-batch) + ack each, as the SDK run. \
-                 Differs: no capacity bound / backpressure, no headers, no visibility timeout, \
-                 no redelivery of a dropped delivery, no consumer groups."
-            }
-            (Peer::Omniqueue, "amqp" | "amqps") => {
-                "omniqueue 0.3 RabbitMqBackend (lapin 2 on the bench's tokio runtime): same \
-                 durable fanout exchange and durable queue, persistent messages (delivery_mode 2), \
-                 one channel shared by all producers, prefetch as the SDK, receive (receive_all \
-                 with --receive-batch) + ack each. Differs: \
-                 NO publisher confirms (send returns once the frame is written; the SDK waits for \
-                 the broker's confirm), no mandatory flag (the SDK's is set), no headers."
-            }
-            (Peer::Omniqueue, "sqs") => {
-                "omniqueue 0.3 SqsBackend on the same aws-sdk-sqs client config: SendMessage per \
-                 send (SendMessageBatch with --batch), receive_all(10, 1 s long poll), \
-                 DeleteMessage per ack; payload base64 like the SDK's binary payloads. Differs: \
-                 no message attributes (the SDK sends its headers as attributes), one receive \
-                 loop (the SDK's poller keeps prefetch messages in flight)."
-            }
-            (Peer::FastStream, "amqp" | "amqps") => {
-                "FastStream (aio-pika) RabbitBroker: publisher confirms on (its default), \
-                 mandatory, persist=True, durable fanout exchange + durable queue, prefetch as \
-                 the SDK, AckPolicy.ACK (ack after the handler), one asyncio task per producer, \
-                 per-message logging off (logger=None). Differs: payload passes through \
-                 FastStream's decoder to a `bytes` handler argument; headers are FastStream's own \
-                 (correlation_id, content-type)."
-            }
-            (Peer::FastStream, "nats+js") => {
-                "FastStream (nats-py) NatsBroker: JetStream publish awaiting the PubAck, file \
-                 stream, durable pull consumer (batch of prefetch), AckPolicy.ACK, logging off. \
-                 Differs: FastStream adds its correlation-id and content-type headers (the SDK \
-                 with default layers adds message-id, correlation-id, timestamp, traceparent)."
-            }
-            (Peer::FastStream, "kafka") => {
-                "FastStream (aiokafka) KafkaBroker: acks=all and linger 1 ms as the SDK, a \
-                 3-partition topic as the SDK creates, consumer group with \
-                 auto_offset_reset=earliest, AckPolicy.ACK (commit after the handler), logging \
-                 off. Differs: NO idempotent producer (the SDK's is idempotent; aiokafka's \
-                 InitProducerId crashes tansu 0.6), aiokafka's own batching and fetch settings."
-            }
-            (peer, scheme) => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!(
-                        "--peer {} does not cover the {scheme}:// scheme",
-                        peer.name()
-                    ),
-                ))
-            }
-        };
-        Ok(note)
+    #[test]
+    fn a_peer_states_what_it_covers() {
+        assert!(settings(Peer::Omniqueue, &args("memory://"))
+            .unwrap()
+            .contains("InMemoryBackend"));
+        let e = settings(Peer::FastStream, &args("memory://")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(
+            e.to_string().contains("does not cover the memory://"),
+            "{e}"
+        );
+        let e = settings(Peer::FastStream, &args("nope://x")).unwrap_err();
+        assert!(e.to_string().contains("no broker bench"), "{e}");
     }
 }

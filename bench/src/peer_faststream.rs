@@ -11,10 +11,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use brokerkit::{BrokerUrl, Error, ErrorKind, Result};
+use brokerkit::{Error, ErrorKind, Result};
 
-use crate::args::Args;
-use crate::measure::RunResult;
+use brokerkit_bench_driver::{Args, RunResult};
 
 fn err(e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Unexpected, format!("faststream peer: {e}"))
@@ -24,29 +23,9 @@ fn peers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers")
 }
 
-/// The script's broker name and URL for a brokerkit URL.
-fn target(url: &BrokerUrl) -> Result<(&'static str, String)> {
-    let u = url.expose();
-    let host = u.host_str().unwrap_or("127.0.0.1");
-    Ok(match url.scheme() {
-        "amqp" | "amqps" => ("rabbitmq", u.as_str().to_string()),
-        "nats+js" => (
-            "nats",
-            format!("nats://{host}:{}", u.port().unwrap_or(4222)),
-        ),
-        "kafka" => ("kafka", format!("{host}:{}", u.port().unwrap_or(9092))),
-        other => {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("--peer faststream covers amqp, nats+js and kafka, not {other}://"),
-            ))
-        }
-    })
-}
-
-pub async fn run(args: &Args) -> Result<RunResult> {
-    let url = BrokerUrl::parse(&args.url)?;
-    let (broker, address) = target(&url)?;
+/// One run of the script on `broker` (its name in the script) at `address`, as the broker's
+/// bench crate maps the URL.
+pub async fn run(args: &Args, (broker, address): (&'static str, String)) -> Result<RunResult> {
     let python = std::env::var_os("BROKERKIT_BENCH_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| peers_dir().join(".venv/bin/python"));
@@ -56,7 +35,9 @@ pub async fn run(args: &Args) -> Result<RunResult> {
             python.display()
         )));
     }
-    let out_file = std::env::temp_dir().join(crate::measure::unique_name("bench-faststream"));
+    let out_file = std::env::temp_dir().join(brokerkit_bench_driver::measure::unique_name(
+        "bench-faststream",
+    ));
     let mut cmd = Command::new(&python);
     cmd.arg(peers_dir().join("faststream_bench.py"))
         .args(["--broker", broker])
@@ -105,27 +86,4 @@ pub async fn run(args: &Args) -> Result<RunResult> {
         Duration::from_secs_f64(elapsed),
         latencies,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_brokerkit_urls_to_the_scripts_brokers() {
-        let t = |u: &str| target(&BrokerUrl::parse(u).unwrap());
-        assert_eq!(
-            t("nats+js://127.0.0.1:4222").unwrap(),
-            ("nats", "nats://127.0.0.1:4222".into())
-        );
-        assert_eq!(
-            t("kafka://127.0.0.1:9092").unwrap(),
-            ("kafka", "127.0.0.1:9092".into())
-        );
-        assert_eq!(
-            t("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap().0,
-            "rabbitmq"
-        );
-        assert_eq!(t("memory://").unwrap_err().kind(), ErrorKind::Unsupported);
-    }
 }

@@ -1,0 +1,11 @@
+//! Broker URLs as a user types them, checked by this adapter's config
+//! (`KafkaConfig::from_url`), no connection: the shared URL target (`brokerkit_fuzz::url_target`, `fuzz/src/lib.rs`)
+//! asserts that no printed form, the check's error included, leaks a planted password.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    brokerkit_fuzz::url_target(data, |url| {
+        brokerkit_kafka::KafkaConfig::from_url(url).map(drop)
+    });
+});
