@@ -128,6 +128,16 @@ pub trait ProducerBackend: Send + Sync + 'static {
     /// Sends one message.
     async fn send(&self, message: Message) -> Result<()>;
 
+    /// [`ProducerBackend::send`] as a future that owns the backend, so a caller holding an
+    /// `Arc` needs no future of its own around it. The default wraps `send`; an adapter may
+    /// override it to save that second boxed future per message (same behaviour as `send`).
+    fn send_owned(
+        self: Arc<Self>,
+        message: Message,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'static>> {
+        Box::pin(async move { self.send(message).await })
+    }
+
     /// Sends at most [`Capabilities::max_batch`] messages. On partial failure the error names
     /// the failed entries; entries it does not name were sent.
     async fn send_batch(&self, messages: Vec<Message>) -> Result<()> {
@@ -152,6 +162,15 @@ pub trait ConsumerBackend: Send + 'static {
     /// The next delivery, or `None` once closed. Cancel-safe: dropping the future loses no
     /// message.
     async fn next(&mut self) -> Result<Option<Delivery>>;
+
+    /// Appends to `out` up to `max` deliveries the consumer can hand out now, without
+    /// waiting or I/O, within the same `prefetch` bound and with the same rules as `next`
+    /// (a caller tries this before `next`, and for the rest of a batch). The default hands
+    /// out none, so the caller goes on with `next`; an adapter that holds messages in
+    /// process overrides it (the memory broker takes a batch under one lock).
+    fn ready(&mut self, max: usize, out: &mut Vec<Delivery>) {
+        let _ = (max, out);
+    }
 
     /// Stops intake (graceful shutdown).
     async fn close(&mut self) -> Result<()>;

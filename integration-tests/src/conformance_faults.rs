@@ -535,10 +535,7 @@ struct SwitchableStore {
 impl SwitchableStore {
     fn check(&self) -> brokerkit::Result<()> {
         if self.down.load(Ordering::SeqCst) {
-            return Err(
-                brokerkit::Error::new(ErrorKind::Unavailable, "store down")
-                    .retryable(true),
-            );
+            return Err(brokerkit::Error::new(ErrorKind::Unavailable, "store down").retryable(true));
         }
         Ok(())
     }

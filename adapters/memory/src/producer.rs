@@ -22,6 +22,18 @@ impl ProducerBackend for MemoryProducer {
             .await
     }
 
+    fn send_owned(
+        self: Arc<Self>,
+        message: Message,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'static>> {
+        Box::pin(async move {
+            self.link.check_open("send")?;
+            self.destination
+                .send_one(message, self.link.config.send_timeout, &self.link.closed)
+                .await
+        })
+    }
+
     async fn send_batch(&self, messages: Vec<Message>) -> Result<()> {
         self.link.check_open("send_batch")?;
         self.destination

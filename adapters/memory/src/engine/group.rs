@@ -171,6 +171,23 @@ impl Group {
         self.lock().queue.pop(now, later_than(now, self.visibility))
     }
 
+    /// Hands up to `max` messages deliverable now to `each`, under one lock and one clock
+    /// read (`each` runs under the lock: it must be short and must not touch this group).
+    pub fn try_pop_many(&self, max: usize, mut each: impl FnMut((Ticket, Entry))) {
+        if max == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let deadline = later_than(now, self.visibility);
+        let mut st = self.lock();
+        for _ in 0..max {
+            match st.queue.pop(now, deadline) {
+                Some(one) => each(one),
+                None => break,
+            }
+        }
+    }
+
     /// Waits for the next message and hands it out. Cancel-safe.
     pub async fn pop(&self) -> (Ticket, Entry) {
         if let Some(got) = self.try_pop() {

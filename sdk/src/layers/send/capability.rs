@@ -32,7 +32,7 @@ impl Call<Outgoing, ()> for Adapter {
             }
         }
         match request.into_messages() {
-            Ok(one) => Box::pin(async move { self.backend.send(one).await }),
+            Ok(one) => self.backend.clone().send_owned(one),
             Err(many) => Box::pin(async move { self.send_chunks(many).await }),
         }
     }
