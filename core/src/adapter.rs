@@ -128,6 +128,14 @@ pub trait ProducerBackend: Send + Sync + 'static {
     /// Sends one message.
     async fn send(&self, message: Message) -> Result<()>;
 
+    /// Sends without waiting or I/O where the adapter can (an in-process broker with room),
+    /// with `send`'s behaviour: [`SendNow::Done`] with the outcome, or [`SendNow::Wait`] with
+    /// the message back when sending it would have to wait (the caller then uses `send`).
+    /// The default always hands the message back.
+    fn send_now(&self, message: Message) -> SendNow {
+        SendNow::Wait(message)
+    }
+
     /// [`ProducerBackend::send`] as a future that owns the backend, so a caller holding an
     /// `Arc` needs no future of its own around it. The default wraps `send`; an adapter may
     /// override it to save that second boxed future per message (same behaviour as `send`).
@@ -146,6 +154,15 @@ pub trait ProducerBackend: Send + Sync + 'static {
         }
         Ok(())
     }
+}
+
+/// What [`ProducerBackend::send_now`] did.
+#[derive(Debug)]
+pub enum SendNow {
+    /// Sent, or refused, without waiting: the outcome, as `send` would give it.
+    Done(Result<()>),
+    /// Not sent: it would have to wait. The message, for `send`.
+    Wait(Message),
 }
 
 /// Receives from one destination for one group.

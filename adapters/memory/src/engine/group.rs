@@ -71,6 +71,23 @@ impl Group {
         self.wait_to_push(entries, total, deadline, closed).await
     }
 
+    /// Adds one message if there is room now (waking one waiting reader); gives it back if
+    /// the group is full.
+    pub fn try_push(&self, entry: Entry) -> Result<(), Entry> {
+        let wake = {
+            let mut st = self.lock();
+            if st.queue.len() >= self.capacity {
+                return Err(entry);
+            }
+            st.queue.push(entry);
+            st.waiting_readers > 0
+        };
+        if wake {
+            self.readable.notify_one();
+        }
+        Ok(())
+    }
+
     /// Adds one message: [`Group::push_all`] without a `Vec` while there is room.
     pub async fn push_one(
         &self,
@@ -78,25 +95,11 @@ impl Group {
         deadline: &mut Deadline,
         closed: &ClosedFlag,
     ) -> Pushed {
-        let wake = {
-            let mut st = self.lock();
-            if st.queue.len() < self.capacity {
-                st.queue.push(entry);
-                Ok(st.waiting_readers > 0)
-            } else {
-                Err(entry)
-            }
-        };
-        match wake {
-            Ok(wake) => {
-                if wake {
-                    self.readable.notify_one();
-                }
-                Pushed {
-                    stored: 1,
-                    stop: None,
-                }
-            }
+        match self.try_push(entry) {
+            Ok(()) => Pushed {
+                stored: 1,
+                stop: None,
+            },
             Err(entry) => self.wait_to_push(vec![entry], 1, deadline, closed).await,
         }
     }
