@@ -9,6 +9,10 @@ use tokio::sync::Notify;
 
 use super::queue::{Entry, Queue, Ticket};
 
+/// How many times an empty group is looked at again (yielding in between) before a
+/// consumer sleeps.
+const POP_RETRIES: usize = 32;
+
 pub(crate) struct Group {
     state: Mutex<State>,
     /// Signalled when messages become ready.
@@ -195,6 +199,15 @@ impl Group {
     pub async fn pop(&self) -> (Ticket, Entry) {
         if let Some(got) = self.try_pop() {
             return got;
+        }
+        // A sender is often about to store the next message: look again a few times, letting
+        // other tasks run in between, before sleeping (waking a sleeping consumer costs the
+        // sender a system call and the consumer a trip through the OS scheduler).
+        for _ in 0..POP_RETRIES {
+            tokio::task::yield_now().await;
+            if let Some(got) = self.try_pop() {
+                return got;
+            }
         }
         loop {
             let notified = self.readable.notified();
