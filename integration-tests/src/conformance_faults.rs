@@ -535,7 +535,10 @@ struct SwitchableStore {
 impl SwitchableStore {
     fn check(&self) -> brokerkit::Result<()> {
         if self.down.load(Ordering::SeqCst) {
-            return Err(brokerkit::Error::new(ErrorKind::Unavailable, "store down").retryable(true));
+            return Err(
+                brokerkit::Error::new(ErrorKind::Unavailable, "store down")
+                    .retryable(true),
+            );
         }
         Ok(())
     }
