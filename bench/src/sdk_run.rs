@@ -36,13 +36,18 @@ pub async fn run(args: &Args) -> Result<RunResult> {
     }
     let mut latencies = Vec::with_capacity(messages);
     while latencies.len() < messages {
-        let batch = if args.receive_batch > 1 {
-            consumer
-                .next_batch(args.receive_batch, std::time::Duration::ZERO)
-                .await?
-        } else {
-            consumer.next().await?.into_iter().collect()
-        };
+        if args.receive_batch <= 1 {
+            // One by one, without a batch `Vec` per delivery.
+            let Some(d) = consumer.next().await? else {
+                break;
+            };
+            latencies.push(latency_us(&d.message().payload));
+            d.ack().await?;
+            continue;
+        }
+        let batch = consumer
+            .next_batch(args.receive_batch, std::time::Duration::ZERO)
+            .await?;
         if batch.is_empty() {
             break;
         }

@@ -128,6 +128,24 @@ pub trait ProducerBackend: Send + Sync + 'static {
     /// Sends one message.
     async fn send(&self, message: Message) -> Result<()>;
 
+    /// Sends without waiting or I/O where the adapter can (an in-process broker with room),
+    /// with `send`'s behaviour: [`SendNow::Done`] with the outcome, or [`SendNow::Wait`] with
+    /// the message back when sending it would have to wait (the caller then uses `send`).
+    /// The default always hands the message back.
+    fn send_now(&self, message: Message) -> SendNow {
+        SendNow::Wait(message)
+    }
+
+    /// [`ProducerBackend::send`] as a future that owns the backend, so a caller holding an
+    /// `Arc` needs no future of its own around it. The default wraps `send`; an adapter may
+    /// override it to save that second boxed future per message (same behaviour as `send`).
+    fn send_owned(
+        self: Arc<Self>,
+        message: Message,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'static>> {
+        Box::pin(async move { self.send(message).await })
+    }
+
     /// Sends at most [`Capabilities::max_batch`] messages. On partial failure the error names
     /// the failed entries; entries it does not name were sent.
     async fn send_batch(&self, messages: Vec<Message>) -> Result<()> {
@@ -136,6 +154,15 @@ pub trait ProducerBackend: Send + Sync + 'static {
         }
         Ok(())
     }
+}
+
+/// What [`ProducerBackend::send_now`] did.
+#[derive(Debug)]
+pub enum SendNow {
+    /// Sent, or refused, without waiting: the outcome, as `send` would give it.
+    Done(Result<()>),
+    /// Not sent: it would have to wait. The message, for `send`.
+    Wait(Message),
 }
 
 /// Receives from one destination for one group.
@@ -152,6 +179,15 @@ pub trait ConsumerBackend: Send + 'static {
     /// The next delivery, or `None` once closed. Cancel-safe: dropping the future loses no
     /// message.
     async fn next(&mut self) -> Result<Option<Delivery>>;
+
+    /// Appends to `out` up to `max` deliveries the consumer can hand out now, without
+    /// waiting or I/O, within the same `prefetch` bound and with the same rules as `next`
+    /// (a caller tries this before `next`, and for the rest of a batch). The default hands
+    /// out none, so the caller goes on with `next`; an adapter that holds messages in
+    /// process overrides it (the memory broker takes a batch under one lock).
+    fn ready(&mut self, max: usize, out: &mut Vec<Delivery>) {
+        let _ = (max, out);
+    }
 
     /// Stops intake (graceful shutdown).
     async fn close(&mut self) -> Result<()>;

@@ -42,6 +42,15 @@ pub trait Settle: Send + 'static {
     /// Settles the delivery.
     async fn settle(self: Box<Self>, how: Settlement) -> Result<()>;
 
+    /// Settles at once, without waiting or I/O, where the adapter can (an in-process
+    /// broker): `Some` with the outcome, after which the box is dropped without `settle`
+    /// (and must then not redeliver); `None` to go on with [`Settle::settle`]. Only asked for
+    /// `Ack` and `Nack`. The default declines.
+    fn settle_now(&mut self, how: &Settlement) -> Option<Result<()>> {
+        let _ = how;
+        None
+    }
+
     /// Keeps the delivery from being handed to another consumer for at least `by` from now
     /// with the broker's own call (a visibility change, an in-progress ack).
     /// Only called when [`Capabilities::lease_extension`] is available; the default refuses.
@@ -126,14 +135,22 @@ impl Delivery {
     }
 
     /// Acknowledges: the message is done.
-    pub async fn ack(self) -> Result<()> {
+    pub async fn ack(mut self) -> Result<()> {
+        if let Some(done) = self.settler.settle_now(&Settlement::Ack) {
+            return done;
+        }
         self.settler.settle(Settlement::Ack).await
     }
 
     /// Asks for redelivery, no earlier than `delay` from now.
     pub async fn nack(self, delay: Option<Duration>) -> Result<()> {
         self.capabilities.check_nack(delay)?;
-        self.settler.settle(Settlement::Nack { delay }).await
+        let how = Settlement::Nack { delay };
+        let mut settler = self.settler;
+        if let Some(done) = settler.settle_now(&how) {
+            return done;
+        }
+        settler.settle(how).await
     }
 
     /// Moves the message to the dead-letter destination with an envelope.

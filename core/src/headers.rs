@@ -453,12 +453,15 @@ impl Headers {
     }
     /// Sets the send time (stored as milliseconds since the epoch).
     pub fn set_timestamp(&mut self, at: SystemTime) -> Result<()> {
-        let ms = at
+        let since = at
             .duration_since(UNIX_EPOCH)
-            .map_err(|_| Error::new(ErrorKind::InvalidHeader, "timestamp is before 1970"))?
-            .as_millis();
-        // u64 milliseconds last 584 million years; beyond that, saturate.
-        let ms = u64::try_from(ms).unwrap_or(u64::MAX);
+            .map_err(|_| Error::new(ErrorKind::InvalidHeader, "timestamp is before 1970"))?;
+        // u64 milliseconds last 584 million years; beyond that, saturate (in u64: no 128-bit
+        // division on every send).
+        let ms = since
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(since.subsec_millis()));
         self.set_canonical_digits(names::TIMESTAMP, ms);
         Ok(())
     }

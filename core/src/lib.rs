@@ -23,7 +23,7 @@ pub mod settings;
 mod text;
 
 pub use adapter::{
-    Backend, Connector, ConsumerBackend, ConsumerOptions, ProducerBackend, DEFAULT_GROUP,
+    Backend, Connector, ConsumerBackend, ConsumerOptions, ProducerBackend, SendNow, DEFAULT_GROUP,
 };
 pub use async_trait::async_trait;
 pub use batch::BatchError;

@@ -17,6 +17,9 @@ pub struct Consumer {
     lag_source: Option<crate::lag::LagSource>,
     /// A receive error met while a batch was being collected, returned by the next call.
     pending_error: Option<brokerkit_core::Error>,
+    /// Deliveries the adapter handed out at once ([`ConsumerBackend::ready`]), in order;
+    /// empty between calls.
+    ready: Vec<Delivery>,
 }
 
 /// Stops a consumer's intake from another task. Cheap to clone.
@@ -50,6 +53,7 @@ impl Consumer {
             closed: false,
             lag_source: None,
             pending_error: None,
+            ready: Vec::with_capacity(1),
         }
     }
 
@@ -84,6 +88,9 @@ impl Consumer {
         }
         let got = if *self.shutdown.borrow() {
             None
+        } else if let Some(d) = self.take_ready() {
+            // Handed out at once by the adapter: no future for the receive.
+            Some(Ok(Some(d)))
         } else {
             // Most calls find a delivery at once: no shutdown watch is set up for them.
             let next = self.backend.next();
@@ -109,6 +116,12 @@ impl Consumer {
             }
             Some(Err(e)) => Err(e.or_context(self.broker, &self.destination, "receive")),
         }
+    }
+
+    /// One delivery the adapter can hand out now without waiting, if any.
+    fn take_ready(&mut self) -> Option<Delivery> {
+        self.backend.ready(1, &mut self.ready);
+        self.ready.pop()
     }
 
     /// Up to `max` deliveries: waits for the first one as [`Consumer::next`] does, then takes
@@ -161,6 +174,18 @@ impl Consumer {
         };
         let mut batch = Vec::with_capacity(max.min(1024));
         batch.push(first);
+        // What the adapter can hand out at once (one lock for the memory broker), then the
+        // rest one by one.
+        if batch.len() < max && !*self.shutdown.borrow() {
+            let before = batch.len();
+            self.backend.ready(max - before, &mut batch);
+            if batch.len() > before {
+                self.stats.round_trip();
+            }
+            for d in &mut batch[before..] {
+                crate::cloudevents::accept(&mut d.message_mut().headers);
+            }
+        }
         let deadline = tokio::time::Instant::now() + wait;
         while batch.len() < max {
             match tokio::time::timeout_at(deadline, self.next()).await {

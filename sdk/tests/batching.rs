@@ -240,3 +240,53 @@ async fn next_batch_waits_no_longer_than_asked_after_the_first() {
     assert!(waited < Duration::from_secs(2), "{waited:?}");
     ack_all(batch).await.unwrap();
 }
+
+/// A batch taken at once (the memory broker pops it under one lock) keeps every rule of
+/// `next`: at most `prefetch` unsettled, send order, attempt 1, and a dropped batch is
+/// delivered again whole with attempt 2 (no attempt counted for messages not handed out).
+#[tokio::test]
+async fn a_batch_taken_at_once_keeps_prefetch_order_and_attempts() {
+    let broker = Broker::connect("memory://").await.unwrap();
+    let mut consumer = broker
+        .consumer("once")
+        .group("g")
+        .prefetch(4)
+        .build()
+        .await
+        .unwrap();
+    let producer = broker.producer("once").build().await.unwrap();
+    producer
+        .send_batch((0..6).map(|i| Message::new(format!("m{i}"))).collect())
+        .await
+        .unwrap();
+    let payloads = |b: &[brokerkit::Delivery]| -> Vec<String> {
+        b.iter()
+            .map(|d| String::from_utf8_lossy(&d.message().payload).into_owned())
+            .collect()
+    };
+    let batch = consumer.next_batch(10, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        payloads(&batch),
+        ["m0", "m1", "m2", "m3"],
+        "prefetch bounds it"
+    );
+    assert!(batch.iter().all(|d| d.attempt() == 1));
+    // Prefetch is used up: nothing more until a settlement.
+    let more = tokio::time::timeout(Duration::from_millis(50), consumer.next()).await;
+    assert!(more.is_err(), "a fifth unsettled delivery was handed out");
+    drop(batch);
+    let again = consumer.next_batch(10, Duration::ZERO).await.unwrap();
+    // Each dropped delivery goes back to the front, so the four come back in some order.
+    let mut back = payloads(&again);
+    back.sort();
+    assert_eq!(back, ["m0", "m1", "m2", "m3"]);
+    assert!(again.iter().all(|d| d.attempt() == 2), "redelivered once");
+    ack_all(again).await.unwrap();
+    let rest = consumer.next_batch(10, Duration::ZERO).await.unwrap();
+    assert_eq!(payloads(&rest), ["m4", "m5"]);
+    assert!(
+        rest.iter().all(|d| d.attempt() == 1),
+        "never handed out before"
+    );
+    ack_all(rest).await.unwrap();
+}

@@ -7,46 +7,32 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use brokerkit_core::emulation::{self, DeadLetterPrimitives, FailureRecord};
 use brokerkit_core::{DeadLetterReason, Error, ErrorKind, Message, Result, Settle, Settlement};
-use tokio::sync::OwnedSemaphorePermit;
 
+use crate::consumer::Shared;
 use crate::engine::group::Group;
 use crate::engine::queue::{Entry, Ticket};
 use crate::link::Link;
 
-/// The settlement half of one memory delivery.
+/// The settlement half of one memory delivery. It holds its consumer's prefetch place until
+/// it is dropped (after settling, or unsettled).
 pub(crate) struct MemorySettler {
-    link: Arc<Link>,
-    group: Arc<Group>,
-    group_name: Arc<str>,
-    destination: Arc<str>,
+    shared: Arc<Shared>,
     ticket: Ticket,
     attempt: u32,
     first_failure: Option<SystemTime>,
     settled: bool,
-    _permit: OwnedSemaphorePermit,
 }
 
 impl MemorySettler {
     /// `delivery` is the ticket, the attempt and the first failure of the entry.
-    pub fn new(
-        link: Arc<Link>,
-        group: Arc<Group>,
-        group_name: Arc<str>,
-        destination: Arc<str>,
-        delivery: (Ticket, u32, Option<SystemTime>),
-        permit: OwnedSemaphorePermit,
-    ) -> Self {
+    pub fn new(shared: Arc<Shared>, delivery: (Ticket, u32, Option<SystemTime>)) -> Self {
         let (ticket, attempt, first_failure) = delivery;
         MemorySettler {
-            link,
-            group,
-            group_name,
-            destination,
+            shared,
             ticket,
             attempt,
             first_failure,
             settled: false,
-            _permit: permit,
         }
     }
 
@@ -59,18 +45,19 @@ impl MemorySettler {
     }
 
     async fn dead_letter(&self, reason: DeadLetterReason, message: Message) -> Result<()> {
-        let Some(entry) = self.group.take_for_dead_letter(self.ticket) else {
+        let s = &self.shared;
+        let Some(entry) = s.group.take_for_dead_letter(self.ticket) else {
             return Err(self.expired("dead_letter"));
         };
         let mut taken = Taken {
-            link: &self.link,
-            group: &self.group,
+            link: &s.link,
+            group: &s.group,
             entry: Some(entry),
         };
         let failure = FailureRecord {
             attempts: self.attempt,
-            destination: self.destination.to_string(),
-            group: Some(self.group_name.to_string()),
+            destination: s.destination.to_string(),
+            group: Some(s.group_name.to_string()),
             first_failure: self.first_failure,
         };
         emulation::dead_letter(&mut taken, failure, reason, message).await
@@ -113,26 +100,39 @@ impl Drop for Taken<'_> {
     }
 }
 
+impl MemorySettler {
+    /// Ack or nack under the group's lock (no waiting); `None` for a dead-letter.
+    fn settle_in_place(&mut self, how: &Settlement) -> Option<Result<()>> {
+        let (ok, op) = match how {
+            Settlement::Ack => (self.shared.group.ack(self.ticket), "ack"),
+            Settlement::Nack { delay } => (self.shared.group.nack(self.ticket, *delay), "nack"),
+            Settlement::DeadLetter { .. } => return None,
+        };
+        self.settled = true;
+        Some(if ok { Ok(()) } else { Err(self.expired(op)) })
+    }
+}
+
 #[async_trait]
 impl Settle for MemorySettler {
     async fn settle(mut self: Box<Self>, how: Settlement) -> Result<()> {
+        if let Some(done) = self.settle_in_place(&how) {
+            return done;
+        }
         self.settled = true;
-        let (ok, op) = match how {
-            Settlement::Ack => (self.group.ack(self.ticket), "ack"),
-            Settlement::Nack { delay } => (self.group.nack(self.ticket, delay), "nack"),
-            Settlement::DeadLetter { reason, message } => {
-                return self.dead_letter(reason, message).await;
-            }
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(self.expired(op))
+        match how {
+            Settlement::DeadLetter { reason, message } => self.dead_letter(reason, message).await,
+            // Handled in place above.
+            Settlement::Ack | Settlement::Nack { .. } => Ok(()),
         }
     }
 
+    fn settle_now(&mut self, how: &Settlement) -> Option<Result<()>> {
+        self.settle_in_place(how)
+    }
+
     async fn extend(&mut self, by: Duration) -> Result<()> {
-        if self.group.extend(self.ticket, by) {
+        if self.shared.group.extend(self.ticket, by) {
             Ok(())
         } else {
             Err(self.expired("extend"))
@@ -144,7 +144,8 @@ impl Drop for MemorySettler {
     fn drop(&mut self) {
         if !self.settled {
             // Dropped unsettled: deliver again now. A stale ticket means it already was.
-            self.group.nack(self.ticket, None);
+            self.shared.group.nack(self.ticket, None);
         }
+        self.shared.release();
     }
 }

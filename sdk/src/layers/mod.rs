@@ -38,7 +38,7 @@ pub mod send;
 mod service;
 mod stack;
 
-pub(crate) use service::Call;
+pub(crate) use service::{finished, now_or_later, Call};
 pub use service::{
     from_fn, BoxFuture, ErasedLayer, Extensions, FromFnLayer, SharedService, StackLayer,
 };

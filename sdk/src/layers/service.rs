@@ -72,6 +72,36 @@ impl<Req: Send + 'static, Resp: Send + 'static> tower::Service<Req> for SharedSe
     }
 }
 
+/// A finished call's outcome as a [`BoxFuture`]: `Ok(())` is a zero-sized future, so its box
+/// allocates nothing (a send the adapter completed at once costs no future).
+pub(crate) fn finished(result: Result<()>) -> BoxFuture<Result<()>> {
+    /// Ready with `Ok(())`; zero-sized.
+    struct Done;
+    impl Future for Done {
+        type Output = Result<()>;
+        fn poll(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+    match result {
+        Ok(()) => Box::pin(Done),
+        Err(e) => Box::pin(std::future::ready(Err(e))),
+    }
+}
+
+/// Polls `fut` once with a waker that does nothing: its output if it finished at once. A
+/// future still pending is polled again with the caller's waker before anything waits on it
+/// (a future registers the waker of its latest poll), so nothing is lost.
+pub(crate) fn now_or_later<T>(fut: &mut BoxFuture<T>) -> Option<T> {
+    match fut
+        .as_mut()
+        .poll(&mut TaskContext::from_waker(std::task::Waker::noop()))
+    {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => None,
+    }
+}
+
 struct Tower<S>(S);
 
 impl<Req, Resp, S> Call<Req, Resp> for Tower<S>

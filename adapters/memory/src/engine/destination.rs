@@ -117,6 +117,16 @@ impl Destination {
         Ok(())
     }
 
+    /// Stores one message without waiting when the destination has a single group (or
+    /// backlog) with room; gives it back otherwise (then [`Destination::send_one`] waits).
+    pub fn try_send_one(&self, message: Message) -> Result<(), Message> {
+        let targets = self.targets();
+        match targets.as_slice() {
+            [group] => group.try_push(Entry::new(message)).map_err(|e| e.message),
+            _ => Err(message),
+        }
+    }
+
     /// [`Destination::send_batch`] of one message, without building a batch.
     pub async fn send_one(
         &self,

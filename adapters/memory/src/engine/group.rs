@@ -9,6 +9,13 @@ use tokio::sync::Notify;
 
 use super::queue::{Entry, Queue, Ticket};
 
+/// How many times an empty group is looked at again (yielding in between) before a
+/// consumer sleeps.
+const POP_RETRIES: usize = 32;
+
+/// Longest a writer waiting for room sleeps before looking again, woken or not.
+const RECHECK: Duration = Duration::from_millis(5);
+
 pub(crate) struct Group {
     state: Mutex<State>,
     /// Signalled when messages become ready.
@@ -16,6 +23,9 @@ pub(crate) struct Group {
     /// Signalled when room frees up.
     writable: Notify,
     capacity: usize,
+    /// Settlements that wake waiting writers (as many writers): an eighth of the capacity,
+    /// 1 to 64.
+    writer_batch: usize,
     visibility: Duration,
 }
 
@@ -23,6 +33,8 @@ struct State {
     queue: Queue,
     waiting_readers: usize,
     waiting_writers: usize,
+    /// Settlements since a waiting writer was last woken.
+    settled_for_writers: usize,
 }
 
 impl Group {
@@ -32,10 +44,12 @@ impl Group {
                 queue: Queue::new(),
                 waiting_readers: 0,
                 waiting_writers: 0,
+                settled_for_writers: 0,
             }),
             readable: Notify::new(),
             writable: Notify::new(),
             capacity,
+            writer_batch: (capacity / 8).clamp(1, 64),
             visibility,
         })
     }
@@ -71,6 +85,23 @@ impl Group {
         self.wait_to_push(entries, total, deadline, closed).await
     }
 
+    /// Adds one message if there is room now (waking one waiting reader); gives it back if
+    /// the group is full.
+    pub fn try_push(&self, entry: Entry) -> Result<(), Entry> {
+        let wake = {
+            let mut st = self.lock();
+            if st.queue.len() >= self.capacity {
+                return Err(entry);
+            }
+            st.queue.push(entry);
+            st.waiting_readers > 0
+        };
+        if wake {
+            self.readable.notify_one();
+        }
+        Ok(())
+    }
+
     /// Adds one message: [`Group::push_all`] without a `Vec` while there is room.
     pub async fn push_one(
         &self,
@@ -78,25 +109,11 @@ impl Group {
         deadline: &mut Deadline,
         closed: &ClosedFlag,
     ) -> Pushed {
-        let wake = {
-            let mut st = self.lock();
-            if st.queue.len() < self.capacity {
-                st.queue.push(entry);
-                Ok(st.waiting_readers > 0)
-            } else {
-                Err(entry)
-            }
-        };
-        match wake {
-            Ok(wake) => {
-                if wake {
-                    self.readable.notify_one();
-                }
-                Pushed {
-                    stored: 1,
-                    stop: None,
-                }
-            }
+        match self.try_push(entry) {
+            Ok(()) => Pushed {
+                stored: 1,
+                stop: None,
+            },
             Err(entry) => self.wait_to_push(vec![entry], 1, deadline, closed).await,
         }
     }
@@ -120,10 +137,17 @@ impl Group {
             let stop = if closed.is_closed() {
                 Some(Stop::Closed)
             } else {
-                let timed_out = tokio::time::timeout_at(deadline.into(), notified)
-                    .await
-                    .is_err();
-                timed_out.then_some(Stop::Full)
+                // Full at the deadline (the push above was the last try): give up. Else sleep
+                // until woken (settlements wake writers in batches) or `RECHECK` has passed,
+                // then look again: a writer never waits long while there is room.
+                let now = Instant::now();
+                if now >= deadline {
+                    Some(Stop::Full)
+                } else {
+                    let wake_at = deadline.min(now + RECHECK);
+                    let _ = tokio::time::timeout_at(wake_at.into(), notified).await;
+                    None
+                }
             };
             self.lock().waiting_writers -= 1;
             let stop = stop.or(closed.is_closed().then_some(Stop::Closed));
@@ -171,10 +195,36 @@ impl Group {
         self.lock().queue.pop(now, later_than(now, self.visibility))
     }
 
+    /// Hands up to `max` messages deliverable now to `each`, under one lock and one clock
+    /// read (`each` runs under the lock: it must be short and must not touch this group).
+    pub fn try_pop_many(&self, max: usize, mut each: impl FnMut((Ticket, Entry))) {
+        if max == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let deadline = later_than(now, self.visibility);
+        let mut st = self.lock();
+        for _ in 0..max {
+            match st.queue.pop(now, deadline) {
+                Some(one) => each(one),
+                None => break,
+            }
+        }
+    }
+
     /// Waits for the next message and hands it out. Cancel-safe.
     pub async fn pop(&self) -> (Ticket, Entry) {
         if let Some(got) = self.try_pop() {
             return got;
+        }
+        // A sender is often about to store the next message: look again a few times, letting
+        // other tasks run in between, before sleeping (waking a sleeping consumer costs the
+        // sender a system call and the consumer a trip through the OS scheduler).
+        for _ in 0..POP_RETRIES {
+            tokio::task::yield_now().await;
+            if let Some(got) = self.try_pop() {
+                return got;
+            }
         }
         loop {
             let notified = self.readable.notified();
@@ -199,11 +249,24 @@ impl Group {
         }
     }
 
-    /// After a settlement that freed one place: one writer may store a message, and what
+    /// After a settlement that freed one place: writers (see `writer_batch`), and what
     /// `readers` says for the readers. Wakes no one who is not waiting.
-    fn settled(&self, st: MutexGuard<'_, State>, readers: Readers) {
+    fn settled(&self, mut st: MutexGuard<'_, State>, readers: Readers) {
         let wake_reader = st.waiting_readers > 0 && readers != Readers::Unchanged;
-        let wake_writer = st.waiting_writers > 0;
+        // Writers wait for a batch of places (one wake-up, then a run of sends that find
+        // room, instead of a wake-up per message); they also look again every `RECHECK`.
+        let wake_writers = if st.waiting_writers == 0 {
+            st.settled_for_writers = 0;
+            0
+        } else {
+            st.settled_for_writers += 1;
+            if st.settled_for_writers >= self.writer_batch {
+                st.settled_for_writers = 0;
+                st.waiting_writers.min(self.writer_batch)
+            } else {
+                0
+            }
+        };
         drop(st);
         match readers {
             _ if !wake_reader => {}
@@ -211,7 +274,7 @@ impl Group {
             // A new wake-up time: every waiting reader recomputes its timeout.
             Readers::All | Readers::Unchanged => self.readable.notify_waiters(),
         }
-        if wake_writer {
+        for _ in 0..wake_writers {
             self.writable.notify_one();
         }
     }

@@ -4,4 +4,6 @@
 
 pub(crate) mod destination;
 pub(crate) mod group;
+#[cfg(test)]
+mod group_tests;
 pub(crate) mod queue;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use brokerkit_core::{BatchError, Capabilities, Message, ProducerBackend, Result};
+use brokerkit_core::{BatchError, Capabilities, Message, ProducerBackend, Result, SendNow};
 
 use super::{BoxFuture, Outgoing, SendService};
 use crate::layers::{Call, SharedService};
@@ -32,7 +32,11 @@ impl Call<Outgoing, ()> for Adapter {
             }
         }
         match request.into_messages() {
-            Ok(one) => Box::pin(async move { self.backend.send(one).await }),
+            // In-process brokers store most messages at once: no future for those.
+            Ok(one) => match self.backend.send_now(one) {
+                SendNow::Done(result) => crate::layers::finished(result),
+                SendNow::Wait(one) => self.backend.clone().send_owned(one),
+            },
             Err(many) => Box::pin(async move { self.send_chunks(many).await }),
         }
     }

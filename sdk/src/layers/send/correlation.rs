@@ -40,11 +40,13 @@ pub fn new_message_id() -> String {
 impl Stamp for CorrelationLayer {
     fn stamp(&self, message: &mut Message) -> Result<()> {
         let h = &mut message.headers;
+        // A message sent without headers (the usual case) needs no look-ups.
+        let fresh = h.is_empty();
         // One clock read: the id's time is the timestamp.
         let now = SystemTime::now();
         // The id generated here, if the caller did not set one: formatted by the headers
         // themselves, so not checked again.
-        let own = if h.message_id().is_none() {
+        let own = if fresh || h.message_id().is_none() {
             let id = uuid_at(now).as_u128();
             h.set_message_id_uuid(id);
             Some(id)
@@ -52,7 +54,7 @@ impl Stamp for CorrelationLayer {
             None
         };
         let current = Context::current();
-        if h.correlation_id().is_none() {
+        if fresh || h.correlation_id().is_none() {
             let inherited = current
                 .as_ref()
                 .and_then(|c| c.correlation_id().or(c.message_id()));
@@ -65,12 +67,12 @@ impl Stamp for CorrelationLayer {
                 }
             }
         }
-        if h.causation_id().is_none() {
-            if let Some(cause) = current.as_ref().and_then(|c| c.message_id()) {
+        if let Some(cause) = current.as_ref().and_then(|c| c.message_id()) {
+            if fresh || h.causation_id().is_none() {
                 h.set_causation_id(cause)?;
             }
         }
-        if h.get(brokerkit_core::headers::names::TIMESTAMP).is_none() {
+        if fresh || h.get(brokerkit_core::headers::names::TIMESTAMP).is_none() {
             h.set_timestamp(now)?;
         }
         Ok(())

@@ -52,25 +52,37 @@ impl Call<Outgoing, ()> for Measured {
     fn call(self: Arc<Self>, request: Outgoing) -> BoxFuture<Result<()>> {
         let count = request.messages().len() as u64;
         let started = Instant::now();
-        let run = self.inner.run(request);
+        let mut run = self.inner.run(request);
+        // A send that finished at once (an in-process broker) is recorded without a future
+        // of its own.
+        if let Some(result) = crate::layers::now_or_later(&mut run) {
+            self.record(&result, count, started);
+            return crate::layers::finished(result);
+        }
         Box::pin(async move {
             let result = run.await;
-            let m = &self.layer;
-            let seconds = started.elapsed().as_secs_f64();
-            match &result {
-                Ok(()) => {
-                    m.instruments.sent.add(count, &m.attributes);
-                    m.instruments
-                        .operation_duration
-                        .record(seconds, &m.attributes);
-                }
-                Err(e) => {
-                    let attrs = with_error(&m.attributes, e.kind().as_str());
-                    m.instruments.sent.add(count, &attrs);
-                    m.instruments.operation_duration.record(seconds, &attrs);
-                }
-            }
+            self.record(&result, count, started);
             result
         })
+    }
+}
+
+impl Measured {
+    fn record(&self, result: &Result<()>, count: u64, started: Instant) {
+        let m = &self.layer;
+        let seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => {
+                m.instruments.sent.add(count, &m.attributes);
+                m.instruments
+                    .operation_duration
+                    .record(seconds, &m.attributes);
+            }
+            Err(e) => {
+                let attrs = with_error(&m.attributes, e.kind().as_str());
+                m.instruments.sent.add(count, &attrs);
+                m.instruments.operation_duration.record(seconds, &attrs);
+            }
+        }
     }
 }

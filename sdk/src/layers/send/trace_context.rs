@@ -61,7 +61,10 @@ impl crate::layers::Call<super::Outgoing, ()> for SendSpan {
         if span.is_disabled() {
             return self.inner.run(request);
         }
-        let run = self.inner.run(request).instrument(span.clone());
+        // Inner layers may start the send in `run` itself: inside the span too.
+        let run = span
+            .in_scope(|| self.inner.run(request))
+            .instrument(span.clone());
         Box::pin(async move {
             let result = run.await;
             if let Err(e) = &result {

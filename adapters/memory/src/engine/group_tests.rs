@@ -1,0 +1,56 @@
+//! Wake-ups of a group: writers woken in batches still get in soon when a single place frees.
+
+use std::time::{Duration, Instant};
+
+use brokerkit_core::{ClosedFlag, Message};
+
+use super::group::{Deadline, Group};
+use super::queue::Entry;
+
+fn entry(i: usize) -> Entry {
+    Entry::new(Message::new(format!("m{i}").into_bytes()))
+}
+
+/// With a capacity of 1,000, settlements wake writers 64 at a time; a writer waiting on a
+/// full group must still store its message soon after one place frees (it looks again every
+/// few milliseconds), long before its 10 s deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_free_place_lets_a_waiting_writer_in_without_a_batch() {
+    let group = Group::new(1000, Duration::from_secs(30));
+    let closed = std::sync::Arc::new(ClosedFlag::new());
+    for i in 0..1000 {
+        assert!(group.try_push(entry(i)).is_ok());
+    }
+    let writer = {
+        let (group, closed) = (group.clone(), closed.clone());
+        tokio::spawn(async move {
+            let mut deadline = Deadline::after(Duration::from_secs(10));
+            let started = Instant::now();
+            let pushed = group.push_one(entry(1000), &mut deadline, &closed).await;
+            (pushed.stored, pushed.stop.is_none(), started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (ticket, _) = group.try_pop().expect("a message");
+    assert!(group.ack(ticket));
+    let (stored, done, waited) = writer.await.unwrap();
+    assert_eq!((stored, done), (1, true));
+    assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+    assert_eq!(group.counts(), (1000, 0, 0));
+}
+
+/// A full group that stays full times out at the deadline with nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_stays_full_times_out_at_the_deadline() {
+    let group = Group::new(8, Duration::from_secs(30));
+    let closed = ClosedFlag::new();
+    for i in 0..8 {
+        assert!(group.try_push(entry(i)).is_ok());
+    }
+    let mut deadline = Deadline::after(Duration::from_millis(120));
+    let started = Instant::now();
+    let pushed = group.push_one(entry(8), &mut deadline, &closed).await;
+    assert_eq!(pushed.stored, 0);
+    assert!(pushed.stop.is_some());
+    assert!(started.elapsed() >= Duration::from_millis(120));
+}
