@@ -67,8 +67,18 @@ fn fingerprint(text: &str) -> Fp {
 }
 
 /// A claim token's fingerprint (64 bits: tokens are random, a match by chance needs a stale
-/// holder's token to collide).
+/// holder's token to collide). The tokens [`ClaimToken::new`] makes (32 hex digits of a
+/// random UUID) are folded without hashing; any other text is hashed.
 fn token_fp(token: &ClaimToken) -> u64 {
+    let t = token.0.as_bytes();
+    if t.len() == 32 && t.iter().all(u8::is_ascii_hexdigit) {
+        let half = |h: &[u8]| {
+            h.iter().fold(0u64, |acc, &c| {
+                acc << 4 | u64::from((c as char).to_digit(16).unwrap_or(0))
+            })
+        };
+        return half(&t[..16]) ^ half(&t[16..]).rotate_left(32);
+    }
     fingerprint_keys().0.hash_one(&token.0)
 }
 
@@ -481,6 +491,18 @@ mod tests {
         for shard in s.inner.shards.iter() {
             assert_eq!(lock(&shard.0).done.capacity(), 0, "memory given back");
         }
+    }
+
+    #[test]
+    fn token_fingerprints_differ() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            assert!(seen.insert(token_fp(&ClaimToken::new())));
+        }
+        let odd = [ClaimToken("x".into()), ClaimToken("+".repeat(32))];
+        assert_ne!(token_fp(&odd[0]), token_fp(&odd[1]));
+        let upper = ClaimToken(ClaimToken::new().0.to_uppercase());
+        assert_eq!(token_fp(&upper), token_fp(&upper));
     }
 
     #[test]

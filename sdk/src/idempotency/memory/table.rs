@@ -82,21 +82,26 @@ impl Table {
         }
     }
 
-    fn find(&self, fp: Fp) -> Option<usize> {
+    /// Where `fp` is (`Ok`) or the empty slot ending its run (`Err`); `Err(0)` with no slots.
+    fn probe(&self, fp: Fp) -> Result<usize, usize> {
         if self.slots.is_empty() {
-            return None;
+            return Err(0);
         }
         let mut i = self.home(fp as u64);
         loop {
             let s = &self.slots[i];
             if same_key(s, fp) {
-                return Some(i);
+                return Ok(i);
             }
             if is_empty(s) {
-                return None;
+                return Err(i);
             }
             i = self.next(i);
         }
+    }
+
+    fn find(&self, fp: Fp) -> Option<usize> {
+        self.probe(fp).ok()
     }
 
     /// The expiry of `fp`, if held.
@@ -107,14 +112,19 @@ impl Table {
     /// Holds `fp` until `expires` (replacing its expiry if held). Returns whether it is new.
     pub(super) fn insert(&mut self, fp: Fp, expires: u64) -> bool {
         debug_assert_ne!(fp, 0);
-        if let Some(i) = self.find(fp) {
-            self.slots[i] = slot(fp, expires);
-            return false;
+        match self.probe(fp) {
+            Ok(i) => {
+                self.slots[i] = slot(fp, expires);
+                return false;
+            }
+            Err(i) if (self.len + 1) * 5 <= self.slots.len() * 4 => {
+                self.slots[i] = slot(fp, expires);
+            }
+            Err(_) => {
+                self.resize((self.len + 1) * 5 / 3);
+                self.put(fp, expires);
+            }
         }
-        if (self.len + 1) * 5 > self.slots.len() * 4 {
-            self.resize((self.len + 1) * 5 / 3);
-        }
-        self.put(fp, expires);
         self.len += 1;
         true
     }
