@@ -90,10 +90,21 @@ struct Held {
 }
 
 /// One shard: its done keys and its claims in flight (a key is in at most one of them).
-#[derive(Default)]
 struct Shard {
     done: Table,
     claims: HashMap<Fp, Held, BuildHasherDefault<FpHasher>>,
+    /// No key here expires before this: the sweep skips the shard until then.
+    next_expiry: u64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            done: Table::default(),
+            claims: HashMap::default(),
+            next_expiry: u64::MAX,
+        }
+    }
 }
 
 /// A shard on its own cache lines, so two shards' locks do not share one.
@@ -257,11 +268,29 @@ impl Inner {
 }
 
 impl Shard {
-    /// Drops this shard's expired keys; how many went.
+    /// Drops this shard's expired keys (a scan, only once one may have expired); how many
+    /// went.
     fn evict_expired(&mut self, now: u64) -> usize {
+        if now < self.next_expiry {
+            return 0;
+        }
         let before = self.claims.len();
         self.claims.retain(|_, h| h.expires > now);
-        before - self.claims.len() + self.done.remove_where(|at| at <= now)
+        let gone = before - self.claims.len() + self.done.remove_where(|at| at <= now);
+        let claims = self.claims.values().map(|h| h.expires);
+        self.next_expiry = self
+            .done
+            .iter()
+            .map(|(_, at)| at)
+            .chain(claims)
+            .min()
+            .unwrap_or(u64::MAX);
+        gone
+    }
+
+    /// Remembers that something here expires at `at`.
+    fn expires(&mut self, at: u64) {
+        self.next_expiry = self.next_expiry.min(at);
     }
 
     /// Room for a new key in a store holding `keys` of `max`: this shard's expired keys go
@@ -335,6 +364,7 @@ impl IdempotencyStore for MemoryStore {
             expires: Inner::later(now, lease),
             token: token_fp(&token),
         };
+        g.expires(held.expires);
         g.claims.insert(fp, held);
         drop(g);
         match gone {
@@ -350,8 +380,9 @@ impl IdempotencyStore for MemoryStore {
         let mut g = lock(inner.shard(fp));
         if g.claims.get(&fp).is_some_and(|h| h.token == t) {
             g.claims.remove(&fp);
-            let now = inner.now();
-            g.done.insert(fp, Inner::later(now, ttl));
+            let at = Inner::later(inner.now(), ttl);
+            g.expires(at);
+            g.done.insert(fp, at);
         }
         Ok(())
     }
@@ -491,6 +522,29 @@ mod tests {
         for shard in s.inner.shards.iter() {
             assert_eq!(lock(&shard.0).done.capacity(), 0, "memory given back");
         }
+    }
+
+    /// The sweep scans a shard only once something in it may have expired.
+    #[test]
+    fn a_shard_knows_its_next_expiry() {
+        let mut shard = Shard::default();
+        assert_eq!(shard.evict_expired(5), 0);
+        shard.done.insert(7, 100);
+        shard.expires(100);
+        shard.claims.insert(
+            9,
+            Held {
+                expires: 50,
+                token: 1,
+            },
+        );
+        shard.expires(50);
+        assert_eq!(shard.next_expiry, 50);
+        assert_eq!(shard.evict_expired(49), 0);
+        assert_eq!(shard.evict_expired(50), 1, "the claim");
+        assert_eq!(shard.next_expiry, 100);
+        assert_eq!(shard.evict_expired(100), 1, "the done key");
+        assert_eq!(shard.next_expiry, u64::MAX);
     }
 
     #[test]
