@@ -7,7 +7,7 @@ mod fixture;
 
 fn url() -> Option<String> {
     broker_url(
-        "redis-streams",
+        "redis",
         "BROKERKIT_REDIS_STREAMS_URL",
         "redis+streams://127.0.0.1:6379",
     )
@@ -19,7 +19,7 @@ conformance_suite!(
     fixture::RedisStreamsFixture,
     brokerkit::Registry::default(),
     lease: broker_url(
-        "redis-streams",
+        "redis",
         "BROKERKIT_REDIS_STREAMS_LEASE_URL",
         "redis+streams://127.0.0.1:6379?lease_ms=2000"
     )
