@@ -68,7 +68,10 @@ impl Backend for RedisStreamsBackend {
     }
 
     async fn browse(&self, destination: &str, limit: usize) -> Result<Vec<BrowsedMessage>> {
-        let entries = self.link.browse(destination, limit).await?;
+        let entries = self
+            .link
+            .browse(destination, brokerkit_core::DEFAULT_GROUP, limit)
+            .await?;
         Ok(entries
             .into_iter()
             .map(|e| BrowsedMessage::new(e.id, headers::decode(e.fields)))

@@ -327,36 +327,105 @@ impl Link {
     pub async fn lag(&self, key: &str, group: &str) -> Result<Lag> {
         self.closed.check("lag")?;
         let mut conn = self.conn();
-        let exists: i64 = redis::cmd("EXISTS")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .map_err(map)?;
-        if exists == 0 {
-            return Ok(Lag::zero(LagAccuracy::Exact));
-        }
-        let groups: Value = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .map_err(map)?;
-        let groups = array(groups, "XINFO GROUPS")?;
-        if groups.is_empty() {
-            // The first group to subscribe starts at the beginning: it gets the backlog.
-            let len: u64 = redis::cmd("XLEN")
-                .arg(key)
-                .query_async(&mut conn)
-                .await
-                .map_err(map)?;
+        if let Some(info) = self.group_info(&mut conn, key, group).await? {
+            let waiting = match info.lag {
+                Some(n) => n,
+                // Redis cannot say (entries were deleted): count after the last delivered id.
+                None => count_after(&mut conn, key, &info.last_delivered).await?,
+            };
             return Ok(Lag::from_parts(
-                Some(len),
-                Some(0),
+                Some(waiting),
+                Some(info.pending),
                 None,
                 LagAccuracy::Exact,
             ));
         }
-        for g in groups {
+        let first_group = match redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+        {
+            Ok(groups) => array(groups, "XINFO GROUPS")?.is_empty(),
+            Err(_) => return Ok(Lag::zero(LagAccuracy::Exact)), // no such stream
+        };
+        if !first_group {
+            return Ok(Lag::zero(LagAccuracy::Exact));
+        }
+        // The first group to subscribe starts at the beginning: it gets the backlog.
+        let len: u64 = redis::cmd("XLEN")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(map)?;
+        Ok(Lag::from_parts(
+            Some(len),
+            Some(0),
+            None,
+            LagAccuracy::Exact,
+        ))
+    }
+
+    /// Up to `limit` entries the stream holds for `group` (the one `dlq redrive` reads with),
+    /// oldest first, without reading them for it: its pending entries, then those after its
+    /// last delivered id; every entry if the group does not exist yet.
+    pub async fn browse(&self, key: &str, group: &str, limit: usize) -> Result<Vec<Entry>> {
+        self.closed.check("browse")?;
+        let mut conn = self.conn();
+        let last = match self.group_info(&mut conn, key, group).await? {
+            None => return range(&mut conn, key, "-", limit).await,
+            Some(info) => info.last_delivered,
+        };
+        let pending: Value = redis::cmd("XPENDING")
+            .arg(key)
+            .arg(group)
+            .arg("-")
+            .arg("+")
+            .arg(limit)
+            .query_async(&mut conn)
+            .await
+            .map_err(map)?;
+        let mut out = Vec::new();
+        for p in array(pending, "XPENDING")? {
+            let id = array(p, "XPENDING")?
+                .first()
+                .and_then(text)
+                .ok_or_else(|| unexpected("XPENDING"))?;
+            out.extend(
+                range(&mut conn, key, &id, 1)
+                    .await?
+                    .into_iter()
+                    .filter(|e| e.id == id),
+            );
+        }
+        if out.len() < limit {
+            out.extend(range(&mut conn, key, &format!("({last}"), limit - out.len()).await?);
+        }
+        Ok(out)
+    }
+
+    /// `group`'s figures from `XINFO GROUPS`; `None` when the stream or the group is missing.
+    async fn group_info(
+        &self,
+        conn: &mut ConnectionManager,
+        key: &str,
+        group: &str,
+    ) -> Result<Option<GroupInfo>> {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(key)
+            .query_async(conn)
+            .await
+            .map_err(map)?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        let groups: Value = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(key)
+            .query_async(conn)
+            .await
+            .map_err(map)?;
+        for g in array(groups, "XINFO GROUPS")? {
             let fields = array(g, "XINFO GROUPS")?;
             let get = |name: &str| {
                 fields
@@ -367,44 +436,47 @@ impl Link {
             if get("name").and_then(text).as_deref() != Some(group) {
                 continue;
             }
-            let pending = match get("pending") {
-                Some(Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
-                _ => return Err(unexpected("XINFO GROUPS")),
+            let int = |name: &str| match get(name) {
+                Some(Value::Int(n)) => Some(u64::try_from(*n).unwrap_or(0)),
+                _ => None,
             };
-            let waiting = match get("lag") {
-                Some(Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
-                // Redis cannot say (entries were deleted): count after the last delivered id.
-                _ => {
-                    let last = get("last-delivered-id")
-                        .and_then(text)
-                        .ok_or_else(|| unexpected("XINFO GROUPS"))?;
-                    count_after(&mut conn, key, &last).await?
-                }
-            };
-            return Ok(Lag::from_parts(
-                Some(waiting),
-                Some(pending),
-                None,
-                LagAccuracy::Exact,
-            ));
+            return Ok(Some(GroupInfo {
+                pending: int("pending").ok_or_else(|| unexpected("XINFO GROUPS"))?,
+                lag: int("lag"),
+                last_delivered: get("last-delivered-id")
+                    .and_then(text)
+                    .ok_or_else(|| unexpected("XINFO GROUPS"))?,
+            }));
         }
-        Ok(Lag::zero(LagAccuracy::Exact))
+        Ok(None)
     }
+}
 
-    /// Up to `limit` entries from the start of the stream, without reading them for a group.
-    pub async fn browse(&self, key: &str, limit: usize) -> Result<Vec<Entry>> {
-        self.closed.check("browse")?;
-        let reply: Value = redis::cmd("XRANGE")
-            .arg(key)
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(limit)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(map)?;
-        entries_of(reply)
-    }
+/// One consumer group as `XINFO GROUPS` describes it.
+struct GroupInfo {
+    pending: u64,
+    /// Entries not delivered to the group yet; `None` when Redis cannot say.
+    lag: Option<u64>,
+    last_delivered: String,
+}
+
+/// Up to `count` entries from `from` (inclusive, or exclusive with a `(` prefix) on.
+async fn range(
+    conn: &mut ConnectionManager,
+    key: &str,
+    from: &str,
+    count: usize,
+) -> Result<Vec<Entry>> {
+    let reply: Value = redis::cmd("XRANGE")
+        .arg(key)
+        .arg(from)
+        .arg("+")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(conn)
+        .await
+        .map_err(map)?;
+    entries_of(reply)
 }
 
 /// Entries after `last` (exclusive), counted in pages.
@@ -412,16 +484,7 @@ async fn count_after(conn: &mut ConnectionManager, key: &str, last: &str) -> Res
     let mut from = format!("({last}");
     let mut total = 0u64;
     loop {
-        let page: Value = redis::cmd("XRANGE")
-            .arg(key)
-            .arg(&from)
-            .arg("+")
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await
-            .map_err(map)?;
-        let entries = entries_of(page)?;
+        let entries = range(conn, key, &from, 1000).await?;
         total += entries.len() as u64;
         match entries.last() {
             Some(e) if entries.len() == 1000 => from = format!("({}", e.id),
