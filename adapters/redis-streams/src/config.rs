@@ -32,6 +32,7 @@ pub const MAX_BATCH: usize = 100;
 #[non_exhaustive]
 pub struct RedisStreamsConfig {
     /// `redis://…` address for the client (holds the password: never print).
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
     pub(crate) client_url: String,
     /// The brokerkit URL with secrets redacted, for errors.
     pub redacted: String,

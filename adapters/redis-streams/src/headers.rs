@@ -8,10 +8,12 @@ use brokerkit_core::headers::note_invalid;
 use brokerkit_core::{Bytes, Error, ErrorKind, Headers, Message, Result};
 
 /// The field holding the payload.
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
 pub const PAYLOAD_FIELD: &str = "payload";
 
 /// The fields of an entry for `message`: `payload` first, then the headers in order. A
 /// header named `payload` (any case) cannot be carried: `InvalidHeader`.
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
 pub fn encode(message: &Message) -> Result<Vec<(&str, &[u8])>> {
     let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(message.headers.len() + 1);
     fields.push((PAYLOAD_FIELD, &message.payload));
