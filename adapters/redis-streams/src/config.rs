@@ -163,3 +163,41 @@ impl RedisStreamsConfig {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brokerkit_core::ErrorKind;
+
+    fn parse(url: &str) -> Result<RedisStreamsConfig> {
+        RedisStreamsConfig::from_url(&BrokerUrl::parse(url)?)
+    }
+
+    #[test]
+    fn keys_user_info_and_database() {
+        let c = parse("redis+streams://default:p%40ss@10.0.0.1:6380/3?lease_ms=2000&maxlen=50")
+            .unwrap();
+        assert_eq!(c.client_url, "redis://default:p%40ss@10.0.0.1:6380/3");
+        assert_eq!((c.lease, c.maxlen), (Duration::from_secs(2), Some(50)));
+        assert!(!c.redacted.contains("p%40ss") && !format!("{c:?}").contains("p%40ss"));
+        assert_eq!(c.capabilities().max_delay, Some(Duration::from_secs(2)));
+        let d = parse("redis+streams://127.0.0.1").unwrap();
+        assert_eq!(d.client_url, "redis://127.0.0.1:6379/0");
+        assert_eq!(d.lease, DEFAULT_LEASE);
+    }
+
+    #[test]
+    fn bad_values_are_config_errors_without_secrets() {
+        for url in [
+            "redis+streams://u:hunter2@h/notadb",
+            "redis+streams://u:hunter2@h?lease_ms=10",
+            "redis+streams://u:hunter2@h?maxlen=0",
+            "redis+streams://u:hunter2@h?colour=red",
+            "redis+streams://u:hunter2@h?lease_ms=soon",
+        ] {
+            let e = parse(url).err().unwrap();
+            assert_eq!(e.kind(), ErrorKind::Config, "{url}: {e}");
+            assert!(!format!("{e} {e:?}").contains("hunter2"), "{e}");
+        }
+    }
+}

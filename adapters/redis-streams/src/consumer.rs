@@ -13,7 +13,8 @@ use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::headers;
-use crate::link::{Entry, Link};
+use crate::link::Link;
+use crate::reply::Entry;
 use crate::settle::{Held, RedisStreamsSettler};
 
 /// How often the group's idle entries are looked for.

@@ -19,6 +19,8 @@ mod link;
 mod producer;
 #[cfg(feature = "client")]
 mod profile;
+#[cfg(feature = "client")]
+mod reply;
 mod settings;
 #[cfg(feature = "client")]
 mod settle;
