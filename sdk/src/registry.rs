@@ -15,6 +15,8 @@ pub mod settings {
     pub use brokerkit_nats::NatsSettings;
     #[cfg(feature = "rabbitmq")]
     pub use brokerkit_rabbitmq::RabbitMqSettings;
+    #[cfg(feature = "redis-streams")]
+    pub use brokerkit_redis_streams::RedisStreamsSettings;
     #[cfg(feature = "sqs")]
     pub use brokerkit_sqs::SqsSettings;
 }
@@ -58,6 +60,7 @@ built_in_adapters! {
     "kafka" => brokerkit_kafka::KafkaConnector, ["kafka"];
     "sqs" => brokerkit_sqs::SqsConnector, ["sqs", "sns"];
     "rabbitmq" => brokerkit_rabbitmq::RabbitMqConnector, ["amqp", "amqps"];
+    "redis-streams" => brokerkit_redis_streams::RedisStreamsConnector, ["redis+streams"];
 }
 
 impl Default for Registry {
