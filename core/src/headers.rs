@@ -14,8 +14,8 @@ use crate::text::Text;
 use smallvec::SmallVec;
 
 /// Headers kept in the `Arc` itself, without a second allocation: what the default send layers
-/// and a typed event with every layer on stamp (message-id, correlation-id, causation-id,
-/// timestamp, traceparent, event type and version, content type). At 6, those eight spilled into
+/// and a typed event with every layer on stamp (ids, timestamp, trace context, event type and
+/// version, content type, idempotency key). At 6, those eight spilled into
 /// a second list of 12 and a message with every layer on took about 2 KB in a queue; at 8 the
 /// `--layers` bench's peak RSS fell from 67–69 MiB to 61–63 MiB with throughput unchanged.
 const INLINE_HEADERS: usize = 8;
