@@ -120,8 +120,17 @@ impl ProducerBackend for NatsProducer {
                         Err(e) => report.fail(i, e),
                     }
                 }
-                for (i, ack) in acks {
-                    if let Err(e) = await_ack(&self.shared, ack).await {
+                // Awaited together: each ack's timeout runs from when it is awaited, so
+                // awaiting them one by one made a batch whose acks were lost with the
+                // connection take one `request_timeout` per entry (34 × 2 s in the fault suite).
+                let shared = &self.shared;
+                let results = futures_util::future::join_all(
+                    acks.into_iter()
+                        .map(|(i, ack)| async move { (i, await_ack(shared, ack).await) }),
+                )
+                .await;
+                for (i, result) in results {
+                    if let Err(e) = result {
                         report.fail(i, e);
                     }
                 }

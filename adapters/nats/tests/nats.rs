@@ -4,6 +4,9 @@
 //! `tests/fault_suite.rs` (a private `nats-server`). They use the NATS server at
 //! `$BROKERKIT_NATS_JS_URL` (default `nats+js://127.0.0.1:4222`).
 
+#[allow(dead_code)]
+mod fixture;
+
 use brokerkit_integration_tests::{expect_none, receive};
 use std::time::{Duration, Instant};
 
@@ -448,4 +451,41 @@ fn acks_and_naks_just_before_close_are_not_lost() {
         drop(consumer);
         broker.close().await.unwrap();
     });
+}
+
+/// A batch whose publish acks do not come (a server that stops answering) ends within about
+/// one `request_timeout` (2 s on the private server), not one per entry. Failed before the
+/// acks were awaited together: the batch took 2 s per entry (the fault suite's restart case
+/// waited 34 × 2 s = 68 s for one batch; this one hit the 60 s bound).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_acks_do_not_come_ends_within_one_request_timeout() {
+    use brokerkit_integration_tests::fixture::Restartable;
+    let server = match fixture::PrivateNats::start().await {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("SKIP: {why}");
+            return;
+        }
+    };
+    let broker = Broker::connect(&server.url()).await.expect("connect");
+    let dest = unique("bk-batch-paused");
+    let producer = broker.producer(&dest).build().await.expect("producer");
+    producer
+        .send(Message::new("warm-up"))
+        .await
+        .expect("warm-up");
+    server.pause(true);
+    let batch: Vec<Message> = (0..100).map(|i| Message::new(i.to_string())).collect();
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), producer.send_batch(batch)).await;
+    let took = started.elapsed();
+    server.pause(false);
+    let result = outcome.unwrap_or_else(|_| panic!("the batch did not end within 60 s"));
+    let e = result.expect_err("no ack can come from a stopped server");
+    assert!(e.is_retryable(), "{e}");
+    assert!(
+        took < Duration::from_secs(8),
+        "the batch took {took:?}: {e}"
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(10), broker.close()).await;
 }
