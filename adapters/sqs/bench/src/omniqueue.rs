@@ -14,15 +14,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 pub async fn run(args: &Args) -> Result<RunResult> {
     let url = BrokerUrl::parse(&args.url)?;
     let (client, sdk_config) = crate::raw::client_and_config(&url).await?;
-    let name = brokerkit_bench_driver::measure::unique_name("bench-omniqueue");
-    let queue_url = client
-        .create_queue()
-        .queue_name(&name)
-        .send()
-        .await
-        .map_err(err)?
-        .queue_url
-        .ok_or_else(|| err("no queue url"))?;
+    let queue_url = crate::raw::create_queue(&client, "bench-omniqueue").await?;
     let (p, c) = SqsBackend::builder(SqsConfig {
         queue_dsn: queue_url.clone(),
         override_endpoint: false,

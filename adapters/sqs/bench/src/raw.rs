@@ -52,19 +52,23 @@ pub async fn client_and_config(
     Ok((aws_sdk_sqs::Client::new(&config), config))
 }
 
-/// One measured run of the raw client with the SDK run's settings.
-pub async fn run(args: &Args) -> Result<RunResult> {
-    let url = BrokerUrl::parse(&args.url)?;
-    let sqs = client(&url).await?;
-    let name = brokerkit_bench_driver::measure::unique_name("bench-raw");
-    let queue_url = sqs
-        .create_queue()
+/// Creates a queue with a fresh name starting with `prefix`; returns its URL.
+pub(crate) async fn create_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<String> {
+    let name = brokerkit_bench_driver::measure::unique_name(prefix);
+    sqs.create_queue()
         .queue_name(&name)
         .send()
         .await
         .map_err(err)?
         .queue_url
-        .ok_or_else(|| err("no queue url"))?;
+        .ok_or_else(|| err("no queue url"))
+}
+
+/// One measured run of the raw client with the SDK run's settings.
+pub async fn run(args: &Args) -> Result<RunResult> {
+    let url = BrokerUrl::parse(&args.url)?;
+    let sqs = client(&url).await?;
+    let queue_url = create_queue(&sqs, "bench-raw").await?;
     let (messages, size, batch) = (args.messages, args.size, args.batch.clamp(1, 10));
     let started = Instant::now();
 
