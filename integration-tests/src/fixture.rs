@@ -183,6 +183,18 @@ impl PrivateServer {
             let _ = c.wait();
         }
     }
+
+    /// Stops (`SIGSTOP`) or resumes (`SIGCONT`) the server: its connections stay open and
+    /// nothing is answered, as with a server that hangs or a network that drops packets.
+    pub fn pause(&self, paused: bool) {
+        let Some(child) = &self.child else { return };
+        let signal = if paused { "-STOP" } else { "-CONT" };
+        let status = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {} failed", self.name);
+    }
 }
 
 impl Drop for PrivateServer {

@@ -460,7 +460,7 @@ fn acks_and_naks_just_before_close_are_not_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_whose_acks_do_not_come_ends_within_one_request_timeout() {
     use brokerkit_integration_tests::fixture::Restartable;
-    let server = match fixture::PrivateNats::start().await {
+    let server = match fixture::private_nats().await {
         Ok(s) => s,
         Err(why) => {
             eprintln!("SKIP: {why}");
