@@ -145,7 +145,12 @@ pub async fn broker_restart_mid_stream(url: &str, f: Arc<dyn Fixture>) -> Outcom
         if failed_acks.remove(&i) {
             came_again += 1;
         }
-        if let Err(e) = d.ack().await {
+        // An ack must end (acked, or an error) even with the broker down: a hang here is a
+        // bug of the adapter, reported as such instead of stalling the run.
+        let acked = tokio::time::timeout(Duration::from_secs(30), d.ack())
+            .await
+            .unwrap_or_else(|_| panic!("an ack on {adapter} did not return within 30 s"));
+        if let Err(e) = acked {
             // `DeliveryExpired` (the channel the delivery came on closed with the broker) is
             // the documented outcome of acking across a restart: the broker delivers it again.
             assert!(

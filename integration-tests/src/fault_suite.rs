@@ -9,6 +9,23 @@ pub fn with_query(url: Option<String>, query: &str) -> Option<String> {
     })
 }
 
+/// Runs one fault case under a watchdog: a case stuck in an await that never returns fails
+/// with its name after `$BROKERKIT_FAULT_CASE_SECS` seconds (default 900, plus
+/// `$BROKERKIT_RESTART_DEADLINE_SECS` when that is set) instead of stalling the whole run.
+pub async fn watched<T>(case: &str, run: impl std::future::Future<Output = T>) -> T {
+    let secs = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let limit = secs("BROKERKIT_FAULT_CASE_SECS")
+        .unwrap_or(900)
+        .saturating_add(secs("BROKERKIT_RESTART_DEADLINE_SECS").unwrap_or(0));
+    match tokio::time::timeout(std::time::Duration::from_secs(limit), run).await {
+        Ok(outcome) => outcome,
+        Err(_) => panic!(
+            "fault case {case} did not finish within {limit} s: something awaited forever \
+             (BROKERKIT_FAULT_CASE_SECS sets the limit)"
+        ),
+    }
+}
+
 /// The fault cases (`conformance_faults`) over one adapter's fixture, run one at a time, plus
 /// the `fault_child` test the process-kill cases start (ignored in a normal run). Invoke it
 /// once per test binary, from the adapter's `tests/fault_suite.rs`.
@@ -51,7 +68,9 @@ macro_rules! fault_suite {
                 let _g = LOCK.lock().await;
                 let Some(url) = $url else { return };
                 let f: Arc<dyn Fixture> = Arc::new($fixture);
-                if let Outcome::Skipped(why) = cases::broker_restart_mid_stream(&url, f).await {
+                let case = cases::broker_restart_mid_stream(&url, f);
+                let outcome = $crate::fault_suite::watched("broker_restart_mid_stream", case);
+                if let Outcome::Skipped(why) = outcome.await {
                     skip("broker_restart_mid_stream", &why);
                 }
             }
@@ -60,9 +79,9 @@ macro_rules! fault_suite {
             async fn killed_between_handler_success_and_ack() {
                 let _g = LOCK.lock().await;
                 let Some(url) = $crash_url else { return };
-                if let Outcome::Skipped(why) =
-                    cases::killed_between_handler_success_and_ack(&url).await
-                {
+                let case = cases::killed_between_handler_success_and_ack(&url);
+                let outcome = $crate::fault_suite::watched("killed_between_handler_success_and_ack", case);
+                if let Outcome::Skipped(why) = outcome.await {
                     skip("killed_between_handler_success_and_ack", &why);
                 }
             }
@@ -71,9 +90,9 @@ macro_rules! fault_suite {
             async fn crash_looping_poison_reaches_the_dlq() {
                 let _g = LOCK.lock().await;
                 let Some(url) = $crash_url else { return };
-                if let Outcome::Skipped(why) =
-                    cases::crash_looping_poison_reaches_the_dlq(&url).await
-                {
+                let case = cases::crash_looping_poison_reaches_the_dlq(&url);
+                let outcome = $crate::fault_suite::watched("crash_looping_poison_reaches_the_dlq", case);
+                if let Outcome::Skipped(why) = outcome.await {
                     skip("crash_looping_poison_reaches_the_dlq", &why);
                 }
             }

@@ -16,7 +16,7 @@ use lapin::options::{BasicGetOptions, BasicNackOptions};
 use crate::config::names;
 use crate::error;
 use crate::headers::decode;
-use crate::link::{short, Link};
+use crate::link::{short, Link, CLOSE_WAIT, OPERATION_TIMEOUT};
 
 /// Up to `limit` messages of `d:default`, oldest first; moves nothing.
 pub async fn browse(link: &Link, destination: &str, limit: usize) -> Result<Vec<BrowsedMessage>> {
@@ -27,12 +27,18 @@ pub async fn browse(link: &Link, destination: &str, limit: usize) -> Result<Vec<
     let mut last = None;
     let mut failure = None;
     while out.len() < limit {
-        let got = channel
-            .basic_get(
-                short(&queue, "queue", link)?,
-                BasicGetOptions { no_ack: false },
-            )
-            .await;
+        let getting = channel.basic_get(
+            short(&queue, "queue", link)?,
+            BasicGetOptions { no_ack: false },
+        );
+        let Ok(got) = tokio::time::timeout(OPERATION_TIMEOUT, getting).await else {
+            failure = Some(error::timed_out(
+                "browse",
+                link.address(),
+                OPERATION_TIMEOUT,
+            ));
+            break;
+        };
         match got {
             Ok(Some(m)) => {
                 let d = m.delivery;
@@ -50,15 +56,15 @@ pub async fn browse(link: &Link, destination: &str, limit: usize) -> Result<Vec<
         }
     }
     if let Some(acker) = last {
-        let _ = acker
-            .nack(BasicNackOptions {
-                multiple: true,
-                requeue: true,
-            })
-            .await;
+        let requeue = acker.nack(BasicNackOptions {
+            multiple: true,
+            requeue: true,
+        });
+        let _ = tokio::time::timeout(OPERATION_TIMEOUT, requeue).await;
     }
     // Closing also requeues anything still unacked (e.g. if the nack above failed).
-    let _ = channel.close(200, "brokerkit browse done".into()).await;
+    let closing = channel.close(200, "brokerkit browse done".into());
+    let _ = tokio::time::timeout(CLOSE_WAIT, closing).await;
     match failure {
         // No queue: nothing is held there.
         Some(e) if e.kind() == ErrorKind::NotFound && out.is_empty() => Ok(Vec::new()),

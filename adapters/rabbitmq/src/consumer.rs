@@ -21,7 +21,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 use crate::config::names;
 use crate::error;
 use crate::headers;
-use crate::link::{declare_group, short, Link, Publisher, Refused};
+use crate::link::{bounded, declare_group, short, Link, Publisher, Refused, OPERATION_TIMEOUT};
 
 /// What a consumer and its deliveries share.
 pub struct Shared {
@@ -77,19 +77,24 @@ impl RabbitConsumer {
             s.link.ensure_dead_letter(&channel, &s.destination).await?;
         }
         declare_group(&s.link, &channel, &s.destination, &s.group, regular).await?;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await
-            .map_err(|e| error::map(e, "consumer", addr))?;
-        let stream = channel
-            .basic_consume(
-                short(&s.queue, "queue", &s.link)?,
+        bounded(
+            "consumer",
+            addr,
+            channel.basic_qos(self.prefetch, BasicQosOptions::default()),
+        )
+        .await?;
+        let queue = short(&s.queue, "queue", &s.link)?;
+        let stream = bounded(
+            "consumer",
+            addr,
+            channel.basic_consume(
+                queue,
                 "".into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
-            )
-            .await
-            .map_err(|e| error::map(e, "consumer", addr))?;
+            ),
+        )
+        .await?;
         Ok(Live { channel, stream })
     }
 
@@ -220,13 +225,16 @@ impl ConsumerBackend for RabbitConsumer {
         while let Ok(Some(Ok(d))) =
             tokio::time::timeout(Duration::from_millis(500), live.stream.next()).await
         {
-            let _ = d
-                .acker
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                })
-                .await;
+            let requeue = d.acker.nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            });
+            if tokio::time::timeout(OPERATION_TIMEOUT, requeue)
+                .await
+                .is_err()
+            {
+                break; // the channel closes with the consumer: the broker requeues the rest
+            }
         }
         Ok(())
     }
@@ -273,24 +281,29 @@ impl Pending {
         .with_destination(self.shared.destination.to_string())
     }
 
+    /// Acks within [`OPERATION_TIMEOUT`]: an ack frame the connection cannot take in time
+    /// is a retryable `Timeout` (if it never reaches the broker, the message comes again).
     async fn ack(&self, op: &'static str) -> Result<()> {
-        match self.acker.ack(BasicAckOptions::default()).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(self.expired(op)),
-            Err(e) if error::is_link_failure(&e) => Err(self.expired(op)),
-            Err(e) => Err(error::map(e, op, self.addr())),
+        let acking = self.acker.ack(BasicAckOptions::default());
+        match tokio::time::timeout(OPERATION_TIMEOUT, acking).await {
+            Err(_) => Err(error::timed_out(op, self.addr(), OPERATION_TIMEOUT)
+                .with_destination(self.shared.destination.to_string())),
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(self.expired(op)),
+            Ok(Err(e)) if error::is_link_failure(&e) => Err(self.expired(op)),
+            Ok(Err(e)) => Err(error::map(e, op, self.addr())),
         }
     }
 
-    /// Puts the original back on failure of a settlement, so it is not stuck unacked.
+    /// Puts the original back on failure of a settlement, so it is not stuck unacked (at
+    /// most [`OPERATION_TIMEOUT`]: if the nack cannot be sent, the broker redelivers the
+    /// message when the channel closes).
     async fn give_back(&self) {
-        let _ = self
-            .acker
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            })
-            .await;
+        let requeue = self.acker.nack(BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        });
+        let _ = tokio::time::timeout(OPERATION_TIMEOUT, requeue).await;
     }
 
     /// Re-publishes with the attempt count (to the group queue, or through a hold queue

@@ -107,3 +107,17 @@ pub fn new(kind: ErrorKind, message: impl Into<String>, op: &'static str, addres
         .with_operation(op)
         .with_address(address)
 }
+
+/// A lapin operation that did not finish within `limit` (see `link::OPERATION_TIMEOUT`):
+/// retryable, the connection is probably blocked by the broker or half dead.
+pub fn timed_out(op: &'static str, address: &str, limit: std::time::Duration) -> Error {
+    new(
+        ErrorKind::Timeout,
+        format!(
+            "RabbitMQ did not take the {op} within {limit:?} (the connection is blocked by a \
+             broker alarm or no longer answers); retry"
+        ),
+        op,
+        address,
+    )
+}

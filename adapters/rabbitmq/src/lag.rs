@@ -12,7 +12,7 @@ use lapin::types::FieldTable;
 
 use crate::config::names;
 use crate::error;
-use crate::link::{short, Link};
+use crate::link::{short, Link, CLOSE_WAIT, OPERATION_TIMEOUT};
 
 /// The lag of `group` (default group when `None`) on `destination`.
 pub(crate) async fn lag(link: &Link, destination: &str, group: Option<&str>) -> Result<Lag> {
@@ -26,12 +26,18 @@ pub(crate) async fn lag(link: &Link, destination: &str, group: Option<&str>) -> 
         passive: true,
         ..QueueDeclareOptions::default()
     };
-    match channel
-        .queue_declare(name, options, FieldTable::default())
-        .await
-    {
+    let declaring = channel.queue_declare(name, options, FieldTable::default());
+    let Ok(declared) = tokio::time::timeout(OPERATION_TIMEOUT, declaring).await else {
+        return Err(with_dest(error::timed_out(
+            "lag",
+            link.address(),
+            OPERATION_TIMEOUT,
+        )));
+    };
+    match declared {
         Ok(q) => {
-            let _ = channel.close(200, "brokerkit lag".into()).await;
+            let closing = channel.close(200, "brokerkit lag".into());
+            let _ = tokio::time::timeout(CLOSE_WAIT, closing).await;
             Ok(Lag::from_parts(
                 Some(u64::from(q.message_count())),
                 None,

@@ -22,6 +22,25 @@ use crate::error;
 /// Longest a close waits for the broker (cancel-ok, close-ok) before giving up on it.
 pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
+/// Longest wait for one AMQP operation other than a publisher confirm: opening a channel, a
+/// declaration, `basic.qos`/`basic.consume`, an ack, nack or publish frame handed to the
+/// socket. A connection the broker stopped reading (a disk or memory alarm blocks publishing
+/// connections) or a half-dead socket then gives a retryable `Timeout`, never a hang.
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs one lapin operation for `op` within [`OPERATION_TIMEOUT`], its error mapped by
+/// [`error::map`].
+pub(crate) async fn bounded<T>(
+    op: &'static str,
+    address: &str,
+    operation: impl std::future::Future<Output = lapin::Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
+        Ok(r) => r.map_err(|e| error::map(e, op, address)),
+        Err(_) => Err(error::timed_out(op, address, OPERATION_TIMEOUT)),
+    }
+}
+
 /// One AMQP connection, replaced when it is lost.
 pub struct Link {
     pub config: RabbitConfig,
@@ -87,9 +106,7 @@ impl Link {
     /// A new channel on the live connection.
     pub async fn channel(&self, op: &'static str) -> Result<Channel> {
         let conn = self.connection(op).await?;
-        conn.create_channel()
-            .await
-            .map_err(|e| error::map(e, op, self.address()))
+        bounded(op, self.address(), conn.create_channel()).await
     }
 
     /// Closes the connection; later operations fail with `Closed`. Waits at most
@@ -153,14 +170,13 @@ impl Link {
         if self.is_declared(&hold) {
             return Ok(hold);
         }
-        channel
-            .queue_declare(
-                short(&hold, "hold queue", self)?,
-                durable_queue(),
-                hold_queue_args(queue, ms),
-            )
-            .await
-            .map_err(|e| error::map(e, "nack", self.address()))?;
+        let name = short(&hold, "hold queue", self)?;
+        bounded(
+            "nack",
+            self.address(),
+            channel.queue_declare(name, durable_queue(), hold_queue_args(queue, ms)),
+        )
+        .await?;
         self.mark_declared(&hold, true);
         Ok(hold)
     }
@@ -242,15 +258,13 @@ pub async fn declare_exchange(link: &Link, channel: &Channel, destination: &str)
         durable: true,
         ..ExchangeDeclareOptions::default()
     };
-    channel
-        .exchange_declare(
-            short(&names::exchange(destination), "exchange", link)?,
-            ExchangeKind::Fanout,
-            options,
-            FieldTable::default(),
-        )
-        .await
-        .map_err(|e| error::map(e, "declare", link.address()))
+    let name = short(&names::exchange(destination), "exchange", link)?;
+    bounded(
+        "declare",
+        link.address(),
+        channel.exchange_declare(name, ExchangeKind::Fanout, options, FieldTable::default()),
+    )
+    .await
 }
 
 /// Declares the exchange, the durable queue of `group` and its binding; returns the queue
@@ -279,20 +293,25 @@ pub async fn declare_group(
         args.insert("x-queue-type".into(), long_str("quorum"));
     }
     let q = short(&queue, "queue", link)?;
-    channel
-        .queue_declare(q.clone(), durable_queue(), args)
-        .await
-        .map_err(|e| error::map(e, "declare", link.address()))?;
-    channel
-        .queue_bind(
+    let exchange = short(&names::exchange(destination), "exchange", link)?;
+    bounded(
+        "declare",
+        link.address(),
+        channel.queue_declare(q.clone(), durable_queue(), args),
+    )
+    .await?;
+    bounded(
+        "declare",
+        link.address(),
+        channel.queue_bind(
             q,
-            short(&names::exchange(destination), "exchange", link)?,
+            exchange,
             "".into(),
             QueueBindOptions::default(),
             FieldTable::default(),
-        )
-        .await
-        .map_err(|e| error::map(e, "declare", link.address()))?;
+        ),
+    )
+    .await?;
     Ok(queue)
 }
 
@@ -340,9 +359,12 @@ impl Publisher {
         }
         *slot = None;
         let ch = self.link.channel(op).await?;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| error::map(e, op, self.link.address()))?;
+        bounded(
+            op,
+            self.link.address(),
+            ch.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await?;
         if let Some(dest) = &self.exchange {
             declare_exchange(&self.link, &ch, dest).await?;
         }
@@ -382,10 +404,12 @@ impl Publisher {
         };
         let ex = short(exchange, "exchange", &self.link)?;
         let rk = short(routing_key, "routing key", &self.link)?;
-        let confirm = ch
-            .basic_publish(ex, rk, options, payload, props)
-            .await
-            .map_err(|e| error::map(e, op, self.link.address()))?;
+        let confirm = bounded(
+            op,
+            self.link.address(),
+            ch.basic_publish(ex, rk, options, payload, props),
+        )
+        .await?;
         Ok(Pending {
             confirm,
             _channel: ch,

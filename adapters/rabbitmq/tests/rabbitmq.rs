@@ -377,3 +377,114 @@ async fn rabbitmq_single_active_consumer_mode_keeps_key_order() {
     )
     .await;
 }
+
+/// A disk alarm raised for one test (the free-disk limit set above the free space) and cleared
+/// on drop (the limit put back). `None` without `rabbitmqctl` (it needs root).
+struct DiskAlarm {
+    limit: String,
+}
+
+fn rabbitmqctl(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("timeout")
+        .arg("60")
+        .arg("rabbitmqctl")
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl DiskAlarm {
+    async fn raise() -> Option<DiskAlarm> {
+        let limit = rabbitmqctl(&["eval", "rabbit_disk_monitor:get_disk_free_limit()."])?;
+        limit.parse::<u64>().ok()?;
+        let alarm = DiskAlarm { limit };
+        rabbitmqctl(&["set_disk_free_limit", "100000GB"])?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while rabbitmqctl(&["eval", "rabbit_alarm:get_alarms()."])? == "[]" {
+            assert!(Instant::now() < deadline, "the disk alarm was not raised");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Some(alarm)
+    }
+}
+
+impl Drop for DiskAlarm {
+    fn drop(&mut self) {
+        rabbitmqctl(&["set_disk_free_limit", &self.limit]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while rabbitmqctl(&["eval", "rabbit_alarm:get_alarms()."]).as_deref() != Some("[]")
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// A resource alarm (here the disk one) makes RabbitMQ stop reading every connection that
+/// publishes. Sends then end with a retryable `Timeout`, and an ack queued behind them on the
+/// same connection ends too (within the adapter's operation timeout) instead of hanging; once
+/// the alarm clears the same broker handle sends and receives again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_alarm_blocks_publishing_but_sends_and_acks_end() {
+    let _g = LOCK.lock().await;
+    let Some(url) = url() else { return };
+    let broker = Broker::connect(&url).await.unwrap();
+    let dest = unique("alarm");
+    let mut consumer = broker.consumer(&dest).build().await.unwrap();
+    let producer = broker.producer(&dest).build().await.unwrap();
+    producer.send(Message::new("before")).await.unwrap();
+    let d = receive(&mut consumer).await;
+    let Some(alarm) = DiskAlarm::raise().await else {
+        eprintln!("SKIP alarm case: rabbitmqctl is needed (as root) to raise a disk alarm");
+        return;
+    };
+    // Enough bytes to fill the socket buffers once the broker stops reading them.
+    let big = Message::new(vec![7u8; 1 << 20]);
+    let sending = {
+        let producer = producer.clone();
+        tokio::spawn(async move { producer.send_batch(vec![big; 32]).await })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    let acked = tokio::time::timeout(Duration::from_secs(40), d.ack())
+        .await
+        .expect("an ack on a blocked connection must end");
+    eprintln!(
+        "alarm: ack ended after {:.1} s: {acked:?}",
+        started.elapsed().as_secs_f64()
+    );
+    let sent = tokio::time::timeout(Duration::from_secs(60), sending)
+        .await
+        .expect("a send on a blocked connection must end")
+        .unwrap();
+    let e = sent.expect_err("nothing can be stored during a disk alarm");
+    assert!(e.is_retryable(), "{e}");
+    drop(alarm);
+    // After the alarm: the connection works again (re-created if it was dropped), and the
+    // first message was either acked or comes again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match producer.send(Message::new("after")).await {
+            Ok(()) => break,
+            Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("send after the alarm cleared: {e}"),
+        }
+    }
+    // An ack that timed out may still have reached the broker once it read the connection
+    // again: "before" is acked or comes again, either is fine (the handler had finished).
+    loop {
+        let d = receive(&mut consumer).await;
+        let after = d.message().payload.as_ref() == b"after";
+        d.ack().await.unwrap();
+        if after {
+            break;
+        }
+    }
+    broker.close().await.unwrap();
+    cleanup(&url, &dest, &["default"]).await;
+}
