@@ -110,17 +110,33 @@ impl JsSettler {
         let Some(msg) = self.msg.as_ref() else {
             return Ok(());
         };
-        msg.ack_with(kind).await.map_err(|e| {
-            error(
+        // Bounded: while the server does not read the connection (stopped, or its socket
+        // full) the client's outgoing buffer fills and a reply would wait for it forever.
+        let limit = self.shared.config.request_timeout;
+        let sent = tokio::time::timeout(limit, msg.ack_with(kind)).await;
+        let failed = |kind: ErrorKind, why: String| {
+            error(kind, why, self.shared.address())
+                .with_destination(&*self.target.destination)
+                .with_operation(operation)
+        };
+        match sent {
+            Err(_) => Err(failed(
+                ErrorKind::Timeout,
+                format!(
+                    "cannot {operation}: the connection took nothing for {limit:?} \
+                     (request_timeout_ms); the reply may still reach the server, or the message \
+                     is delivered again"
+                ),
+            )),
+            Ok(Err(e)) => Err(failed(
                 ErrorKind::Closed,
                 format!("cannot {operation}: {e}; the message will be delivered again"),
-                self.shared.address(),
-            )
-            .with_destination(&*self.target.destination)
-            .with_operation(operation)
-        })?;
-        self.msg = None;
-        Ok(())
+            )),
+            Ok(Ok(())) => {
+                self.msg = None;
+                Ok(())
+            }
+        }
     }
 
     async fn dead_letter(&mut self, reason: DeadLetterReason, message: Message) -> Result<()> {
@@ -197,15 +213,24 @@ impl Settle for JsSettler {
         let Some(msg) = self.msg.as_ref() else {
             return Ok(());
         };
-        msg.ack_with(AckKind::Progress).await.map_err(|e| {
-            error(
+        let limit = self.shared.config.request_timeout;
+        let (kind, why) = match tokio::time::timeout(limit, msg.ack_with(AckKind::Progress)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => (
                 ErrorKind::Closed,
                 format!("cannot extend the ack_wait of a delivery: {e}"),
-                self.shared.address(),
-            )
+            ),
+            Err(_) => (
+                ErrorKind::Timeout,
+                format!(
+                    "cannot extend the ack_wait of a delivery: the connection took nothing \
+                     for {limit:?} (request_timeout_ms)"
+                ),
+            ),
+        };
+        Err(error(kind, why, self.shared.address())
             .with_destination(&*self.target.destination)
-            .with_operation("extend")
-        })
+            .with_operation("extend"))
     }
 }
 

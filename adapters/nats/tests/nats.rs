@@ -489,3 +489,47 @@ async fn a_batch_whose_acks_do_not_come_ends_within_one_request_timeout() {
     );
     let _ = tokio::time::timeout(Duration::from_secs(10), broker.close()).await;
 }
+
+/// An ack on a connection the server stopped reading (its socket and the client's outgoing
+/// buffer full behind it) ends within about one `request_timeout` with a retryable `Timeout`,
+/// instead of waiting for room in that buffer for as long as the server is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_on_a_connection_the_server_stopped_reading_ends() {
+    use brokerkit_integration_tests::fixture::Restartable;
+    let server = match fixture::private_nats().await {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("SKIP: {why}");
+            return;
+        }
+    };
+    let broker = Broker::connect(&server.url()).await.expect("connect");
+    let dest = unique("bk-ack-paused");
+    let mut consumer = broker.consumer(&dest).build().await.expect("consumer");
+    let producer = broker.producer(&dest).build().await.expect("producer");
+    producer.send(Message::new("one")).await.expect("send");
+    let d = receive(&mut consumer).await;
+    server.pause(true);
+    // More than the socket buffers and the client's 2,048 queued commands can hold.
+    let fillers: Vec<_> = (0..6_000)
+        .map(|_| {
+            let p = producer.clone();
+            tokio::spawn(async move {
+                let _ = p.send(Message::new(vec![b'x'; 16 * 1024])).await;
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let acked = tokio::time::timeout(Duration::from_secs(30), d.ack()).await;
+    let took = started.elapsed();
+    for f in &fillers {
+        f.abort();
+    }
+    server.pause(false);
+    let result = acked.unwrap_or_else(|_| panic!("the ack did not end within 30 s"));
+    let e = result.expect_err("the stopped server took nothing");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(took < Duration::from_secs(8), "the ack took {took:?}: {e}");
+    let _ = tokio::time::timeout(Duration::from_secs(10), broker.close()).await;
+}
