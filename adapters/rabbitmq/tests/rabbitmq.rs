@@ -398,8 +398,16 @@ fn rabbitmqctl(args: &[&str]) -> Option<String> {
 
 impl DiskAlarm {
     async fn raise() -> Option<DiskAlarm> {
+        if rabbitmqctl(&["eval", "rabbit_alarm:get_alarms()."])? != "[]" {
+            eprintln!("an alarm is already raised on the broker: not adding one");
+            return None;
+        }
         let limit = rabbitmqctl(&["eval", "rabbit_disk_monitor:get_disk_free_limit()."])?;
-        limit.parse::<u64>().ok()?;
+        // A run killed before its drop left the raised limit behind: put RabbitMQ's default.
+        let limit = match limit.parse::<u64>().ok()? {
+            n if n >= 1 << 40 => "50000000".to_string(),
+            _ => limit,
+        };
         let alarm = DiskAlarm { limit };
         rabbitmqctl(&["set_disk_free_limit", "100000GB"])?;
         let deadline = Instant::now() + Duration::from_secs(30);
