@@ -382,6 +382,36 @@ impl Headers {
             Text::uuid(id),
         );
     }
+    /// Stamps a message that starts a new correlation: message-id and correlation-id both the
+    /// UUID `id` (hyphenated lowercase), timestamp `at_ms` (milliseconds since the epoch) —
+    /// what the correlation layer writes on a message sent outside a handler. On headers that
+    /// are still empty (the usual send) the three are appended without look-ups and the UUID
+    /// is formatted once; otherwise each replaces its header as its setter would. Valid by
+    /// construction, so not checked.
+    ///
+    /// ```
+    /// # use brokerkit_core::Headers;
+    /// let mut h = Headers::new();
+    /// h.set_new_correlation(0x0190_0000_0000_7000_8000_0000_0000_0001, 1_700_000_000_000);
+    /// assert_eq!(h.message_id(), Some("01900000-0000-7000-8000-000000000001"));
+    /// assert_eq!(h.correlation_id(), h.message_id());
+    /// assert_eq!(h.get("timestamp"), Some("1700000000000"));
+    /// ```
+    pub fn set_new_correlation(&mut self, id: u128, at_ms: u64) {
+        let name = |n: &'static str| HeaderName(Cow::Borrowed(n));
+        let id = Text::uuid(id);
+        let at = Text::digits(at_ms);
+        if self.is_empty() {
+            let list = &mut self.entries_mut().list;
+            list.push((name(names::MESSAGE_ID), id.clone()));
+            list.push((name(names::CORRELATION_ID), id));
+            list.push((name(names::TIMESTAMP), at));
+        } else {
+            self.set_validated(name(names::MESSAGE_ID), id.clone());
+            self.set_validated(name(names::CORRELATION_ID), id);
+            self.set_validated(name(names::TIMESTAMP), at);
+        }
+    }
     /// The correlation id.
     pub fn correlation_id(&self) -> Option<&str> {
         self.get(names::CORRELATION_ID)

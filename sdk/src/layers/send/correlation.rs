@@ -3,7 +3,7 @@
 //! starts a new correlation (correlation-id = its own message-id). Values the caller set are
 //! kept.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use brokerkit_core::{Message, Result};
 use uuid::timestamp::context::ContextV7;
@@ -23,7 +23,11 @@ thread_local! {
 
 /// The UUID v7 of time `at` (unique and time-ordered).
 fn uuid_at(at: SystemTime) -> Uuid {
-    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    uuid_since_epoch(at.duration_since(UNIX_EPOCH).unwrap_or_default())
+}
+
+/// The UUID v7 of the time `since` the Unix epoch.
+fn uuid_since_epoch(since: Duration) -> Uuid {
     let (secs, nanos) = (since.as_secs(), since.subsec_nanos());
     ID_CONTEXT.with(|ctx| Uuid::new_v7(Timestamp::from_unix(ctx, secs, nanos)))
 }
@@ -44,6 +48,17 @@ impl Stamp for CorrelationLayer {
         let fresh = h.is_empty();
         // One clock read: the id's time is the timestamp.
         let now = SystemTime::now();
+        let current = Context::current();
+        if fresh && current.is_none() {
+            // Outside a handler, a new correlation: its id is the message's own.
+            let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+            let ms = since
+                .as_secs()
+                .saturating_mul(1000)
+                .saturating_add(u64::from(since.subsec_millis()));
+            h.set_new_correlation(uuid_since_epoch(since).as_u128(), ms);
+            return Ok(());
+        }
         // The id generated here, if the caller did not set one: formatted by the headers
         // themselves, so not checked again.
         let own = if fresh || h.message_id().is_none() {
@@ -53,7 +68,6 @@ impl Stamp for CorrelationLayer {
         } else {
             None
         };
-        let current = Context::current();
         if fresh || h.correlation_id().is_none() {
             let inherited = current
                 .as_ref()
