@@ -115,7 +115,8 @@ pub fn timed_out(op: &'static str, address: &str, limit: std::time::Duration) ->
         ErrorKind::Timeout,
         format!(
             "RabbitMQ did not take the {op} within {limit:?} (the connection is blocked by a \
-             broker alarm or no longer answers); retry"
+             broker alarm or no longer answers); it may still reach the broker once the \
+             connection moves again, so a retry may duplicate it"
         ),
         op,
         address,
