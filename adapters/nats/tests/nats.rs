@@ -453,21 +453,31 @@ fn acks_and_naks_just_before_close_are_not_lost() {
     });
 }
 
+/// A private nats-server (the cases stop it with `SIGSTOP`) and a broker connected to it;
+/// `None` (the case skipped, and said so) without a nats-server binary.
+async fn paused_server_case(
+) -> Option<(brokerkit_integration_tests::fixture::PrivateServer, Broker)> {
+    use brokerkit_integration_tests::fixture::Restartable;
+    let server = match fixture::private_nats().await {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("SKIP: {why}");
+            return None;
+        }
+    };
+    let broker = Broker::connect(&server.url()).await.expect("connect");
+    Some((server, broker))
+}
+
 /// A batch whose publish acks do not come (a server that stops answering) ends within about
 /// one `request_timeout` (2 s on the private server), not one per entry. Failed before the
 /// acks were awaited together: the batch took 2 s per entry (the fault suite's restart case
 /// waited 34 × 2 s = 68 s for one batch; this one hit the 60 s bound).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_whose_acks_do_not_come_ends_within_one_request_timeout() {
-    use brokerkit_integration_tests::fixture::Restartable;
-    let server = match fixture::private_nats().await {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("SKIP: {why}");
-            return;
-        }
+    let Some((server, broker)) = paused_server_case().await else {
+        return;
     };
-    let broker = Broker::connect(&server.url()).await.expect("connect");
     let dest = unique("bk-batch-paused");
     let producer = broker.producer(&dest).build().await.expect("producer");
     producer
@@ -495,15 +505,9 @@ async fn a_batch_whose_acks_do_not_come_ends_within_one_request_timeout() {
 /// instead of waiting for room in that buffer for as long as the server is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ack_on_a_connection_the_server_stopped_reading_ends() {
-    use brokerkit_integration_tests::fixture::Restartable;
-    let server = match fixture::private_nats().await {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("SKIP: {why}");
-            return;
-        }
+    let Some((server, broker)) = paused_server_case().await else {
+        return;
     };
-    let broker = Broker::connect(&server.url()).await.expect("connect");
     let dest = unique("bk-ack-paused");
     let mut consumer = broker.consumer(&dest).build().await.expect("consumer");
     let producer = broker.producer(&dest).build().await.expect("producer");
