@@ -106,37 +106,39 @@ impl JsSettler {
         (self.target.id.clone(), self.seq)
     }
 
-    async fn reply(&mut self, kind: AckKind, operation: &'static str) -> Result<()> {
+    /// Sends `kind` for the delivery (nothing once settled). Bounded by `request_timeout`:
+    /// while the server does not read the connection (stopped, or its socket full) the
+    /// client's outgoing buffer fills and a reply would wait for room forever.
+    async fn send_reply(&self, kind: AckKind, operation: &'static str) -> Result<()> {
         let Some(msg) = self.msg.as_ref() else {
             return Ok(());
         };
-        // Bounded: while the server does not read the connection (stopped, or its socket
-        // full) the client's outgoing buffer fills and a reply would wait for it forever.
         let limit = self.shared.config.request_timeout;
-        let sent = tokio::time::timeout(limit, msg.ack_with(kind)).await;
-        let failed = |kind: ErrorKind, why: String| {
-            error(kind, why, self.shared.address())
-                .with_destination(&*self.target.destination)
-                .with_operation(operation)
-        };
-        match sent {
-            Err(_) => Err(failed(
+        let (kind, why) = match tokio::time::timeout(limit, msg.ack_with(kind)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => (
+                ErrorKind::Closed,
+                format!("cannot {operation}: {e}; the message will be delivered again"),
+            ),
+            Err(_) => (
                 ErrorKind::Timeout,
                 format!(
                     "cannot {operation}: the connection took nothing for {limit:?} \
-                     (request_timeout_ms); the reply may still reach the server, or the message \
-                     is delivered again"
+                     (request_timeout_ms); the reply may still reach the server, or the \
+                     message is delivered again"
                 ),
-            )),
-            Ok(Err(e)) => Err(failed(
-                ErrorKind::Closed,
-                format!("cannot {operation}: {e}; the message will be delivered again"),
-            )),
-            Ok(Ok(())) => {
-                self.msg = None;
-                Ok(())
-            }
-        }
+            ),
+        };
+        Err(error(kind, why, self.shared.address())
+            .with_destination(&*self.target.destination)
+            .with_operation(operation))
+    }
+
+    /// [`Self::send_reply`], then the delivery is settled.
+    async fn reply(&mut self, kind: AckKind, operation: &'static str) -> Result<()> {
+        self.send_reply(kind, operation).await?;
+        self.msg = None;
+        Ok(())
     }
 
     async fn dead_letter(&mut self, reason: DeadLetterReason, message: Message) -> Result<()> {
@@ -210,27 +212,7 @@ impl Settle for JsSettler {
     /// `+WPI`: the server restarts the delivery's `ack_wait` clock. JetStream cannot set
     /// another duration, so `by` longer than `ack_wait` is met by the caller extending again.
     async fn extend(&mut self, _by: Duration) -> Result<()> {
-        let Some(msg) = self.msg.as_ref() else {
-            return Ok(());
-        };
-        let limit = self.shared.config.request_timeout;
-        let (kind, why) = match tokio::time::timeout(limit, msg.ack_with(AckKind::Progress)).await {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) => (
-                ErrorKind::Closed,
-                format!("cannot extend the ack_wait of a delivery: {e}"),
-            ),
-            Err(_) => (
-                ErrorKind::Timeout,
-                format!(
-                    "cannot extend the ack_wait of a delivery: the connection took nothing \
-                     for {limit:?} (request_timeout_ms)"
-                ),
-            ),
-        };
-        Err(error(kind, why, self.shared.address())
-            .with_destination(&*self.target.destination)
-            .with_operation("extend"))
+        self.send_reply(AckKind::Progress, "extend").await
     }
 }
 

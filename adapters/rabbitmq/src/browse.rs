@@ -16,7 +16,7 @@ use lapin::options::{BasicGetOptions, BasicNackOptions};
 use crate::config::names;
 use crate::error;
 use crate::headers::decode;
-use crate::link::{short, Link, CLOSE_WAIT, OPERATION_TIMEOUT};
+use crate::link::{in_time, short, Link, CLOSE_WAIT};
 
 /// Up to `limit` messages of `d:default`, oldest first; moves nothing.
 pub async fn browse(link: &Link, destination: &str, limit: usize) -> Result<Vec<BrowsedMessage>> {
@@ -31,13 +31,12 @@ pub async fn browse(link: &Link, destination: &str, limit: usize) -> Result<Vec<
             short(&queue, "queue", link)?,
             BasicGetOptions { no_ack: false },
         );
-        let Ok(got) = tokio::time::timeout(OPERATION_TIMEOUT, getting).await else {
-            failure = Some(error::timed_out(
-                "browse",
-                link.address(),
-                OPERATION_TIMEOUT,
-            ));
-            break;
+        let got = match in_time("browse", link.address(), getting).await {
+            Ok(got) => got,
+            Err(timed_out) => {
+                failure = Some(timed_out);
+                break;
+            }
         };
         match got {
             Ok(Some(m)) => {
@@ -60,7 +59,7 @@ pub async fn browse(link: &Link, destination: &str, limit: usize) -> Result<Vec<
             multiple: true,
             requeue: true,
         });
-        let _ = tokio::time::timeout(OPERATION_TIMEOUT, requeue).await;
+        let _ = in_time("browse", link.address(), requeue).await;
     }
     // Closing also requeues anything still unacked (e.g. if the nack above failed).
     let closing = channel.close(200, "brokerkit browse done".into());

@@ -21,7 +21,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 use crate::config::names;
 use crate::error;
 use crate::headers;
-use crate::link::{bounded, declare_group, short, Link, Publisher, Refused, OPERATION_TIMEOUT};
+use crate::link::{bounded, declare_group, in_time, short, Link, Publisher, Refused};
 
 /// What a consumer and its deliveries share.
 pub struct Shared {
@@ -229,7 +229,7 @@ impl ConsumerBackend for RabbitConsumer {
                 requeue: true,
                 ..BasicNackOptions::default()
             });
-            if tokio::time::timeout(OPERATION_TIMEOUT, requeue)
+            if in_time("close", self.shared.link.address(), requeue)
                 .await
                 .is_err()
             {
@@ -281,29 +281,30 @@ impl Pending {
         .with_destination(self.shared.destination.to_string())
     }
 
-    /// Acks within [`OPERATION_TIMEOUT`]: an ack frame the connection cannot take in time
+    /// Acks within [`OPERATION_TIMEOUT`](crate::link::OPERATION_TIMEOUT): an ack frame the connection cannot take in time
     /// is a retryable `Timeout` (if it never reaches the broker, the message comes again).
     async fn ack(&self, op: &'static str) -> Result<()> {
         let acking = self.acker.ack(BasicAckOptions::default());
-        match tokio::time::timeout(OPERATION_TIMEOUT, acking).await {
-            Err(_) => Err(error::timed_out(op, self.addr(), OPERATION_TIMEOUT)
-                .with_destination(self.shared.destination.to_string())),
-            Ok(Ok(true)) => Ok(()),
-            Ok(Ok(false)) => Err(self.expired(op)),
-            Ok(Err(e)) if error::is_link_failure(&e) => Err(self.expired(op)),
-            Ok(Err(e)) => Err(error::map(e, op, self.addr())),
+        let acked = in_time(op, self.addr(), acking)
+            .await
+            .map_err(|e| e.with_destination(self.shared.destination.to_string()))?;
+        match acked {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.expired(op)),
+            Err(e) if error::is_link_failure(&e) => Err(self.expired(op)),
+            Err(e) => Err(error::map(e, op, self.addr())),
         }
     }
 
     /// Puts the original back on failure of a settlement, so it is not stuck unacked (at
-    /// most [`OPERATION_TIMEOUT`]: if the nack cannot be sent, the broker redelivers the
+    /// most [`OPERATION_TIMEOUT`](crate::link::OPERATION_TIMEOUT): if the nack cannot be sent, the broker redelivers the
     /// message when the channel closes).
     async fn give_back(&self) {
         let requeue = self.acker.nack(BasicNackOptions {
             requeue: true,
             ..BasicNackOptions::default()
         });
-        let _ = tokio::time::timeout(OPERATION_TIMEOUT, requeue).await;
+        let _ = in_time("nack", self.addr(), requeue).await;
     }
 
     /// Re-publishes with the attempt count (to the group queue, or through a hold queue

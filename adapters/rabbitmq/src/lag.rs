@@ -12,7 +12,7 @@ use lapin::types::FieldTable;
 
 use crate::config::names;
 use crate::error;
-use crate::link::{short, Link, CLOSE_WAIT, OPERATION_TIMEOUT};
+use crate::link::{in_time, short, Link, CLOSE_WAIT};
 
 /// The lag of `group` (default group when `None`) on `destination`.
 pub(crate) async fn lag(link: &Link, destination: &str, group: Option<&str>) -> Result<Lag> {
@@ -27,13 +27,9 @@ pub(crate) async fn lag(link: &Link, destination: &str, group: Option<&str>) -> 
         ..QueueDeclareOptions::default()
     };
     let declaring = channel.queue_declare(name, options, FieldTable::default());
-    let Ok(declared) = tokio::time::timeout(OPERATION_TIMEOUT, declaring).await else {
-        return Err(with_dest(error::timed_out(
-            "lag",
-            link.address(),
-            OPERATION_TIMEOUT,
-        )));
-    };
+    let declared = in_time("lag", link.address(), declaring)
+        .await
+        .map_err(with_dest)?;
     match declared {
         Ok(q) => {
             let closing = channel.close(200, "brokerkit lag".into());

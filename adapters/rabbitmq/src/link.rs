@@ -28,17 +28,26 @@ pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// connections) or a half-dead socket then gives a retryable `Timeout`, never a hang.
 pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs one lapin operation for `op` within [`OPERATION_TIMEOUT`], its error mapped by
-/// [`error::map`].
+/// Waits for `operation` at most [`OPERATION_TIMEOUT`]; past it, the `Timeout` error of `op`.
+pub(crate) async fn in_time<T>(
+    op: &'static str,
+    address: &str,
+    operation: impl std::future::Future<Output = T>,
+) -> Result<T> {
+    tokio::time::timeout(OPERATION_TIMEOUT, operation)
+        .await
+        .map_err(|_| error::timed_out(op, address, OPERATION_TIMEOUT))
+}
+
+/// Runs one lapin operation for `op` [`in_time`], its error mapped by [`error::map`].
 pub(crate) async fn bounded<T>(
     op: &'static str,
     address: &str,
     operation: impl std::future::Future<Output = lapin::Result<T>>,
 ) -> Result<T> {
-    match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
-        Ok(r) => r.map_err(|e| error::map(e, op, address)),
-        Err(_) => Err(error::timed_out(op, address, OPERATION_TIMEOUT)),
-    }
+    in_time(op, address, operation)
+        .await?
+        .map_err(|e| error::map(e, op, address))
 }
 
 /// One AMQP connection, replaced when it is lost.

@@ -48,27 +48,24 @@ impl RedisStreamsSettler {
             Some(d) if !after.is_zero() => d,
             _ => lease + Duration::from_millis(1),
         };
-        if self
+        self.set_idle(idle).await
+    }
+
+    /// Sets the entry's idle time to `idle` while this consumer still owns it.
+    async fn set_idle(&self, idle: Duration) -> Result<()> {
+        let owned = self
             .link
             .set_idle(&self.key, &self.group, &self.consumer, &self.id, idle)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(expired())
-        }
+            .await?;
+        owned.then_some(()).ok_or_else(expired)
     }
 
     async fn ack(&mut self) -> Result<()> {
-        if self
+        let owned = self
             .link
             .ack(&self.key, &self.group, &self.consumer, &self.id)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(expired())
-        }
+            .await?;
+        owned.then_some(()).ok_or_else(expired)
     }
 
     fn finish(&mut self) {
@@ -124,15 +121,7 @@ impl Settle for RedisStreamsSettler {
     async fn extend(&mut self, by: Duration) -> Result<()> {
         self.link.closed.check("extend")?;
         let idle = self.link.config.lease.saturating_sub(by);
-        if self
-            .link
-            .set_idle(&self.key, &self.group, &self.consumer, &self.id, idle)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(expired())
-        }
+        self.set_idle(idle).await
     }
 }
 
