@@ -1,14 +1,18 @@
 //! In-process idempotency store (the default): one process only.
 //!
-//! **Memory per key.** A key is kept as a 96-bit keyed fingerprint (SipHash-1-3 under two
-//! random per-process keys), not as text. A done key is one 20-byte slot (fingerprint and
-//! expiry in nanoseconds) in an open-addressing table kept 60 % to 80 % full (see [`table`]):
-//! **25 to 34 bytes a key**, whatever the key's length, so 1,000,000 remembered keys take 25
-//! to 34 MB (plus, while one of the up to 64 shards grows, that shard's new table). A key
+//! **Memory per key.** A key is kept as an 88-bit keyed fingerprint (SipHash-1-3 under two
+//! random per-process keys), not as text. A done key is one 16-byte slot (fingerprint and
+//! expiry in milliseconds) in an open-addressing table kept 60 % to 80 % full (see [`table`]):
+//! **20 to 27 bytes a key**, whatever the key's length, so 1,000,000 remembered keys take 20
+//! to 27 MB (plus, while one of the up to 64 shards grows, that shard's new table). A key
 //! being handled (claimed, not yet completed) is instead in a small map of claims in flight
 //! with its claim token's fingerprint (about 40 bytes each). Two different keys taking the
-//! same fingerprint (one would be answered as done) has a chance of about n / 2^96 per new
-//! key with n remembered (1.3 × 10^-23 at 1,000,000).
+//! same fingerprint (one would be answered as done) has a chance of about n / 2^88 per new
+//! key with n remembered (3.4 × 10^-21 at 1,000,000).
+//!
+//! **Time.** Leases and TTLs count in whole milliseconds (rounded up, so a key is kept at
+//! least as long as asked) from the store's creation; a done key's expiry is capped 34 years
+//! after it.
 //!
 //! **Eviction.** Expired keys are dropped by a background sweep every second (started on
 //! the first claim made inside a Tokio runtime; it ends with the store), which also gives
@@ -59,10 +63,10 @@ fn fingerprint_keys() -> &'static (
     KEYS.get_or_init(Default::default)
 }
 
-/// A key's 96-bit fingerprint; never 0 (an empty slot).
+/// A key's 88-bit fingerprint ([`table::FP_BITS`]); never 0 (an empty slot).
 fn fingerprint(text: &str) -> Fp {
     let (a, b) = fingerprint_keys();
-    let high = u128::from(a.hash_one(text) as u32) << 64;
+    let high = u128::from(a.hash_one(text) >> (128 - table::FP_BITS)) << 64;
     (high | u128::from(b.hash_one(text))).max(1)
 }
 
@@ -82,7 +86,7 @@ fn token_fp(token: &ClaimToken) -> u64 {
     fingerprint_keys().0.hash_one(&token.0)
 }
 
-/// A claim in flight: held by `token` until `expires` (nanoseconds after the store's epoch).
+/// A claim in flight: held by `token` until `expires` (milliseconds after the store's epoch).
 #[derive(Clone, Copy)]
 struct Held {
     expires: u64,
@@ -138,8 +142,8 @@ const KEYS_PER_SHARD: usize = 16_384;
 ///
 /// Expired keys are dropped in the background every second and at the cap. At the cap, a new
 /// key first evicts the expired keys of its shard, then that shard's oldest done keys (those
-/// expiring first: the oldest set when every key has the same TTL), a 64th of the shard at a
-/// time, with a warning (at most one per 10 s); claims in flight go only when the shard has no
+/// expiring first, to the millisecond: the oldest set when every key has the same TTL), a
+/// 64th of the shard at a time, with a warning (at most one per 10 s); claims in flight go only when the shard has no
 /// done key left. A store with a cap of 32,768 keys or more is split into up to 64 shards,
 /// each evicting its own keys, so it may hold up to one key per shard over the cap. A
 /// forgotten done key is handled again if its message comes back; a forgotten claim lets a
@@ -244,19 +248,20 @@ impl Inner {
         }
     }
 
-    /// Nanoseconds since the epoch (584 years fit).
+    /// Whole milliseconds since the epoch.
     fn now(&self) -> u64 {
         u64::try_from(
             Instant::now()
                 .saturating_duration_since(self.epoch)
-                .as_nanos(),
+                .as_millis(),
         )
         .unwrap_or(u64::MAX)
     }
 
-    /// `now + by`, at most [`super::MAX_TTL`] ahead.
+    /// `now + by` in milliseconds, `by` rounded up (a key is kept at least `by`) and at most
+    /// [`super::MAX_TTL`].
     fn later(now: u64, by: Duration) -> u64 {
-        let by = by.min(super::MAX_TTL).as_nanos();
+        let by = by.min(super::MAX_TTL).as_nanos().div_ceil(1_000_000);
         now.saturating_add(u64::try_from(by).unwrap_or(u64::MAX))
     }
 
@@ -303,11 +308,14 @@ impl Shard {
         }
         let mut forgotten = 0;
         if self.done.len() > 0 {
-            let mut expiries: Vec<u64> = self.done.iter().map(|(_, at)| at).collect();
-            let nth = (expiries.len() / 64).max(1) - 1;
-            let (_, &mut threshold, _) = expiries.select_nth_unstable(nth);
-            drop(expiries);
-            forgotten = self.done.remove_where(|at| at <= threshold);
+            // Exactly a 64th: expiries are whole milliseconds, so many keys may share one.
+            let mut oldest: Vec<(u64, Fp)> = self.done.iter().map(|(fp, at)| (at, fp)).collect();
+            let count = (oldest.len() / 64).max(1);
+            oldest.select_nth_unstable(count - 1);
+            for &(_, fp) in &oldest[..count] {
+                self.done.remove(fp);
+            }
+            forgotten = count;
         } else if let Some((&fp, _)) = self.claims.iter().min_by_key(|(_, h)| h.expires) {
             self.claims.remove(&fp);
             forgotten = 1;
@@ -477,9 +485,9 @@ mod tests {
             let Claim::Acquired(t) = s.claim(&format!("k{i}"), lease).await.unwrap() else {
                 panic!()
             };
-            s.complete(&format!("k{i}"), &t, Duration::from_secs(60))
-                .await
-                .unwrap();
+            // Expiries count in milliseconds: one apart each, so "first" is one key.
+            let ttl = Duration::from_secs(60) + Duration::from_millis(i);
+            s.complete(&format!("k{i}"), &t, ttl).await.unwrap();
             assert!(s.len() <= 100);
         }
         assert_eq!(s.len(), 100);
@@ -563,13 +571,17 @@ mod tests {
     fn fingerprints_differ_and_claims_are_small() {
         assert_ne!(fingerprint("a"), fingerprint("b"));
         assert_eq!(fingerprint("a"), fingerprint("a"));
+        for i in 0..10_000 {
+            let fp = fingerprint(&format!("key-{i}"));
+            assert!(fp != 0 && fp >> table::FP_BITS == 0, "{fp:x} fits its bits");
+        }
         assert_eq!(std::mem::size_of::<(Fp, Held)>(), 32);
     }
 
-    /// The documented 25 to 34 bytes a done key (one 20-byte slot in a table 60 % to 80 %
+    /// The documented 20 to 27 bytes a done key (one 16-byte slot in a table 60 % to 80 %
     /// full), here with 150,000 keys across the shards of a 1,000,000-key store.
     #[tokio::test]
-    async fn a_done_key_takes_twenty_five_to_thirty_four_bytes() {
+    async fn a_done_key_takes_twenty_to_twenty_seven_bytes() {
         let s = MemoryStore::new();
         let n = 150_000;
         for i in 0..n {
@@ -589,7 +601,7 @@ mod tests {
             .map(|sh| lock(&sh.0).done.capacity() * table::SLOT_BYTES)
             .sum();
         let per_key = bytes as f64 / n as f64;
-        assert!((25.0..=34.0).contains(&per_key), "{per_key} bytes a key");
+        assert!((20.0..=27.0).contains(&per_key), "{per_key} bytes a key");
     }
 
     /// With more than one shard the cap still holds (up to one key per shard over it), and

@@ -1,18 +1,29 @@
 //! The done keys of one shard: an open-addressing table (linear probing, backward-shift
-//! deletion, no tombstones) of 20-byte slots: a 96-bit fingerprint and the expiry in
-//! nanoseconds, as five `u32`s.
+//! deletion, no tombstones) of 16-byte slots: an 88-bit fingerprint and a 40-bit expiry in
+//! milliseconds, packed in two `u64`s.
 //!
 //! The table holds between 60 % and 80 % of its slots (it grows to 60 % when a key would pass
-//! 80 %, and the sweep shrinks it below 20 %), so a done key takes 25 to 34 bytes. Its
+//! 80 %, and the sweep shrinks it below 20 %), so a done key takes 20 to 27 bytes. Its
 //! capacity is any number (home slot by multiply-shift, not a power of two), so it grows in
 //! steps of a third instead of doubling.
 
-/// A key's fingerprint: 96 bits in a `u128`, never 0 (0 marks an empty slot).
+/// A key's fingerprint: 88 bits in a `u128` (see [`FP_BITS`]), never 0 (0 marks an empty
+/// slot).
 pub(super) type Fp = u128;
 
-/// The fingerprint's three words (low first), then the expiry's low and high words; all
-/// zero when empty.
-type Slot = [u32; 5];
+/// Bits of a fingerprint: the low 64 place the key, the 24 above them choose its shard and
+/// share a word with the expiry.
+pub(super) const FP_BITS: u32 = 88;
+
+/// Bits of an expiry (milliseconds after the store's epoch: 34 years).
+const EXPIRY_BITS: u32 = 128 - FP_BITS;
+
+/// Latest expiry a slot holds; later ones are kept as this.
+pub(super) const MAX_EXPIRY: u64 = (1 << EXPIRY_BITS) - 1;
+
+/// The fingerprint's low 64 bits, then its high 24 bits above the expiry's 40; all zero when
+/// empty.
+type Slot = [u64; 2];
 
 /// Bytes a slot takes.
 #[cfg(test)]
@@ -28,34 +39,32 @@ pub(super) struct Table {
 }
 
 fn slot(fp: Fp, expires: u64) -> Slot {
+    debug_assert!(fp >> FP_BITS == 0, "fingerprint wider than {FP_BITS} bits");
     [
-        fp as u32,
-        (fp >> 32) as u32,
-        (fp >> 64) as u32,
-        expires as u32,
-        (expires >> 32) as u32,
+        fp as u64,
+        ((fp >> 64) as u64) << EXPIRY_BITS | expires.min(MAX_EXPIRY),
     ]
 }
 
 fn fp_of(s: &Slot) -> Fp {
-    u128::from(s[0]) | (u128::from(s[1]) << 32) | (u128::from(s[2]) << 64)
+    u128::from(s[0]) | (u128::from(s[1] >> EXPIRY_BITS) << 64)
 }
 
 fn expiry_of(s: &Slot) -> u64 {
-    u64::from(s[3]) | (u64::from(s[4]) << 32)
+    s[1] & MAX_EXPIRY
 }
 
-/// The 64 bits that place a key (the fingerprint's low two words).
+/// The 64 bits that place a key (the fingerprint's low word).
 fn place_of(s: &Slot) -> u64 {
-    u64::from(s[0]) | (u64::from(s[1]) << 32)
+    s[0]
 }
 
 fn is_empty(s: &Slot) -> bool {
-    s[0] == 0 && s[1] == 0 && s[2] == 0
+    s[0] == 0 && s[1] >> EXPIRY_BITS == 0
 }
 
 fn same_key(s: &Slot, fp: Fp) -> bool {
-    s[0] == fp as u32 && s[1] == (fp >> 32) as u32 && s[2] == (fp >> 64) as u32
+    s[0] == fp as u64 && s[1] >> EXPIRY_BITS == (fp >> 64) as u64
 }
 
 impl Table {
@@ -109,7 +118,8 @@ impl Table {
         self.find(fp).map(|i| expiry_of(&self.slots[i]))
     }
 
-    /// Holds `fp` until `expires` (replacing its expiry if held). Returns whether it is new.
+    /// Holds `fp` until `expires` (at most [`MAX_EXPIRY`]; later is kept as that), replacing
+    /// its expiry if held. Returns whether it is new.
     pub(super) fn insert(&mut self, fp: Fp, expires: u64) -> bool {
         debug_assert_ne!(fp, 0);
         match self.probe(fp) {
@@ -155,7 +165,7 @@ impl Table {
             }
             j = self.next(j);
         }
-        self.slots[hole] = [0; 5];
+        self.slots[hole] = [0; 2];
         self.len -= 1;
         true
     }
@@ -163,7 +173,7 @@ impl Table {
     /// Rebuilds with `slots` slots (at least [`MIN_SLOTS`] and more than the keys held).
     fn resize(&mut self, slots: usize) {
         let slots = slots.max(MIN_SLOTS).max(self.len + 1);
-        let old = std::mem::replace(&mut self.slots, vec![[0; 5]; slots]);
+        let old = std::mem::replace(&mut self.slots, vec![[0; 2]; slots]);
         for s in old.iter().filter(|s| !is_empty(s)) {
             self.put(fp_of(s), expiry_of(s));
         }
@@ -215,7 +225,7 @@ mod tests {
             z ^ (z >> 31)
         };
         (0..n)
-            .map(|_| ((u128::from(next() as u32) << 64) | u128::from(next())).max(1))
+            .map(|_| ((u128::from(next() >> 40) << 64) | u128::from(next())).max(1))
             .collect()
     }
 
@@ -248,6 +258,23 @@ mod tests {
     }
 
     #[test]
+    fn the_widest_fingerprint_and_expiry_read_back_and_later_expiries_are_capped() {
+        let mut t = Table::default();
+        let widest = (1u128 << FP_BITS) - 1;
+        let high_only = 1u128 << (FP_BITS - 1);
+        assert!(t.insert(widest, MAX_EXPIRY));
+        assert!(t.insert(high_only, u64::MAX));
+        assert!(t.insert(1, 0));
+        assert_eq!(t.get(widest), Some(MAX_EXPIRY));
+        assert_eq!(t.get(high_only), Some(MAX_EXPIRY), "capped, not wrapped");
+        assert_eq!(t.get(1), Some(0), "expiry 0 is a key, not an empty slot");
+        assert_eq!(t.get(high_only | 1), None);
+        let mut held: Vec<_> = t.iter().collect();
+        held.sort();
+        assert_eq!(held, vec![(1, 0), (high_only, MAX_EXPIRY), (widest, MAX_EXPIRY)]);
+    }
+
+    #[test]
     fn stays_between_sixty_and_eighty_percent_full_as_it_grows() {
         let mut t = Table::default();
         for (n, k) in keys(100_000, 3).into_iter().enumerate() {
@@ -257,7 +284,7 @@ mod tests {
                 assert!((0.59..=0.8).contains(&load), "load {load} at {n}");
             }
         }
-        assert_eq!(SLOT_BYTES, 20);
+        assert_eq!(SLOT_BYTES, 16);
         t.remove_where(|_| true);
         t.shrink();
         assert_eq!((t.len(), t.capacity()), (0, 0));
