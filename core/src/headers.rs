@@ -11,10 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::text::Text;
-use fresh::Fresh;
 use smallvec::SmallVec;
-
-mod fresh;
 
 /// Headers kept in the `Arc` itself, without a second allocation: what the default send layers
 /// and a typed event with every layer on stamp (ids, timestamp, trace context, event type and
@@ -252,28 +249,14 @@ impl Entries {
 ///
 /// Cloning is cheap (shared until one copy changes), so a message can be redelivered, handed
 /// to a handler and dead-lettered without copying its headers.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Headers {
     entries: Option<Arc<Entries>>,
-    /// Set only by [`Headers::set_new_correlation`] on empty headers, and then the only
-    /// headers: while it is `Some`, `entries` is `None`. Any other change first moves its three
-    /// headers into the list.
-    fresh: Option<Fresh>,
-}
-
-impl std::fmt::Debug for Headers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
-    }
 }
 
 impl PartialEq for Headers {
     fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len()
-            && self
-                .iter()
-                .zip(other.iter())
-                .all(|((n, v), (m, w))| n.eq_ignore_ascii_case(m) && v == w)
+        self.slice() == other.slice()
     }
 }
 
@@ -323,15 +306,7 @@ impl Headers {
 
     fn entries_mut(&mut self) -> &mut Entries {
         // Room inline for the canonical headers a producer stamps: one allocation.
-        let entries = Arc::make_mut(self.entries.get_or_insert_with(Arc::default));
-        if let Some(fresh) = self.fresh.take() {
-            for (name, value) in fresh.pairs() {
-                entries
-                    .list
-                    .push((HeaderName(Cow::Borrowed(name)), Text::copy_of(value)));
-            }
-        }
-        entries
+        Arc::make_mut(self.entries.get_or_insert_with(Arc::default))
     }
 
     fn set_validated(&mut self, name: HeaderName, value: Text) {
@@ -352,9 +327,6 @@ impl Headers {
 
     /// The value of `name`, ignoring ASCII case.
     pub fn get(&self, name: &str) -> Option<&str> {
-        if let Some(fresh) = &self.fresh {
-            return fresh.get(name);
-        }
         let entries = self.entries.as_deref()?;
         entries
             .position(name)
@@ -363,38 +335,31 @@ impl Headers {
 
     /// Removes `name` and returns its value.
     pub fn remove(&mut self, name: &str) -> Option<String> {
-        if self.fresh.is_some_and(|f| f.get(name).is_some()) {
-            self.entries_mut();
-        }
         let pos = self.entries.as_deref()?.position(name)?;
         Some(self.entries_mut().remove(pos).1.into_string())
     }
 
     /// Number of headers.
     pub fn len(&self) -> usize {
-        match self.fresh {
-            Some(_) => 3,
-            None => self.slice().len(),
-        }
+        self.slice().len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.fresh.is_none() && self.slice().is_empty()
+        self.slice().is_empty()
     }
 
     /// Total bytes of names and values.
     pub fn encoded_len(&self) -> usize {
-        self.iter().map(|(n, v)| n.len() + v.len()).sum()
+        self.slice()
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.as_str().len())
+            .sum()
     }
 
     /// Iterates `(name, value)` in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        let fresh = self.fresh.as_ref().map(Fresh::pairs);
-        fresh
-            .into_iter()
-            .flatten()
-            .chain(self.slice().iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        self.slice().iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// The message id.
@@ -422,8 +387,7 @@ impl Headers {
     /// what the correlation layer writes on a message sent outside a handler. On headers that
     /// are still empty (the usual send) the three are appended without look-ups and the UUID
     /// is formatted once; otherwise each replaces its header as its setter would. Valid by
-    /// construction, so not checked. On empty headers the three are kept formatted in place
-    /// (no allocation); any later change moves them into the list first.
+    /// construction, so not checked.
     ///
     /// ```
     /// # use brokerkit_core::Headers;
@@ -434,14 +398,15 @@ impl Headers {
     /// assert_eq!(h.get("timestamp"), Some("1700000000000"));
     /// ```
     pub fn set_new_correlation(&mut self, id: u128, at_ms: u64) {
+        let name = |n: &'static str| HeaderName(Cow::Borrowed(n));
+        let id = Text::uuid(id);
+        let at = Text::digits(at_ms);
         if self.is_empty() {
-            // An empty list left by removals goes: `fresh` is then the only headers.
-            self.entries = None;
-            self.fresh = Some(Fresh::new(id, at_ms));
+            let list = &mut self.entries_mut().list;
+            list.push((name(names::MESSAGE_ID), id.clone()));
+            list.push((name(names::CORRELATION_ID), id));
+            list.push((name(names::TIMESTAMP), at));
         } else {
-            let name = |n: &'static str| HeaderName(Cow::Borrowed(n));
-            let id = Text::uuid(id);
-            let at = Text::digits(at_ms);
             self.set_validated(name(names::MESSAGE_ID), id.clone());
             self.set_validated(name(names::CORRELATION_ID), id);
             self.set_validated(name(names::TIMESTAMP), at);
@@ -584,58 +549,6 @@ mod tests {
         assert_eq!(h.content_type(), Some("application/json"));
         assert_eq!(h.timestamp().unwrap(), Some(at));
         assert_eq!(h.len(), names::ALL.len());
-    }
-
-    /// The three headers of a new correlation, kept in place, read and change as if they
-    /// were in the list.
-    #[test]
-    fn a_new_correlation_kept_in_place_behaves_like_the_list() {
-        let id = 0x0190_0000_0000_7000_8000_0000_0000_0001;
-        let text = "01900000-0000-7000-8000-000000000001";
-        let mut fresh = Headers::new();
-        fresh.set_new_correlation(id, 1_700_000_000_123);
-        assert!(fresh.fresh.is_some() && fresh.entries.is_none(), "no list");
-        let mut listed = Headers::new();
-        listed.set_message_id(text).unwrap();
-        listed.set_correlation_id(text).unwrap();
-        listed.insert("timestamp", "1700000000123").unwrap();
-        assert_eq!(fresh, listed);
-        assert_eq!(fresh.iter().collect::<Vec<_>>(), listed.iter().collect::<Vec<_>>());
-        assert_eq!((fresh.len(), fresh.encoded_len()), (3, listed.encoded_len()));
-        assert_eq!(fresh.get("Message-ID"), Some(text));
-        assert_eq!(fresh.get("traceparent"), None);
-        assert_eq!(format!("{fresh:?}"), format!("{listed:?}"));
-        assert!(format!("{fresh:?}").contains(text));
-
-        // A change moves the three into the list, in place and in order.
-        let copy = fresh.clone();
-        fresh.insert("x-tenant", "a").unwrap();
-        let names: Vec<_> = fresh.iter().map(|(n, _)| n).collect();
-        assert_eq!(names, ["message-id", "correlation-id", "timestamp", "x-tenant"]);
-        assert_eq!(copy.len(), 3, "the clone is unchanged");
-        let mut replaced = copy.clone();
-        replaced.set_correlation_id("c-1").unwrap();
-        assert_eq!(replaced.correlation_id(), Some("c-1"));
-        assert_eq!(replaced.message_id(), Some(text));
-        let mut removed = copy.clone();
-        assert_eq!(removed.remove("x-none"), None);
-        assert_eq!(removed.remove("MESSAGE-ID").as_deref(), Some(text));
-        assert_eq!(removed.len(), 2);
-        assert_eq!(removed.message_id(), None);
-        let ts = copy.timestamp().unwrap().unwrap();
-        assert_eq!(ts, UNIX_EPOCH + Duration::from_millis(1_700_000_000_123));
-
-        // Stamped again, or stamped after removals emptied the list.
-        let mut again = copy.clone();
-        again.set_new_correlation(2, 5);
-        assert_eq!(again.get("timestamp"), Some("5"));
-        assert_eq!(again.len(), 3);
-        let mut emptied = Headers::new();
-        emptied.insert("x", "1").unwrap();
-        emptied.remove("x");
-        emptied.set_new_correlation(id, 7);
-        assert!(emptied.entries.is_none());
-        assert_eq!(emptied.message_id(), Some(text));
     }
 
     #[test]

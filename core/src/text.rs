@@ -50,82 +50,65 @@ impl Text {
         }
     }
 
-    /// The decimal digits of `n`, inline (at most 20 of them).
-    pub fn digits(n: u64) -> Text {
+    /// The decimal digits of `n`, inline (at most 20 of them), two at a time.
+    pub fn digits(mut n: u64) -> Text {
+        const PAIRS: [u8; 200] = {
+            let mut t = [0u8; 200];
+            let mut i = 0;
+            while i < 100 {
+                t[2 * i] = b'0' + (i / 10) as u8;
+                t[2 * i + 1] = b'0' + (i % 10) as u8;
+                i += 1;
+            }
+            t
+        };
+        let pairs = &PAIRS[..];
+        let mut tmp = [0u8; 20];
+        let mut at = tmp.len();
+        while n >= 100 {
+            let i = (n % 100) as usize * 2;
+            n /= 100;
+            at -= 2;
+            tmp[at..at + 2].copy_from_slice(&pairs[i..i + 2]);
+        }
+        if n >= 10 {
+            let i = n as usize * 2;
+            at -= 2;
+            tmp[at..at + 2].copy_from_slice(&pairs[i..i + 2]);
+        } else {
+            at -= 1;
+            tmp[at] = b'0' + n as u8;
+        }
+        let len = tmp.len() - at;
         let mut buf = [0; INLINE];
-        let len = write_digits(n, (&mut buf[..DIGITS]).try_into().expect("20 bytes"));
+        buf[..len].copy_from_slice(&tmp[at..]);
         Text::Inline {
             len: len as u8,
             buf,
         }
     }
 
-    /// UUID `id` in its hyphenated lowercase form (36 bytes), inline.
+    /// UUID `id` in its hyphenated lowercase form (36 bytes), inline: a byte at a time, two
+    /// hex digits from a table.
     pub fn uuid(id: u128) -> Text {
-        let mut buf = [0; INLINE];
-        write_uuid(id, (&mut buf[..UUID_LEN]).try_into().expect("36 bytes"));
+        const HEX: [[u8; 2]; 256] = {
+            let digits = b"0123456789abcdef";
+            let mut t = [[0u8; 2]; 256];
+            let mut i = 0;
+            while i < 256 {
+                t[i] = [digits[i >> 4], digits[i & 0xf]];
+                i += 1;
+            }
+            t
+        };
+        // Where each byte's two digits go: 8-4-4-4-12 with hyphens between.
+        const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+        let mut buf = [b'-'; INLINE];
+        for (i, byte) in id.to_be_bytes().into_iter().enumerate() {
+            let at = AT[i];
+            buf[at..at + 2].copy_from_slice(&HEX[usize::from(byte)]);
+        }
         Text::Inline { len: 36, buf }
-    }
-}
-
-/// Length of a hyphenated UUID.
-pub(crate) const UUID_LEN: usize = 36;
-
-/// Most decimal digits of a `u64`.
-pub(crate) const DIGITS: usize = 20;
-
-/// Writes the decimal digits of `n` at the start of `out`, two at a time; returns how many.
-pub(crate) fn write_digits(mut n: u64, out: &mut [u8; DIGITS]) -> usize {
-    const PAIRS: [u8; 200] = {
-        let mut t = [0u8; 200];
-        let mut i = 0;
-        while i < 100 {
-            t[2 * i] = b'0' + (i / 10) as u8;
-            t[2 * i + 1] = b'0' + (i % 10) as u8;
-            i += 1;
-        }
-        t
-    };
-    let pairs = &PAIRS[..];
-    let mut tmp = [0u8; DIGITS];
-    let mut at = tmp.len();
-    while n >= 100 {
-        let i = (n % 100) as usize * 2;
-        n /= 100;
-        at -= 2;
-        tmp[at..at + 2].copy_from_slice(&pairs[i..i + 2]);
-    }
-    if n >= 10 {
-        let i = n as usize * 2;
-        at -= 2;
-        tmp[at..at + 2].copy_from_slice(&pairs[i..i + 2]);
-    } else {
-        at -= 1;
-        tmp[at] = b'0' + n as u8;
-    }
-    let len = tmp.len() - at;
-    out[..len].copy_from_slice(&tmp[at..]);
-    len
-}
-
-/// Writes UUID `id` hyphenated and lowercase: a byte at a time, two hex digits from a table.
-pub(crate) fn write_uuid(id: u128, out: &mut [u8; UUID_LEN]) {
-    const HEX: [[u8; 2]; 256] = {
-        let digits = b"0123456789abcdef";
-        let mut t = [[0u8; 2]; 256];
-        let mut i = 0;
-        while i < 256 {
-            t[i] = [digits[i >> 4], digits[i & 0xf]];
-            i += 1;
-        }
-        t
-    };
-    // Where each byte's two digits go: 8-4-4-4-12 with hyphens between.
-    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-    *out = [b'-'; UUID_LEN];
-    for (i, byte) in id.to_be_bytes().into_iter().enumerate() {
-        let at = AT[i];
-        out[at..at + 2].copy_from_slice(&HEX[usize::from(byte)]);
     }
 }
 
