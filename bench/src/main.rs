@@ -8,8 +8,10 @@
 //! `producers`, `rounds`, `sdk_msgs_per_s` (median of the rounds) and its spread, `p50_us`,
 //! `p99_us`, and `raw_msgs_per_s`/`ratio` where a baseline exists (ratio of the medians);
 //! with `--peer NAME`, `peer`, `peer_msgs_per_s` and `ratio` = brokerkit/peer instead; and
-//! `peak_rss_mib`, the process's peak resident memory (Linux `VmHWM`).
+//! `peak_rss_mib`, the process's peak resident memory (Linux `VmHWM`); `allocator`, the
+//! allocator serving the process (`system`, or a preloaded `jemalloc`, `mimalloc`, `tcmalloc`).
 
+mod allocator;
 mod baseline;
 mod brokers;
 mod layers_run;
@@ -38,8 +40,11 @@ async fn main() {
             std::process::exit(2);
         });
     println!(
-        "brokerkit-bench: {} messages of {} bytes, batch {}, on {shown}",
-        args.messages, args.size, args.batch
+        "brokerkit-bench: {} messages of {} bytes, batch {}, on {shown} (allocator: {})",
+        args.messages,
+        args.size,
+        args.batch,
+        allocator::name()
     );
     if args.layers {
         return layers_main(&args, &shown).await;
@@ -84,6 +89,7 @@ async fn main() {
         "no_layers": args.no_layers,
         "raw_headers": args.raw_headers,
         "rounds": args.rounds,
+        "allocator": allocator::name(),
         "sdk_msgs_per_s": sdk.median.round(),
         "sdk_spread": [sdk.min.round(), sdk.max.round()],
         "p50_us": sdk.run.percentile_us(50.0),
@@ -238,6 +244,7 @@ async fn layers_main(args: &args::Args, shown: &str) {
     let json = serde_json::json!({
         "url": shown,
         "mode": "layers",
+        "allocator": allocator::name(),
         "messages": args.messages,
         "size": args.size,
         "concurrency": args.concurrency,

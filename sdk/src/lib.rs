@@ -49,7 +49,8 @@
 //! - `testing.md`: unit-testing handlers and running them on `memory://` with the test kit;
 //! - `event-versions.md`: rolling out a new event version (and why `deny_unknown_fields`
 //!   makes any added field forward-breaking);
-//! - `operating-a-consumer.md`: dead letters, redrive and its defaults, lag, health;
+//! - `operating-a-consumer.md`: dead letters, redrive and its defaults, lag, health,
+//!   in-process throughput and the allocator;
 //! - `choosing-a-broker.md`: what each broker can do, and what that means for you.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
