@@ -40,7 +40,14 @@ pub struct ClaimToken(pub String);
 impl ClaimToken {
     /// A fresh random token.
     pub fn new() -> Self {
-        ClaimToken(uuid::Uuid::new_v4().simple().to_string())
+        // Encoded into a buffer: `to_string` would go through the formatting machinery.
+        let mut buf = uuid::Uuid::encode_buffer();
+        ClaimToken(
+            uuid::Uuid::new_v4()
+                .simple()
+                .encode_lower(&mut buf)
+                .to_owned(),
+        )
     }
 }
 
