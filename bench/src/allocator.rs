@@ -16,7 +16,11 @@ pub fn name() -> &'static str {
 fn mapped(maps: &str) -> Option<&'static str> {
     let libraries = maps.lines().filter_map(|l| l.rsplit('/').next());
     libraries
-        .flat_map(|file| KNOWN.into_iter().filter(move |k| file.contains(&format!("lib{k}"))))
+        .flat_map(|file| {
+            KNOWN
+                .into_iter()
+                .filter(move |k| file.contains(&format!("lib{k}")))
+        })
         .next()
 }
 

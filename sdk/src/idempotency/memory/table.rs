@@ -271,7 +271,10 @@ mod tests {
         assert_eq!(t.get(high_only | 1), None);
         let mut held: Vec<_> = t.iter().collect();
         held.sort();
-        assert_eq!(held, vec![(1, 0), (high_only, MAX_EXPIRY), (widest, MAX_EXPIRY)]);
+        assert_eq!(
+            held,
+            vec![(1, 0), (high_only, MAX_EXPIRY), (widest, MAX_EXPIRY)]
+        );
     }
 
     #[test]
