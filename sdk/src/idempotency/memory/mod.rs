@@ -10,9 +10,9 @@
 //! same fingerprint (one would be answered as done) has a chance of about n / 2^88 per new
 //! key with n remembered (3.4 × 10^-21 at 1,000,000).
 //!
-//! **Time.** Leases and TTLs count in whole milliseconds (rounded up, so a key is kept at
-//! least as long as asked) from the store's creation; a done key's expiry is capped 34 years
-//! after it.
+//! **Time.** Leases and TTLs count in whole milliseconds from the store's creation: a key
+//! is kept at least as long as asked and at most 2 ms longer; a done key's expiry is capped
+//! 34 years after the store's creation.
 //!
 //! **Eviction.** Expired keys are dropped by a background sweep every second (started on
 //! the first claim made inside a Tokio runtime; it ends with the store), which also gives
@@ -145,8 +145,8 @@ const KEYS_PER_SHARD: usize = 16_384;
 /// Expired keys are dropped in the background every second and at the cap. At the cap, a new
 /// key first evicts the expired keys of its shard, then that shard's oldest done keys (those
 /// expiring first, to the millisecond: the oldest set when every key has the same TTL), a
-/// 64th of the shard at a time, with a warning (at most one per 10 s); claims in flight go only when the shard has no
-/// done key left. A store with a cap of 32,768 keys or more is split into up to 64 shards,
+/// 64th of the shard at a time, with a warning (at most one per 10 s); claims in flight go
+/// only when the shard has no done key left. A store with a cap of 32,768 keys or more is split into up to 64 shards,
 /// each evicting its own keys, so it may hold up to one key per shard over the cap. A
 /// forgotten done key is handled again if its message comes back; a forgotten claim lets a
 /// duplicate run beside it. Size the cap above the keys you see within the TTL.
@@ -260,10 +260,12 @@ impl Inner {
         .unwrap_or(u64::MAX)
     }
 
-    /// `now + by` in milliseconds, `by` rounded up (a key is kept at least `by`) and at most
-    /// [`super::MAX_TTL`].
+    /// The expiry of something kept `by` (at most [`super::MAX_TTL`]) from `now`, in
+    /// milliseconds: `now` is rounded down and the time may be up to a millisecond later,
+    /// so `by` rounded up plus one; a key is then alive while `now() < expiry`, for at least
+    /// `by` and at most 2 ms more.
     fn later(now: u64, by: Duration) -> u64 {
-        let by = by.min(super::MAX_TTL).as_nanos().div_ceil(1_000_000);
+        let by = by.min(super::MAX_TTL).as_nanos().div_ceil(1_000_000) + 1;
         now.saturating_add(u64::try_from(by).unwrap_or(u64::MAX))
     }
 
@@ -555,6 +557,33 @@ mod tests {
         assert_eq!(shard.next_expiry, 100);
         assert_eq!(shard.evict_expired(100), 1, "the done key");
         assert_eq!(shard.next_expiry, u64::MAX);
+    }
+
+    /// `now()` is rounded down, so an expiry counted from it must cover the part of a
+    /// millisecond already gone: kept at least `by`, at most 2 ms more.
+    #[test]
+    fn expiries_in_milliseconds_are_never_early() {
+        assert_eq!(Inner::later(5, Duration::ZERO), 6);
+        assert_eq!(Inner::later(5, Duration::from_millis(1)), 7);
+        assert_eq!(Inner::later(5, Duration::from_micros(1_500)), 8);
+        for (start_ns, by_ns) in [
+            (5_999_999u64, 1u64),
+            (5_000_000, 1_000_000),
+            (5_400_000, 2_700_000),
+        ] {
+            let at = Inner::later(start_ns / 1_000_000, Duration::from_nanos(by_ns));
+            // Alive while the rounded-down time is before `at`: until `at` ms exactly.
+            let alive_until_ns = at * 1_000_000;
+            assert!(
+                alive_until_ns >= start_ns + by_ns,
+                "{start_ns} + {by_ns}: {at}"
+            );
+            assert!(
+                alive_until_ns <= start_ns + by_ns + 2_000_000,
+                "{start_ns} + {by_ns}: {at}"
+            );
+        }
+        assert_eq!(Inner::later(u64::MAX - 1, super::super::MAX_TTL), u64::MAX);
     }
 
     #[test]
