@@ -28,7 +28,13 @@ pub fn url_target<E: std::fmt::Display>(
     // Plant a password: whatever is printed must not contain it. An input that already holds
     // the marker elsewhere (a query key `ack_wai:SEKRIT@00`, found by this target) would show
     // it legitimately: the check is only meaningful when the password is its only occurrence.
-    if input.contains(MARK) {
+    // URL parsing drops tabs and line breaks anywhere (WHATWG), so `SEK\nR\nIT` in a query
+    // (found by `url_nats`) is the marker too.
+    let parsed_as: String = input
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    if parsed_as.contains(MARK) {
         return;
     }
     let planted = input.replacen("@", &format!(":{MARK}@"), 1);
