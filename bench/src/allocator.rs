@@ -12,16 +12,11 @@ pub fn name() -> &'static str {
     mapped(&maps).unwrap_or("system")
 }
 
-/// The first known allocator library named in `maps`.
+/// The first known allocator whose library (`lib<name>…`) `maps` names.
 fn mapped(maps: &str) -> Option<&'static str> {
-    let libraries = maps.lines().filter_map(|l| l.rsplit('/').next());
-    libraries
-        .flat_map(|file| {
-            KNOWN
-                .into_iter()
-                .filter(move |k| file.contains(&format!("lib{k}")))
-        })
-        .next()
+    KNOWN
+        .into_iter()
+        .find(|k| maps.contains(&format!("lib{k}")))
 }
 
 #[cfg(test)]

@@ -39,15 +39,13 @@ async fn main() {
             eprintln!("{e}");
             std::process::exit(2);
         });
+    let allocator = allocator::name();
     println!(
-        "brokerkit-bench: {} messages of {} bytes, batch {}, on {shown} (allocator: {})",
-        args.messages,
-        args.size,
-        args.batch,
-        allocator::name()
+        "brokerkit-bench: {} messages of {} bytes, batch {}, on {shown} (allocator: {allocator})",
+        args.messages, args.size, args.batch
     );
     if args.layers {
-        return layers_main(&args, &shown).await;
+        return layers_main(&args, &shown, allocator).await;
     }
     let peer = args
         .peer
@@ -89,7 +87,7 @@ async fn main() {
         "no_layers": args.no_layers,
         "raw_headers": args.raw_headers,
         "rounds": args.rounds,
-        "allocator": allocator::name(),
+        "allocator": allocator,
         "sdk_msgs_per_s": sdk.median.round(),
         "sdk_spread": [sdk.min.round(), sdk.max.round()],
         "p50_us": sdk.run.percentile_us(50.0),
@@ -190,7 +188,7 @@ fn median_run(mut runs: Vec<measure::RunResult>) -> Median {
     }
 }
 
-async fn layers_main(args: &args::Args, shown: &str) {
+async fn layers_main(args: &args::Args, shown: &str, allocator: &str) {
     let mut offs = Vec::new();
     let mut ons = Vec::new();
     let mut ratios = Vec::new();
@@ -244,7 +242,7 @@ async fn layers_main(args: &args::Args, shown: &str) {
     let json = serde_json::json!({
         "url": shown,
         "mode": "layers",
-        "allocator": allocator::name(),
+        "allocator": allocator,
         "messages": args.messages,
         "size": args.size,
         "concurrency": args.concurrency,
