@@ -50,66 +50,77 @@ impl Text {
         }
     }
 
-    /// The decimal digits of `n`, inline (at most 20 of them), two at a time.
-    pub fn digits(mut n: u64) -> Text {
-        const PAIRS: [u8; 200] = {
-            let mut t = [0u8; 200];
-            let mut i = 0;
-            while i < 100 {
-                t[2 * i] = b'0' + (i / 10) as u8;
-                t[2 * i + 1] = b'0' + (i % 10) as u8;
-                i += 1;
-            }
-            t
-        };
-        let pairs = &PAIRS[..];
-        let mut tmp = [0u8; 20];
-        let mut at = tmp.len();
-        while n >= 100 {
-            let i = (n % 100) as usize * 2;
-            n /= 100;
-            at -= 2;
-            tmp[at..at + 2].copy_from_slice(&pairs[i..i + 2]);
-        }
-        if n >= 10 {
-            let i = n as usize * 2;
-            at -= 2;
-            tmp[at..at + 2].copy_from_slice(&pairs[i..i + 2]);
-        } else {
-            at -= 1;
-            tmp[at] = b'0' + n as u8;
-        }
-        let len = tmp.len() - at;
+    /// The decimal digits of `n`, inline (at most 20 of them).
+    pub fn digits(n: u64) -> Text {
+        let (len, digits) = decimal_ascii(n);
         let mut buf = [0; INLINE];
-        buf[..len].copy_from_slice(&tmp[at..]);
-        Text::Inline {
-            len: len as u8,
-            buf,
-        }
+        buf[..usize::from(len)].copy_from_slice(&digits[..usize::from(len)]);
+        Text::Inline { len, buf }
     }
 
-    /// UUID `id` in its hyphenated lowercase form (36 bytes), inline: a byte at a time, two
-    /// hex digits from a table.
+    /// UUID `id` in its hyphenated lowercase form (36 bytes), inline.
     pub fn uuid(id: u128) -> Text {
-        const HEX: [[u8; 2]; 256] = {
-            let digits = b"0123456789abcdef";
-            let mut t = [[0u8; 2]; 256];
-            let mut i = 0;
-            while i < 256 {
-                t[i] = [digits[i >> 4], digits[i & 0xf]];
-                i += 1;
-            }
-            t
-        };
-        // Where each byte's two digits go: 8-4-4-4-12 with hyphens between.
-        const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-        let mut buf = [b'-'; INLINE];
-        for (i, byte) in id.to_be_bytes().into_iter().enumerate() {
-            let at = AT[i];
-            buf[at..at + 2].copy_from_slice(&HEX[usize::from(byte)]);
-        }
+        let mut buf = [0; INLINE];
+        buf[..36].copy_from_slice(&uuid_ascii(id));
         Text::Inline { len: 36, buf }
     }
+}
+
+/// The decimal digits of `n` (at most 20), two at a time: `(length, digits)`, left-aligned.
+pub(crate) fn decimal_ascii(mut n: u64) -> (u8, [u8; 20]) {
+    const PAIRS: [u8; 200] = {
+        let mut t = [0u8; 200];
+        let mut i = 0;
+        while i < 100 {
+            t[2 * i] = b'0' + (i / 10) as u8;
+            t[2 * i + 1] = b'0' + (i % 10) as u8;
+            i += 1;
+        }
+        t
+    };
+    let pairs = &PAIRS[..];
+    let mut tmp = [0u8; 20];
+    let mut at = tmp.len();
+    while n >= 100 {
+        let i = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        tmp[at..at + 2].copy_from_slice(&pairs[i..i + 2]);
+    }
+    if n >= 10 {
+        let i = n as usize * 2;
+        at -= 2;
+        tmp[at..at + 2].copy_from_slice(&pairs[i..i + 2]);
+    } else {
+        at -= 1;
+        tmp[at] = b'0' + n as u8;
+    }
+    let len = tmp.len() - at;
+    let mut out = [0u8; 20];
+    out[..len].copy_from_slice(&tmp[at..]);
+    (len as u8, out)
+}
+
+/// UUID `id` in its hyphenated lowercase form: a byte at a time, two hex digits from a table.
+pub(crate) fn uuid_ascii(id: u128) -> [u8; 36] {
+    const HEX: [[u8; 2]; 256] = {
+        let digits = b"0123456789abcdef";
+        let mut t = [[0u8; 2]; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = [digits[i >> 4], digits[i & 0xf]];
+            i += 1;
+        }
+        t
+    };
+    // Where each byte's two digits go: 8-4-4-4-12 with hyphens between.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    let mut buf = [b'-'; 36];
+    for (i, byte) in id.to_be_bytes().into_iter().enumerate() {
+        let at = AT[i];
+        buf[at..at + 2].copy_from_slice(&HEX[usize::from(byte)]);
+    }
+    buf
 }
 
 impl From<String> for Text {

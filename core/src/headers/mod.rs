@@ -5,20 +5,16 @@
 //! its transport.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::text::Text;
-use smallvec::SmallVec;
 
-/// Headers kept in the `Arc` itself, without a second allocation: what the default send layers
-/// and a typed event with every layer on stamp (ids, timestamp, trace context, event type and
-/// version, content type, idempotency key). At 6, those eight spilled into
-/// a second list of 12 and a message with every layer on took about 2 KB in a queue; at 8 the
-/// `--layers` bench's peak RSS fell from 67–69 MiB to 61–63 MiB with throughput unchanged.
-const INLINE_HEADERS: usize = 8;
+mod canonical;
+mod entries;
+use entries::Entries;
+pub use entries::Iter;
 
 /// Longest header name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 256;
@@ -93,6 +89,11 @@ impl HeaderName {
         let name = name.into();
         validate_name(&name)?;
         Ok(HeaderName(name))
+    }
+
+    /// A canonical name (a valid constant): not checked.
+    pub(crate) fn canonical(name: &'static str) -> Self {
+        HeaderName(Cow::Borrowed(name))
     }
 
     /// The name as given.
@@ -178,69 +179,6 @@ fn validate_value(name: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// Header count from which lookups go through a hash index instead of a linear scan. Below it a
-/// scan of a few cache lines is faster than hashing.
-const INDEX_FROM: usize = 16;
-
-/// The entries in insertion order, plus (from [`INDEX_FROM`] entries on) an index from the
-/// ASCII-lowercased name to the position, so an insert or lookup is O(1) on average whatever the
-/// count (50,000 foreign headers took 1.7 s with the scan alone).
-#[derive(Clone, Debug, Default)]
-struct Entries {
-    /// Inline up to [`INLINE_HEADERS`]: the headers and the list share one allocation.
-    list: SmallVec<[(HeaderName, Text); INLINE_HEADERS]>,
-    index: Option<HashMap<Box<str>, usize>>,
-}
-
-impl Entries {
-    fn position(&self, name: &str) -> Option<usize> {
-        match &self.index {
-            Some(index) if name.bytes().any(|b| b.is_ascii_uppercase()) => {
-                index.get(name.to_ascii_lowercase().as_str()).copied()
-            }
-            Some(index) => index.get(name).copied(),
-            None => self
-                .list
-                .iter()
-                .position(|(n, _)| n.0.eq_ignore_ascii_case(name)),
-        }
-    }
-
-    fn set(&mut self, name: HeaderName, value: Text) {
-        if let Some(pos) = self.position(name.as_str()) {
-            self.list[pos].1 = value;
-            return;
-        }
-        if let Some(index) = &mut self.index {
-            index.insert(name.as_str().to_ascii_lowercase().into(), self.list.len());
-        }
-        self.list.push((name, value));
-        if self.index.is_none() && self.list.len() >= INDEX_FROM {
-            self.index = Some(
-                self.list
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (n, _))| (n.as_str().to_ascii_lowercase().into(), i))
-                    .collect(),
-            );
-        }
-    }
-
-    /// O(n): later entries move up, so their positions are rewritten.
-    fn remove(&mut self, pos: usize) -> (HeaderName, Text) {
-        let removed = self.list.remove(pos);
-        if let Some(index) = &mut self.index {
-            index.remove(removed.0.as_str().to_ascii_lowercase().as_str());
-            for (i, (n, _)) in self.list.iter().enumerate().skip(pos) {
-                if let Some(slot) = index.get_mut(n.as_str().to_ascii_lowercase().as_str()) {
-                    *slot = i;
-                }
-            }
-        }
-        removed
-    }
-}
-
 /// Ordered message headers. Names are unique (ignoring ASCII case); values are UTF-8 text
 /// without control characters (tab allowed), at most [`MAX_VALUE_LEN`] bytes.
 ///
@@ -256,7 +194,7 @@ pub struct Headers {
 
 impl PartialEq for Headers {
     fn eq(&self, other: &Self) -> bool {
-        self.slice() == other.slice()
+        self.iter().eq(other.iter())
     }
 }
 
@@ -300,12 +238,7 @@ impl Headers {
         Ok(self)
     }
 
-    fn slice(&self) -> &[(HeaderName, Text)] {
-        self.entries.as_deref().map_or(&[], |e| e.list.as_slice())
-    }
-
     fn entries_mut(&mut self) -> &mut Entries {
-        // Room inline for the canonical headers a producer stamps: one allocation.
         Arc::make_mut(self.entries.get_or_insert_with(Arc::default))
     }
 
@@ -316,50 +249,46 @@ impl Headers {
     /// Sets canonical header `name` to a copy of `value` (inline when short).
     fn set_canonical_str(&mut self, name: &'static str, value: &str) -> Result<()> {
         validate_value(name, value)?;
-        self.set_validated(HeaderName(Cow::Borrowed(name)), Text::copy_of(value));
+        self.set_validated(HeaderName::canonical(name), Text::copy_of(value));
         Ok(())
     }
 
     /// Sets canonical header `name` to digits: valid by construction, so not checked.
     fn set_canonical_digits(&mut self, name: &'static str, n: u64) {
-        self.set_validated(HeaderName(Cow::Borrowed(name)), Text::digits(n));
+        self.set_validated(HeaderName::canonical(name), Text::digits(n));
     }
 
     /// The value of `name`, ignoring ASCII case.
     pub fn get(&self, name: &str) -> Option<&str> {
-        let entries = self.entries.as_deref()?;
-        entries
-            .position(name)
-            .map(|pos| entries.list[pos].1.as_str())
+        self.entries.as_deref()?.get(name)
     }
 
     /// Removes `name` and returns its value.
     pub fn remove(&mut self, name: &str) -> Option<String> {
-        let pos = self.entries.as_deref()?.position(name)?;
-        Some(self.entries_mut().remove(pos).1.into_string())
+        self.entries.as_deref()?.get(name)?;
+        Some(self.entries_mut().remove(name)?.into_string())
     }
 
     /// Number of headers.
     pub fn len(&self) -> usize {
-        self.slice().len()
+        self.entries.as_deref().map_or(0, Entries::len)
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.slice().is_empty()
+        self.len() == 0
     }
 
     /// Total bytes of names and values.
     pub fn encoded_len(&self) -> usize {
-        self.slice()
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.as_str().len())
-            .sum()
+        self.iter().map(|(n, v)| n.len() + v.len()).sum()
     }
 
     /// Iterates `(name, value)` in insertion order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.slice().iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    pub fn iter(&self) -> Iter<'_> {
+        self.entries
+            .as_deref()
+            .map_or_else(Iter::empty, Entries::iter)
     }
 
     /// The message id.
@@ -373,14 +302,11 @@ impl Headers {
     /// Sets the message id to UUID `id` (e.g. `Uuid::as_u128`) in its hyphenated lowercase
     /// form: valid by construction, so stored (inline) without a check.
     pub fn set_message_id_uuid(&mut self, id: u128) {
-        self.set_validated(HeaderName(Cow::Borrowed(names::MESSAGE_ID)), Text::uuid(id));
+        self.set_validated(HeaderName::canonical(names::MESSAGE_ID), Text::uuid(id));
     }
     /// Sets the correlation id to UUID `id`, as [`Headers::set_message_id_uuid`] does.
     pub fn set_correlation_id_uuid(&mut self, id: u128) {
-        self.set_validated(
-            HeaderName(Cow::Borrowed(names::CORRELATION_ID)),
-            Text::uuid(id),
-        );
+        self.set_validated(HeaderName::canonical(names::CORRELATION_ID), Text::uuid(id));
     }
     /// Stamps a message that starts a new correlation: message-id and correlation-id both the
     /// UUID `id` (hyphenated lowercase), timestamp `at_ms` (milliseconds since the epoch) —
@@ -398,15 +324,13 @@ impl Headers {
     /// assert_eq!(h.get("timestamp"), Some("1700000000000"));
     /// ```
     pub fn set_new_correlation(&mut self, id: u128, at_ms: u64) {
-        let name = |n: &'static str| HeaderName(Cow::Borrowed(n));
-        let id = Text::uuid(id);
-        let at = Text::digits(at_ms);
         if self.is_empty() {
-            let list = &mut self.entries_mut().list;
-            list.push((name(names::MESSAGE_ID), id.clone()));
-            list.push((name(names::CORRELATION_ID), id));
-            list.push((name(names::TIMESTAMP), at));
+            // Formatted into the block itself: one small allocation (see `entries`).
+            self.entries = Some(Arc::new(Entries::new_correlation(id, at_ms)));
         } else {
+            let name = HeaderName::canonical;
+            let id = Text::uuid(id);
+            let at = Text::digits(at_ms);
             self.set_validated(name(names::MESSAGE_ID), id.clone());
             self.set_validated(name(names::CORRELATION_ID), id);
             self.set_validated(name(names::TIMESTAMP), at);
@@ -513,9 +437,9 @@ impl Headers {
 
 impl<'a> IntoIterator for &'a Headers {
     type Item = (&'a str, &'a str);
-    type IntoIter = Box<dyn Iterator<Item = (&'a str, &'a str)> + 'a>;
+    type IntoIter = Iter<'a>;
     fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+        self.iter()
     }
 }
 
