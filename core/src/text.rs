@@ -66,39 +66,13 @@ impl Text {
     }
 }
 
-/// The decimal digits of `n` (at most 20), two at a time: `(length, digits)`, left-aligned.
-pub(crate) fn decimal_ascii(mut n: u64) -> (u8, [u8; 20]) {
-    const PAIRS: [u8; 200] = {
-        let mut t = [0u8; 200];
-        let mut i = 0;
-        while i < 100 {
-            t[2 * i] = b'0' + (i / 10) as u8;
-            t[2 * i + 1] = b'0' + (i % 10) as u8;
-            i += 1;
-        }
-        t
-    };
-    let pairs = &PAIRS[..];
-    let mut tmp = [0u8; 20];
-    let mut at = tmp.len();
-    while n >= 100 {
-        let i = (n % 100) as usize * 2;
-        n /= 100;
-        at -= 2;
-        tmp[at..at + 2].copy_from_slice(&pairs[i..i + 2]);
-    }
-    if n >= 10 {
-        let i = n as usize * 2;
-        at -= 2;
-        tmp[at..at + 2].copy_from_slice(&pairs[i..i + 2]);
-    } else {
-        at -= 1;
-        tmp[at] = b'0' + n as u8;
-    }
-    let len = tmp.len() - at;
+/// The decimal digits of `n` (at most 20), by `itoa`: `(length, digits)`, left-aligned.
+pub(crate) fn decimal_ascii(n: u64) -> (u8, [u8; 20]) {
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(n).as_bytes();
     let mut out = [0u8; 20];
-    out[..len].copy_from_slice(&tmp[at..]);
-    (len as u8, out)
+    out[..digits.len()].copy_from_slice(digits);
+    (digits.len() as u8, out)
 }
 
 /// UUID `id` in its hyphenated lowercase form: a byte at a time, two hex digits from a table.

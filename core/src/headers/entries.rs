@@ -109,6 +109,13 @@ impl Entries {
         self.list.len() + if self.fresh.is_some() { 3 } else { 0 }
     }
 
+    /// Whether every header has a canonical name (slots count the canonical ones in the list;
+    /// names are unique, so a list of more than ten has another).
+    pub fn all_canonical(&self) -> bool {
+        self.list.len() <= names::ALL.len()
+            && self.canonical.iter().filter(|&&slot| slot != 0).count() == self.list.len()
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         let canonical = canonical::index(name);
         if let Some(value) = canonical.and_then(|c| self.fresh.as_ref()?.get(c)) {
@@ -331,7 +338,12 @@ mod tests {
         let id = 0x0190_0000_0000_7000_8000_0000_0000_0001;
         let uuid = "01900000-0000-7000-8000-000000000001";
         let mut e = Entries::new_correlation(id, 1_700_000_000_000);
+        assert!(e.all_canonical());
+        e.set(HeaderName::new("Event-Type").unwrap(), Text::copy_of("t"));
+        assert!(e.all_canonical());
+        assert_eq!(e.remove("event-type").unwrap().as_str(), "t");
         e.set(HeaderName::new("x-tenant").unwrap(), Text::copy_of("a"));
+        assert!(!e.all_canonical());
         assert_eq!(e.get("CORRELATION-ID"), Some(uuid));
         e.set(
             HeaderName::canonical(names::CORRELATION_ID),
@@ -362,6 +374,7 @@ mod tests {
             );
         }
         assert!(e.index.is_some());
+        assert!(!e.all_canonical());
         assert!(e.remove(names::MESSAGE_ID).is_some());
         assert_eq!(e.get("x-0"), Some("0"));
         assert_eq!(e.get("X-15"), Some("15"));

@@ -279,6 +279,21 @@ impl Headers {
         self.len() == 0
     }
 
+    /// Whether every header has one of the [canonical names](names) (or there are none): a
+    /// quick way to skip looking for user or foreign headers.
+    ///
+    /// ```
+    /// # use brokerkit_core::Headers;
+    /// let mut h = Headers::new();
+    /// h.set_new_correlation(1, 1_700_000_000_000);
+    /// assert!(h.all_canonical());
+    /// h.insert("x-tenant", "acme").unwrap();
+    /// assert!(!h.all_canonical());
+    /// ```
+    pub fn all_canonical(&self) -> bool {
+        self.entries.as_deref().is_none_or(Entries::all_canonical)
+    }
+
     /// Total bytes of names and values.
     pub fn encoded_len(&self) -> usize {
         self.iter().map(|(n, v)| n.len() + v.len()).sum()

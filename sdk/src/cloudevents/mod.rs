@@ -142,10 +142,10 @@ impl CloudEvents {
 /// Fills brokerkit's canonical headers of a received CloudEvent from its attributes (see the
 /// [module docs](self)). A canonical header the message already has is kept (an AMQP
 /// `message_id` property, say); attributes that do not make valid header values are skipped.
-/// A message with no header starting with `ce` or `cloudEvents` costs one pass over its
-/// header names.
+/// A message with only canonical headers costs one check; one with others and none starting
+/// with `ce` or `cloudEvents`, one pass over its header names.
 pub fn accept(headers: &mut Headers) {
-    if !headers.iter().any(|(n, _)| has_ce_prefix(n)) {
+    if headers.all_canonical() || !headers.iter().any(|(n, _)| has_ce_prefix(n)) {
         return;
     }
     let Some(prefix) = PREFIXES

@@ -239,6 +239,11 @@ async fn serve(
     let wake = Arc::new(Wake::default());
     let period = life.lease.map(extend_period);
     let mut next_extend = tokio::time::Instant::now();
+    // One timer for the whole run, re-armed when it fires before `next_extend` (which moves
+    // with every delivery queued while none waited): a `sleep_until` made per delivery
+    // registered and dropped a timer entry each time.
+    let extend_timer = tokio::time::sleep_until(next_extend);
+    tokio::pin!(extend_timer);
     let mut fatal = None;
     tokio::pin!(shutdown);
     loop {
@@ -266,7 +271,11 @@ async fn serve(
                 }
                 continue;
             }
-            _ = tokio::time::sleep_until(next_extend), if extend_due => {
+            _ = &mut extend_timer, if extend_due => {
+                if extend_timer.deadline() < next_extend {
+                    extend_timer.as_mut().reset(next_extend);
+                    continue;
+                }
                 // Out of the queue while the broker answers, then back in front, in order.
                 let mut batch = std::mem::take(&mut *lock(&waiting));
                 extend_waiting(&life, batch.iter_mut()).await;
@@ -277,6 +286,7 @@ async fn serve(
                 drop(queue);
                 wake.more.notify_waiters();
                 next_extend = tokio::time::Instant::now() + period.unwrap_or_default();
+                extend_timer.as_mut().reset(next_extend);
                 continue;
             }
             n = consumer.next() => n,
