@@ -382,4 +382,79 @@ mod tests {
         assert_eq!(e.get(names::MESSAGE_ID), None);
         assert_eq!(e.len(), INDEX_FROM + 2);
     }
+
+    /// Random sets, removes and look-ups, against a plain list that compares names ignoring
+    /// case: the new correlation, the slots and the index must never change an answer.
+    #[test]
+    fn random_changes_read_back_as_a_plain_list_would() {
+        let pool: Vec<String> = names::ALL
+            .iter()
+            .flat_map(|n| [n.to_string(), n.to_ascii_uppercase()])
+            .chain((0..24).map(|i| format!("x-{i}")))
+            .collect();
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |below: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % below as u64) as usize
+        };
+        for round in 0..300 {
+            let (mut e, mut model) = if round % 2 == 0 {
+                let e = Entries::new_correlation(u128::from(round as u32), 42);
+                let model: Vec<(String, String)> = e
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect();
+                (e, model)
+            } else {
+                (Entries::default(), Vec::new())
+            };
+            for step in 0..60 {
+                let name = &pool[next(pool.len())];
+                let found = model.iter().position(|(n, _)| n.eq_ignore_ascii_case(name));
+                match next(3) {
+                    0 => {
+                        let value = format!("v{round}-{step}");
+                        e.set(
+                            HeaderName::new(name.clone()).unwrap(),
+                            Text::copy_of(&value),
+                        );
+                        match found {
+                            Some(i) => model[i].1 = value,
+                            None => model.push((name.clone(), value)),
+                        }
+                    }
+                    1 => {
+                        let removed = e.remove(name).map(Text::into_string);
+                        assert_eq!(removed, found.map(|i| model.remove(i).1), "{name}");
+                    }
+                    _ => {}
+                }
+                for probe in &pool {
+                    let want = model
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(probe))
+                        .map(|(_, v)| v.as_str());
+                    assert_eq!(e.get(probe), want, "round {round} step {step} {probe}");
+                }
+                let got: Vec<(&str, &str)> = e.iter().collect();
+                let want: Vec<(&str, &str)> = model
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                // Names read back as first set (a replaced value keeps its entry's name).
+                assert_eq!(got.len(), want.len());
+                for ((gn, gv), (wn, wv)) in got.iter().zip(&want) {
+                    assert!(
+                        gn.eq_ignore_ascii_case(wn) && gv == wv,
+                        "{got:?} vs {want:?}"
+                    );
+                }
+                assert_eq!(e.len(), model.len());
+                let canonical_only = model.iter().all(|(n, _)| canonical::index(n).is_some());
+                assert_eq!(e.all_canonical(), canonical_only);
+            }
+        }
+    }
 }
