@@ -52,10 +52,7 @@ impl Text {
 
     /// The decimal digits of `n`, inline (at most 20 of them).
     pub fn digits(n: u64) -> Text {
-        let (len, digits) = decimal_ascii(n);
-        let mut buf = [0; INLINE];
-        buf[..usize::from(len)].copy_from_slice(&digits[..usize::from(len)]);
-        Text::Inline { len, buf }
+        Text::copy_of(itoa::Buffer::new().format(n))
     }
 
     /// UUID `id` in its hyphenated lowercase form (36 bytes), inline.

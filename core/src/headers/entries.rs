@@ -169,11 +169,10 @@ impl Entries {
     /// Before canonical header `canonical` changes: if it is one of the new correlation's
     /// three, the three move into the list (first, as they were set first).
     fn materialize_for(&mut self, canonical: Option<usize>) {
-        let fresh = self.fresh.as_ref();
-        if canonical.is_none_or(|c| fresh.is_none_or(|f| f.get(c).is_none())) {
-            return;
-        }
-        let Some(fresh) = self.fresh.take() else {
+        let Some(fresh) = self
+            .fresh
+            .take_if(|f| canonical.is_some_and(|c| f.get(c).is_some()))
+        else {
             return;
         };
         let mut list = Vec::with_capacity((self.list.len() + 3).max(FIRST_CAPACITY));
