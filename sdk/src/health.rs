@@ -38,7 +38,7 @@ impl Stats {
     /// clock and is stored only when it changed, so senders and consumers on other threads
     /// do not take the cache line from each other on every message.
     pub fn round_trip(&self) {
-        let ms = coarse_now_ms();
+        let ms = crate::clock::coarse_unix_ms();
         if self.last_ok_ms.load(Ordering::Relaxed) != ms {
             self.last_ok_ms.store(ms, Ordering::Relaxed);
         }
@@ -82,33 +82,6 @@ impl Stats {
             handlers_stuck: handlers.iter().map(|h| h.stuck).sum(),
         }
     }
-}
-
-/// Milliseconds since the Unix epoch, to within the kernel's clock tick (1 to 4 ms) on Linux:
-/// `CLOCK_REALTIME_COARSE` reads a value the kernel keeps, without the time counter.
-#[cfg(target_os = "linux")]
-fn coarse_now_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    if rc != 0 || ts.tv_sec < 0 {
-        return precise_now_ms();
-    }
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
-}
-
-#[cfg(not(target_os = "linux"))]
-fn coarse_now_ms() -> u64 {
-    precise_now_ms()
-}
-
-fn precise_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A broker handle's health (see [`crate::Broker::health`]).

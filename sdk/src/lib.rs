@@ -64,6 +64,7 @@ mod broker;
 mod browse;
 #[cfg(feature = "claim-check")]
 pub mod claim_check;
+mod clock;
 pub mod cloudevents;
 #[cfg(feature = "config-file")]
 pub mod config_file;
@@ -77,6 +78,7 @@ mod features;
 pub mod handler;
 pub mod health;
 pub mod idempotency;
+mod ids;
 mod lag;
 pub mod layers;
 pub mod metrics;

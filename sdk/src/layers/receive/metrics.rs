@@ -5,7 +5,6 @@
 //! each delivery. See [`crate::metrics`].
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use brokerkit_core::Result;
 use opentelemetry::KeyValue;
@@ -65,7 +64,7 @@ impl Call<Incoming, Disposition> for Measured {
     fn call(self: Arc<Self>, request: Incoming) -> BoxFuture<Result<Disposition>> {
         let m = &self.layer;
         m.instruments.consumed.add(1, &m.attributes);
-        let started = Instant::now();
+        let started = crate::clock::Stopwatch::start();
         let run = self.inner.run(request);
         Box::pin(async move {
             let m = &self.layer;
@@ -73,7 +72,7 @@ impl Call<Incoming, Disposition> for Measured {
             let guard = InFlight(m);
             let result = run.await;
             drop(guard);
-            let seconds = started.elapsed().as_secs_f64();
+            let seconds = started.seconds();
             let i = &m.instruments;
             let error_type = match &result {
                 Ok(Disposition::Ack) => None,

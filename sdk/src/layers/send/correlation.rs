@@ -3,39 +3,23 @@
 //! starts a new correlation (correlation-id = its own message-id). Values the caller set are
 //! kept.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use brokerkit_core::{Message, Result};
-use uuid::timestamp::context::ContextV7;
-use uuid::{Timestamp, Uuid};
+use uuid::Uuid;
 
 use super::Stamp;
+use crate::clock;
 use crate::context::Context;
+use crate::ids::uuid_v7;
 
 /// Stamps message-id, correlation-id, causation-id and timestamp.
 pub struct CorrelationLayer;
 
-thread_local! {
-    /// Per thread, so ids need no lock: monotonic within a thread (a counter within the same
-    /// millisecond), unique across threads by their 74 random bits, ordered by the millisecond.
-    static ID_CONTEXT: ContextV7 = const { ContextV7::new() };
-}
-
-/// The UUID v7 of time `at` (unique and time-ordered).
-fn uuid_at(at: SystemTime) -> Uuid {
-    uuid_since_epoch(at.duration_since(UNIX_EPOCH).unwrap_or_default())
-}
-
-/// The UUID v7 of the time `since` the Unix epoch.
-fn uuid_since_epoch(since: Duration) -> Uuid {
-    let (secs, nanos) = (since.as_secs(), since.subsec_nanos());
-    ID_CONTEXT.with(|ctx| Uuid::new_v7(Timestamp::from_unix(ctx, secs, nanos)))
-}
-
 /// A new message id (UUID v7: unique and time-ordered).
 pub fn new_message_id() -> String {
     let mut buf = Uuid::encode_buffer();
-    uuid_at(SystemTime::now())
+    Uuid::from_u128(uuid_v7(clock::millis(clock::unix_now())))
         .hyphenated()
         .encode_lower(&mut buf)
         .to_string()
@@ -47,22 +31,18 @@ impl Stamp for CorrelationLayer {
         // A message sent without headers (the usual case) needs no look-ups.
         let fresh = h.is_empty();
         // One clock read: the id's time is the timestamp.
-        let now = SystemTime::now();
+        let since = clock::unix_now();
+        let ms = clock::millis(since);
         let current = Context::current();
         if fresh && current.is_none() {
             // Outside a handler, a new correlation: its id is the message's own.
-            let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-            let ms = since
-                .as_secs()
-                .saturating_mul(1000)
-                .saturating_add(u64::from(since.subsec_millis()));
-            h.set_new_correlation(uuid_since_epoch(since).as_u128(), ms);
+            h.set_new_correlation(uuid_v7(ms), ms);
             return Ok(());
         }
         // The id generated here, if the caller did not set one: formatted by the headers
         // themselves, so not checked again.
         let own = if fresh || h.message_id().is_none() {
-            let id = uuid_at(now).as_u128();
+            let id = uuid_v7(ms);
             h.set_message_id_uuid(id);
             Some(id)
         } else {
@@ -87,7 +67,7 @@ impl Stamp for CorrelationLayer {
             }
         }
         if fresh || h.get(brokerkit_core::headers::names::TIMESTAMP).is_none() {
-            h.set_timestamp(now)?;
+            h.set_timestamp(UNIX_EPOCH + since)?;
         }
         Ok(())
     }

@@ -3,12 +3,12 @@
 //! See [`crate::metrics`].
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use brokerkit_core::Result;
 use opentelemetry::KeyValue;
 
 use super::{BoxFuture, Outgoing, SendService};
+use crate::clock::Stopwatch;
 use crate::layers::{Call, SharedService};
 use crate::metrics::{with_error, Instruments};
 
@@ -51,7 +51,7 @@ struct Measured {
 impl Call<Outgoing, ()> for Measured {
     fn call(self: Arc<Self>, request: Outgoing) -> BoxFuture<Result<()>> {
         let count = request.messages().len() as u64;
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let mut run = self.inner.run(request);
         // A send that finished at once (an in-process broker) is recorded without a future
         // of its own.
@@ -68,9 +68,9 @@ impl Call<Outgoing, ()> for Measured {
 }
 
 impl Measured {
-    fn record(&self, result: &Result<()>, count: u64, started: Instant) {
+    fn record(&self, result: &Result<()>, count: u64, started: Stopwatch) {
         let m = &self.layer;
-        let seconds = started.elapsed().as_secs_f64();
+        let seconds = started.seconds();
         match result {
             Ok(()) => {
                 m.instruments.sent.add(count, &m.attributes);
