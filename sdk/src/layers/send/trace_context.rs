@@ -101,10 +101,16 @@ impl Stamp for TraceContextLayer {
         if message.headers.traceparent().is_some() {
             return Ok(());
         }
-        let cx = tracing::Span::current().context();
-        if cx.span().span_context().is_valid() {
-            TraceContextPropagator::new().inject_context(&cx, &mut Inject(&mut message.headers));
-            return Ok(());
+        // No current span (no subscriber, or outside every span): no OpenTelemetry context
+        // to look up.
+        let span = tracing::Span::current();
+        if !span.is_none() {
+            let cx = span.context();
+            if cx.span().span_context().is_valid() {
+                TraceContextPropagator::new()
+                    .inject_context(&cx, &mut Inject(&mut message.headers));
+                return Ok(());
+            }
         }
         // No OpenTelemetry span here: continue the trace of the message being handled.
         if let Some(ctx) = Context::current() {
