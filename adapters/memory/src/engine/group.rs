@@ -168,7 +168,7 @@ impl Group {
     /// Returns whether all were stored; if not and `register` is set, counts the caller as a
     /// waiting writer (it must wait on `writable`, then decrement `waiting_writers`).
     fn push_now(&self, entries: &mut Vec<Entry>, register: bool) -> bool {
-        let (wake_readers, done) = {
+        let (wake_readers, done, pass_on) = {
             let mut st = self.lock();
             let room = self.capacity.saturating_sub(st.queue.len());
             let n = room.min(entries.len());
@@ -179,29 +179,36 @@ impl Group {
             if !done && register {
                 st.waiting_writers += 1;
             }
-            (n.min(st.waiting_readers), done)
+            // A woken writer that leaves room behind wakes the next waiting one (see
+            // `Group::settled`).
+            let pass_on = register && done && room > n && st.waiting_writers > 0;
+            (n.min(st.waiting_readers), done, pass_on)
         };
         // One reader per message stored (a reader woken for nothing waits again; one that
         // is cancelled passes its wake-up on to another waiter).
         for _ in 0..wake_readers {
             self.readable.notify_one();
         }
+        if pass_on {
+            self.writable.notify_one();
+        }
         done
     }
 
     /// The next message, if one is deliverable now.
     pub fn try_pop(&self) -> Option<(Ticket, Entry)> {
-        let now = Instant::now();
+        let now = super::clock::recent();
         self.lock().queue.pop(now, later_than(now, self.visibility))
     }
 
     /// Hands up to `max` messages deliverable now to `each`, under one lock and one clock
     /// read (`each` runs under the lock: it must be short and must not touch this group).
+    /// "Now" is [`super::clock::recent`]: within a kernel tick.
     pub fn try_pop_many(&self, max: usize, mut each: impl FnMut((Ticket, Entry))) {
         if max == 0 {
             return;
         }
-        let now = Instant::now();
+        let now = super::clock::recent();
         let deadline = later_than(now, self.visibility);
         let mut st = self.lock();
         for _ in 0..max {
@@ -255,17 +262,20 @@ impl Group {
         let wake_reader = st.waiting_readers > 0 && readers != Readers::Unchanged;
         // Writers wait for a batch of places (one wake-up, then a run of sends that find
         // room, instead of a wake-up per message); they also look again every `RECHECK`.
-        let wake_writers = if st.waiting_writers == 0 {
+        // One writer is woken per batch, from the settling thread; each woken writer that
+        // leaves room behind wakes the next (`push_now`), from its own thread, so a crowd of
+        // waiting senders is woken one by one where they run, not all at once across the
+        // runtime's threads.
+        let wake_writer = if st.waiting_writers == 0 {
             st.settled_for_writers = 0;
-            0
+            false
         } else {
             st.settled_for_writers += 1;
-            if st.settled_for_writers >= self.writer_batch {
+            let batch = st.settled_for_writers >= self.writer_batch;
+            if batch {
                 st.settled_for_writers = 0;
-                st.waiting_writers.min(self.writer_batch)
-            } else {
-                0
             }
+            batch
         };
         drop(st);
         match readers {
@@ -274,7 +284,7 @@ impl Group {
             // A new wake-up time: every waiting reader recomputes its timeout.
             Readers::All | Readers::Unchanged => self.readable.notify_waiters(),
         }
-        for _ in 0..wake_writers {
+        if wake_writer {
             self.writable.notify_one();
         }
     }

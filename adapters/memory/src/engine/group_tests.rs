@@ -54,3 +54,33 @@ async fn a_group_that_stays_full_times_out_at_the_deadline() {
     assert!(pushed.stop.is_some());
     assert!(started.elapsed() >= Duration::from_millis(120));
 }
+
+/// A crowd of writers waiting on a full group: one is woken per batch of settlements and
+/// each passes the wake-up on while room is left, so all of them get in once places free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_writers_pass_the_wake_up_on_until_all_are_in() {
+    let group = Group::new(64, Duration::from_secs(30));
+    let closed = std::sync::Arc::new(ClosedFlag::new());
+    for i in 0..64 {
+        assert!(group.try_push(entry(i)).is_ok());
+    }
+    let writers: Vec<_> = (0..40)
+        .map(|i| {
+            let (group, closed) = (group.clone(), closed.clone());
+            tokio::spawn(async move {
+                let mut deadline = Deadline::after(Duration::from_secs(10));
+                group.push_one(entry(100 + i), &mut deadline, &closed).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for _ in 0..40 {
+        let (ticket, _) = group.try_pop().expect("a message");
+        assert!(group.ack(ticket));
+    }
+    for w in writers {
+        let pushed = w.await.unwrap();
+        assert_eq!((pushed.stored, pushed.stop), (1, None));
+    }
+    assert_eq!(group.counts(), (64, 0, 0));
+}
