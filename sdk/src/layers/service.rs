@@ -1,7 +1,6 @@
 //! The type-erased service both stacks are made of, and [`from_fn`] layers.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -204,26 +203,60 @@ where
 }
 
 /// A type map: at most one value per type.
+///
+/// A request carries a handful of values at most (the decoded input, the handler's hooks,
+/// an event's schema), so they sit in a small list searched by `TypeId`: no hashing, one
+/// allocation once the first value is stored.
 #[derive(Default)]
-pub struct Extensions(Option<HashMap<TypeId, Box<dyn Any + Send>>>);
+pub struct Extensions(Vec<(TypeId, Box<dyn Any + Send>)>);
 
 impl Extensions {
     /// Stores `value`, returning the previous value of its type.
     pub fn insert<T: Send + 'static>(&mut self, value: T) -> Option<T> {
-        self.0
-            .get_or_insert_with(HashMap::new)
-            .insert(TypeId::of::<T>(), Box::new(value))
-            .and_then(|old| old.downcast().ok().map(|b| *b))
+        let id = TypeId::of::<T>();
+        if let Some((_, slot)) = self.0.iter_mut().find(|(t, _)| *t == id) {
+            let old = std::mem::replace(slot, Box::new(value));
+            return old.downcast().ok().map(|b| *b);
+        }
+        if self.0.capacity() == 0 {
+            self.0.reserve_exact(4);
+        }
+        self.0.push((id, Box::new(value)));
+        None
     }
 
     /// The value of type `T`, if any.
     pub fn get<T: Send + 'static>(&self) -> Option<&T> {
-        self.0.as_ref()?.get(&TypeId::of::<T>())?.downcast_ref()
+        let id = TypeId::of::<T>();
+        self.0.iter().find(|(t, _)| *t == id)?.1.downcast_ref()
     }
 
     /// Takes out the value of type `T`.
     pub fn remove<T: Send + 'static>(&mut self) -> Option<T> {
-        let b = self.0.as_mut()?.remove(&TypeId::of::<T>())?;
-        b.downcast().ok().map(|b| *b)
+        let id = TypeId::of::<T>();
+        let at = self.0.iter().position(|(t, _)| *t == id)?;
+        self.0.swap_remove(at).1.downcast().ok().map(|b| *b)
+    }
+}
+
+#[cfg(test)]
+mod extension_tests {
+    use super::Extensions;
+
+    #[test]
+    fn one_value_per_type_replaced_read_and_taken() {
+        let mut ext = Extensions::default();
+        assert_eq!(ext.get::<u32>(), None);
+        assert_eq!(ext.insert(7u32), None);
+        assert_eq!(ext.insert("a"), None);
+        assert_eq!(ext.insert(String::from("b")), None);
+        assert_eq!(ext.insert(8u32), Some(7));
+        assert_eq!(ext.get::<u32>(), Some(&8));
+        assert_eq!(ext.get::<&str>(), Some(&"a"));
+        assert_eq!(ext.remove::<&str>(), Some("a"));
+        assert_eq!(ext.remove::<&str>(), None);
+        assert_eq!(ext.get::<String>().map(String::as_str), Some("b"));
+        assert_eq!(ext.get::<u32>(), Some(&8));
+        assert_eq!(ext.get::<u64>(), None);
     }
 }

@@ -1,6 +1,7 @@
 //! One compiled validator per event type, built on first use and shared.
 
 use std::any::TypeId;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -19,8 +20,36 @@ pub fn schema_value<E: Event>() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(E)).unwrap_or_default()
 }
 
+/// Validators this thread has looked up, by event type: most threads encode and decode a few
+/// types, found here without the shared lock (whose counter every reader writes) or a hash.
+const LOCAL_TYPES: usize = 16;
+
+thread_local! {
+    static LOCAL: RefCell<Vec<(TypeId, Arc<SchemaValidator>)>> = const { RefCell::new(Vec::new()) };
+}
+
 pub(crate) fn validator_for<E: Event>() -> Arc<SchemaValidator> {
     let id = TypeId::of::<E>();
+    let local = LOCAL.with(|l| {
+        l.borrow()
+            .iter()
+            .find(|(t, _)| *t == id)
+            .map(|(_, v)| v.clone())
+    });
+    if let Some(v) = local {
+        return v;
+    }
+    let v = shared_validator_for::<E>(id);
+    LOCAL.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.len() < LOCAL_TYPES {
+            l.push((id, v.clone()));
+        }
+    });
+    v
+}
+
+fn shared_validator_for<E: Event>(id: TypeId) -> Arc<SchemaValidator> {
     if let Some(v) = cache().read().unwrap_or_else(|p| p.into_inner()).get(&id) {
         return v.clone();
     }
