@@ -11,16 +11,21 @@ fn entry(i: usize) -> Entry {
     Entry::new(Message::new(format!("m{i}").into_bytes()))
 }
 
-/// With a capacity of 1,000, settlements wake writers 64 at a time; a writer waiting on a
-/// full group must still store its message soon after one place frees (it looks again every
-/// few milliseconds), long before its 10 s deadline.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_single_free_place_lets_a_waiting_writer_in_without_a_batch() {
-    let group = Group::new(1000, Duration::from_secs(30));
-    let closed = std::sync::Arc::new(ClosedFlag::new());
-    for i in 0..1000 {
+/// A group of `capacity` places, all taken, and its close flag.
+fn full_group(capacity: usize) -> (std::sync::Arc<Group>, std::sync::Arc<ClosedFlag>) {
+    let group = Group::new(capacity, Duration::from_secs(30));
+    for i in 0..capacity {
         assert!(group.try_push(entry(i)).is_ok());
     }
+    (group, std::sync::Arc::new(ClosedFlag::new()))
+}
+
+/// With a capacity of 1,000, a waiting writer is woken once per 64 settlements; a writer
+/// waiting on a full group must still store its message soon after one place frees (it looks
+/// again every few milliseconds), long before its 10 s deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_free_place_lets_a_waiting_writer_in_without_a_batch() {
+    let (group, closed) = full_group(1000);
     let writer = {
         let (group, closed) = (group.clone(), closed.clone());
         tokio::spawn(async move {
@@ -42,11 +47,7 @@ async fn a_single_free_place_lets_a_waiting_writer_in_without_a_batch() {
 /// A full group that stays full times out at the deadline with nothing stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_that_stays_full_times_out_at_the_deadline() {
-    let group = Group::new(8, Duration::from_secs(30));
-    let closed = ClosedFlag::new();
-    for i in 0..8 {
-        assert!(group.try_push(entry(i)).is_ok());
-    }
+    let (group, closed) = full_group(8);
     let mut deadline = Deadline::after(Duration::from_millis(120));
     let started = Instant::now();
     let pushed = group.push_one(entry(8), &mut deadline, &closed).await;
@@ -59,11 +60,7 @@ async fn a_group_that_stays_full_times_out_at_the_deadline() {
 /// each passes the wake-up on while room is left, so all of them get in once places free.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_writers_pass_the_wake_up_on_until_all_are_in() {
-    let group = Group::new(64, Duration::from_secs(30));
-    let closed = std::sync::Arc::new(ClosedFlag::new());
-    for i in 0..64 {
-        assert!(group.try_push(entry(i)).is_ok());
-    }
+    let (group, closed) = full_group(64);
     let writers: Vec<_> = (0..40)
         .map(|i| {
             let (group, closed) = (group.clone(), closed.clone());
